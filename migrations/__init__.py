@@ -1,0 +1,1 @@
+"""Alembic migrations for clipsweep's database (run them with `clipsweep db upgrade`)."""

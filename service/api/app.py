@@ -1,0 +1,60 @@
+"""The FastAPI application: `create_app(settings)` assembles routers, errors and the dashboard."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from service import __version__
+from service.api.routes import meta, pages, sweeps
+from service.db.open import open_database
+from service.settings import Settings, get_settings
+from service.spec import SpecError, format_validation_errors
+from service.sweeps import SweepNotFound
+from service.web import STATIC_DIR
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine, factory = open_database(settings)
+        app.state.session_factory = factory
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="clipsweep", version=__version__, lifespan=lifespan,
+                  description="How often does training blow up, and does gradient clipping stop it?")
+    app.state.settings = settings
+    app.include_router(sweeps.router)
+    app.include_router(meta.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if loc[:1] == ["body"]:
+                errors += format_validation_errors([{**err, "loc": loc[1:]}], prefix=["body"])
+            else:
+                errors += format_validation_errors([err])
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(SpecError)
+    async def _invalid_spec(request: Request, exc: SpecError) -> JSONResponse:
+        detail = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(SweepNotFound)
+    async def _not_found(request: Request, exc: SweepNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    return app

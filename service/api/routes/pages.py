@@ -1,0 +1,26 @@
+"""Dashboard pages. They are shells that the browser fills from the JSON API (static/dashboard.js),
+so what a page shows is exactly what the API answers, and it updates while a sweep runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from service.api.deps import SessionDep
+from service.sweeps import get_sweep
+from service.web import TEMPLATES_DIR
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+@router.get("/", response_class=HTMLResponse, name="sweeps_page")
+def sweeps_page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "sweeps.html", {})
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, name="sweep_page")
+def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResponse:
+    sweep = get_sweep(session, sweep_id)  # an unknown id is a 404, not an empty shell
+    return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})

@@ -1,0 +1,249 @@
+"""The `clipsweep` command: run the service (serve, worker, db) and talk to it (submit, status, list)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+import yaml
+
+from service.client import ApiError, Client
+from service.settings import Settings, get_settings
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+@click.version_option(package_name="clipsweep")
+def main() -> None:
+    """clipsweep: how often does training blow up, and does gradient clipping stop it?"""
+
+
+# ---- running the service ---------------------------------------------------------------------
+
+def _open_or_exit(settings: Settings) -> None:
+    from service.db.open import open_database
+    from service.db.schema import SchemaError
+
+    try:
+        engine, _ = open_database(settings)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine.dispose()
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [default: settings, 127.0.0.1].")
+@click.option("--port", default=None, type=int, help="Port [default: settings, 8000].")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the API, the dashboard and a worker together (the embedded default: SQLite, local Ray)."""
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.embedded import EmbeddedWorker
+
+    _setup_logging()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = get_settings().model_copy(update=overrides)
+    _open_or_exit(settings)  # migrate or refuse before anything starts
+    worker = EmbeddedWorker()
+    worker.start()
+    click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")
+    click.echo(f"database: {settings.resolved_database_url}")
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        worker.stop()
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker alone: claim queued sweeps from the database and train them on Ray."""
+    from service.db.open import open_database
+    from service.db.schema import SchemaError
+    from service.worker import Worker
+
+    _setup_logging()
+    settings = get_settings()
+    try:
+        _, factory = open_database(settings)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    w = Worker(factory, settings)
+    w.install_signal_handlers()
+    w.run_forever()
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, or show the current revision."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Upgrade the configured database (CLIPSWEEP_DATABASE_URL) to this version's schema."""
+    from service.db import schema
+
+    url = get_settings().resolved_database_url
+    schema.upgrade(url)
+    click.echo(f"database at revision {schema.head_revision()}: {url}")
+
+
+@db.command()
+def current() -> None:
+    """Print the database's schema revision and the one this version needs."""
+    from service.db import schema
+    from service.db.session import make_engine
+
+    url = get_settings().resolved_database_url
+    engine = make_engine(url)
+    click.echo(f"database: {schema.current_revision(engine) or 'empty'}; "
+               f"this clipsweep needs: {schema.head_revision()}")
+    engine.dispose()
+
+
+# ---- talking to the service ------------------------------------------------------------------
+
+server_option = click.option(
+    "--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
+    help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")
+
+
+def _client(server: str | None) -> Client:
+    return Client(server or get_settings().resolved_server_url)
+
+
+def _fail(exc: ApiError) -> None:
+    raise click.ClickException(str(exc))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    rows = []
+    for c in summary["cells"]:
+        ci = c["divergence_ci95"]
+        rate = _pct(c["divergence_rate"]) + (f" [{_pct(ci[0])}-{_pct(ci[1])}]" if ci else "")
+        steps = c["median_steps_to_target"]
+        rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], rate,
+                     c["converged"], "-" if steps is None else f"{steps:g}"])
+    return _table(["lr", "clipping", "runs", "diverged", "divergence [95% CI]", "converged",
+                   "median steps"], rows)
+
+
+def _progress_line(sweep: dict[str, Any], width: int = 30) -> str:
+    p = sweep["progress"]
+    share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
+    filled = math.floor(share * width)
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
+            f"{p['by_outcome'].get('diverged', 0)} diverged, {sweep['status']}")
+
+
+def _load_spec(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both load here
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path} is not valid YAML or JSON: {exc}") from None
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="Show progress until the sweep ends, then its summary.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between progress checks.")
+@server_option
+def submit(spec_file: Path, wait: bool, poll: float, server: str | None) -> None:
+    """Submit the sweep in SPEC_FILE (YAML or JSON)."""
+    client = _client(server)
+    try:
+        created = client.submit(_load_spec(spec_file))
+        click.echo(f"sweep {created['id']} ({created['name']}): {created['runs_total']} runs queued; "
+                   f"{created['url']}")
+        if not wait:
+            return
+        sweep = _wait(client, created["id"], poll)
+        click.echo(summary_table(client.summary(created["id"])))
+        if sweep["error"]:
+            click.echo(f"error: {sweep['error']}", err=True)
+        if sweep["status"] != "succeeded":
+            sys.exit(1)
+    except ApiError as exc:
+        _fail(exc)
+
+
+def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        sweep = client.sweep(sweep_id)
+        line = _progress_line(sweep)
+        if line != last:
+            # On a terminal one line redraws in place; in a log each change is a line.
+            click.echo(("\r" + line) if tty else line, nl=not tty)
+            last = line
+        if sweep["status"] in FINISHED:
+            if tty:
+                click.echo()
+            return sweep
+        time.sleep(poll)
+
+
+@main.command()
+@click.argument("sweep_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@server_option
+def status(sweep_id: int, as_json: bool, server: str | None) -> None:
+    """Show a sweep's status, progress and summary."""
+    client = _client(server)
+    try:
+        sweep, summary = client.sweep(sweep_id), client.summary(sweep_id)
+    except ApiError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"sweep": sweep, "summary": summary}, indent=2))
+        return
+    click.echo(f"sweep {sweep['id']} ({sweep['name']}, task {sweep['task']})")
+    click.echo(_progress_line(sweep))
+    if sweep["error"]:
+        click.echo(f"error: {sweep['error']}")
+    click.echo(summary_table(summary))
+
+
+@main.command(name="list")
+@click.option("--limit", default=20, show_default=True)
+@server_option
+def list_(limit: int, server: str | None) -> None:
+    """List sweeps, newest first."""
+    try:
+        page = _client(server).sweeps(limit=limit)
+    except ApiError as exc:
+        _fail(exc)
+    rows = [[s["id"], s["name"], s["task"], s["status"],
+             f"{s['progress']['done']}/{s['progress']['runs_total']}",
+             s["progress"]["by_outcome"].get("diverged", 0), s["created_at"][:19]]
+            for s in page["items"]]
+    click.echo(_table(["id", "name", "task", "status", "done", "diverged", "created"], rows))
+    if page["total"] > len(rows):
+        click.echo(f"({len(rows)} of {page['total']}; --limit to see more)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""One settings object for the whole service, read from the environment (prefix CLIPSWEEP_).
+
+Trainers never see it: the worker resolves what they need into frozen configs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "clipsweep"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPSWEEP_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir,
+                           description="Where the embedded SQLite database and Ray Tune's files live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the embedded SQLite file in data_dir.")
+    ray_address: str | None = Field(
+        default=None, description="Address of an existing Ray cluster; unset starts a local Ray.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    server_url: str | None = Field(
+        default=None, description="Where the CLI finds the API; unset means http://{host}:{port}.")
+    max_runs_per_sweep: int = Field(default=100_000, ge=1,
+                                    description="Largest grid (lrs × arms × seeds) a sweep may have.")
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="A running sweep whose heartbeat is older is claimed again.")
+    results_flush_seconds: float = Field(
+        default=0.5, gt=0, description="Longest a reported result waits before it is written.")
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'clipsweep.sqlite3'}"
+
+    @property
+    def resolved_server_url(self) -> str:
+        return (self.server_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,146 @@
+"""Use cases on sweeps: create, read, list, progress, summary. Each takes a session; the caller
+commits once per use case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from service.db.models import Run, RunOutcome, Sweep, SweepStatus
+from service.results import now
+from service.spec import SpecError, SweepSpec, cells, check_spec
+from service.statistics import median_steps_to_target, wilson_interval
+
+
+class SweepNotFound(LookupError):
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__(f"no sweep with id {sweep_id}")
+        self.sweep_id = sweep_id
+
+
+def create_sweep(session: Session, spec: SweepSpec, *, max_runs: int) -> Sweep:
+    """Store a sweep and all its pending runs (one per cell × seed), queued for a worker."""
+    check_spec(spec)
+    seeds = spec.seed_list
+    grid = cells(spec)
+    total = len(grid) * len(seeds)
+    if total > max_runs:
+        raise SpecError([{
+            "loc": [], "type": "value_error",
+            "msg": (f"the grid has {total} runs ({len(spec.learning_rates)} learning rates × "
+                    f"{len(spec.clipping)} arms × {len(seeds)} seeds), more than the limit of "
+                    f"{max_runs}; submit fewer, or raise CLIPSWEEP_MAX_RUNS_PER_SWEEP"),
+        }])
+    sweep = Sweep(
+        name=spec.name or spec.task.name,
+        task=spec.task.name,
+        spec=spec.model_dump(mode="json"),
+        status=SweepStatus.QUEUED.value,
+        runs_total=total,
+        created_at=now(),
+    )
+    session.add(sweep)
+    session.flush()
+    session.execute(insert(Run), [
+        {"sweep_id": sweep.id, "cell_index": cell.index, "lr": cell.lr,
+         "clip_method": cell.clipping.method, "clip_params": dict(cell.clipping.params),
+         "clip_label": cell.clipping.label, "seed": seed}
+        for cell in grid for seed in seeds
+    ])
+    return sweep
+
+
+def get_sweep(session: Session, sweep_id: int) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise SweepNotFound(sweep_id)
+    return sweep
+
+
+def list_sweeps(session: Session, *, limit: int, offset: int,
+                status: SweepStatus | None = None) -> tuple[list[Sweep], int]:
+    """A page of sweeps, newest first, and the total count."""
+    query = select(Sweep)
+    count = select(func.count()).select_from(Sweep)
+    if status is not None:
+        query = query.where(Sweep.status == status.value)
+        count = count.where(Sweep.status == status.value)
+    sweeps = session.scalars(query.order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
+    return list(sweeps), session.scalar(count) or 0
+
+
+def outcome_counts(session: Session, sweep_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per sweep, how many runs ended with each outcome (outcomes with none are 0)."""
+    counts = {sid: {o.value: 0 for o in RunOutcome} for sid in sweep_ids}
+    rows = session.execute(
+        select(Run.sweep_id, Run.outcome, func.count())
+        .where(Run.sweep_id.in_(sweep_ids), Run.outcome.is_not(None))
+        .group_by(Run.sweep_id, Run.outcome)
+    )
+    for sweep_id, outcome, n in rows:
+        counts[sweep_id][outcome] = n
+    return counts
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    cell_index: int
+    lr: float
+    clipping: str
+    clip_method: str
+    runs: int
+    finished: int
+    diverged: int
+    converged: int
+    divergence_rate: float | None
+    divergence_ci: tuple[float, float] | None
+    median_steps_to_target: float | None
+
+
+def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
+    """One entry per cell. Rates are over finished runs that trained to an outcome (converged,
+    diverged, unconverged); failed and cancelled runs say nothing about divergence."""
+    rows = session.execute(
+        select(Run.cell_index, Run.lr, Run.clip_label, Run.clip_method, Run.outcome,
+               Run.converged_at_step)
+        .where(Run.sweep_id == sweep_id)
+        .order_by(Run.cell_index, Run.seed)
+    ).all()
+    by_cell: dict[int, list[Any]] = {}
+    for row in rows:
+        by_cell.setdefault(row.cell_index, []).append(row)
+    trained = {RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value}
+    out = []
+    for index, cell_rows in by_cell.items():
+        done = [r for r in cell_rows if r.outcome in trained]
+        diverged = sum(r.outcome == RunOutcome.DIVERGED.value for r in done)
+        converged = sum(r.outcome == RunOutcome.CONVERGED.value for r in done)
+        all_done = len(done) == len(cell_rows)
+        out.append(CellSummary(
+            cell_index=index,
+            lr=cell_rows[0].lr,
+            clipping=cell_rows[0].clip_label,
+            clip_method=cell_rows[0].clip_method,
+            runs=len(cell_rows),
+            finished=len(done),
+            diverged=diverged,
+            converged=converged,
+            divergence_rate=diverged / len(done) if done else None,
+            divergence_ci=wilson_interval(diverged, len(done)) if done else None,
+            # Only over a complete cell: unfinished runs would otherwise count as never converging.
+            median_steps_to_target=(median_steps_to_target([r.converged_at_step for r in done])
+                                    if all_done else None),
+        ))
+    return out
+
+
+def list_runs(session: Session, sweep_id: int, *, limit: int, offset: int) -> tuple[list[Run], int]:
+    runs = session.scalars(
+        select(Run).where(Run.sweep_id == sweep_id).order_by(Run.cell_index, Run.seed)
+        .limit(limit).offset(offset)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(Run).where(Run.sweep_id == sweep_id))
+    return list(runs), total or 0

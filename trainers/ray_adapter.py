@@ -1,0 +1,47 @@
+"""The one module of trainers/ that imports Ray: a Tune trainable around `run_seed`.
+
+Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, each seed of the chunk
+is trained by the Ray-free loop, and every finished seed is reported at once, so the driver can store
+it while the rest of the chunk trains.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from ray import tune
+
+from trainers.config import TrainConfig
+from trainers.loop import RunResult, resolve_device, run_seed
+
+
+def result_payload(result: RunResult) -> dict[str, Any]:
+    """A RunResult as a plain dict; points become compact [step, loss, grad_norm, clipped] rows."""
+    out = asdict(result)
+    out["outcome"] = result.outcome.value
+    out["trigger"] = result.trigger.value if result.trigger else None
+    out["points"] = [[p.step, p.loss, p.grad_norm, p.clipped] for p in result.points]
+    return out
+
+
+def train_chunk(tune_config: dict[str, Any]) -> None:
+    """Tune trainable. tune_config["chunk"] = {"train": TrainConfig dict, "cell_index": int,
+    "seeds": [int], "threads": int}. Reports one result per seed, in order."""
+    config = tune_config["chunk"]
+    train_config = TrainConfig.from_dict(config["train"])
+    torch.set_num_threads(max(1, int(math.floor(config.get("threads", 1)))))
+    device = str(resolve_device(train_config.device))
+    node = platform.node()
+    for seed in config["seeds"]:
+        result = run_seed(train_config, seed)
+        tune.report({
+            "cell_index": config["cell_index"],
+            "seed": seed,
+            "run": result_payload(result),
+            "device": device,
+            "node": node,
+        })

@@ -1,0 +1,52 @@
+"""The Task interface: what a cliff-prone training problem provides to the loop."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from trainers.params import build_params, describe
+
+
+class Task(ABC):
+    """A training problem. Subclasses set `name`, `Params` (a frozen dataclass with defaults whose
+    `__post_init__` raises ConfigError on bad values) and `default_target_loss`.
+
+    Everything random is drawn from `trainers.seeding` streams of the seed, so seed s gives the same
+    initial weights and the same batches whatever the clipping arm or learning rate.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+    default_target_loss: ClassVar[float]
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = build_params(self.Params, params or {})
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
+            "params": describe(cls.Params),
+            "default_target_loss": cls.default_target_loss,
+        }
+
+    @abstractmethod
+    def build_model(self, seed: int) -> nn.Module:
+        """The model with seed `seed`'s initial weights, on the CPU."""
+
+    @abstractmethod
+    def batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """An endless stream of (inputs, targets) training batches for `seed`, on the CPU."""
+
+    @abstractmethod
+    def eval_batch(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed held-out batch on which convergence is judged, on the CPU."""
+
+    @abstractmethod
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss."""
