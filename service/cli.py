@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -56,6 +58,9 @@ def serve(host: str | None, port: int | None) -> None:
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = get_settings().model_copy(update=overrides)
     _open_or_exit(settings)  # migrate or refuse before anything starts
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
+    # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     worker = EmbeddedWorker()
     worker.start()
     click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")

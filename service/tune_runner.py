@@ -7,7 +7,9 @@ experiment when the worker is asked to stop.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -17,6 +19,8 @@ from typing import Any, Protocol, Sequence
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # The worker owns SIGINT/SIGTERM and stops Tune through the Stopper below.
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+# Progress is the database's and the dashboard's job; Tune's console tables would repeat it.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
@@ -33,12 +37,23 @@ class ResultSink(Protocol):
     def flush(self) -> None: ...
 
 
+# With Tune's loggers off, its result summary cannot find per-trial files and warns for each
+# trial; the results are in the database.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
 def ensure_ray(address: str | None) -> None:
     """Connect to the cluster at `address`, or start a local Ray, once per process."""
     if ray.is_initialized():
         return
+    # ray.init installs a native SIGTERM handler that ends the process at once; keep the worker's
+    # own handlers, which stop Tune and give the sweep back to the queue first.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     ray.init(address=address, include_dashboard=False, logging_level="WARNING",
              configure_logging=True, log_to_driver=True)
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def error_summary(trial: Any) -> str:
