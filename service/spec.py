@@ -8,7 +8,7 @@ API answers them alike with 422 and the CLI prints them alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -153,31 +153,39 @@ def parse_spec(data: Any) -> SweepSpec:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_errors(exc.errors())) from None
-    check_spec(spec)
-    return spec
+    return resolve_spec(spec)
 
 
-def check_spec(spec: SweepSpec) -> None:
-    """The registry checks pydantic cannot make: the task and each arm, with their parameters."""
+def resolve_spec(spec: SweepSpec) -> SweepSpec:
+    """Check what pydantic cannot (the task and each arm against the trainers' registries) and
+    return the spec with every task and clipping parameter spelled out, defaults included, so the
+    stored spec says exactly what ran and `max_norm: 1` and `max_norm: 1.0` are the same arm."""
     errors: list[dict[str, Any]] = []
+    task_params: dict[str, Any] = spec.task.params
     try:
-        build_task(spec.task.name, spec.task.params)
+        task_params = asdict(build_task(spec.task.name, spec.task.params).params)
     except ConfigError as exc:
         errors.append(_config_error(["task"], exc))
-    labels: dict[str, int] = {}
+    arms: list[ClippingSpec] = []
+    seen: dict[str, int] = {}
     for i, arm in enumerate(spec.clipping):
         try:
-            build_clipper(arm.method, arm.params)
+            params = asdict(build_clipper(arm.method, arm.params).params)
         except ConfigError as exc:
-            errors.append(_config_error(["clipping", i], exc))
+            # Clipping parameters sit beside `method`, not under a `params` key.
+            path = exc.path.removeprefix("params.")
+            errors.append(_config_error(["clipping", i], ConfigError(path, exc.message)))
             continue
-        label = ClippingConfig(arm.method, arm.params).label
-        if label in labels:
+        label = ClippingConfig(arm.method, params).label
+        if label in seen:
             errors.append({"loc": ["clipping", i], "type": "value_error",
-                           "msg": f"arm {label} is already listed at clipping[{labels[label]}]"})
-        labels[label] = i
+                           "msg": f"arm {label} is already listed at clipping[{seen[label]}]"})
+        seen[label] = i
+        arms.append(ClippingSpec(method=arm.method, **params))
     if errors:
         raise SpecError(errors)
+    return spec.model_copy(update={"task": TaskSpec(name=spec.task.name, params=task_params),
+                                   "clipping": arms})
 
 
 def cells(spec: SweepSpec) -> list[Cell]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.db.models import Run, RunOutcome, Sweep, SweepStatus
 from service.results import now
-from service.spec import SpecError, SweepSpec, cells, check_spec
+from service.spec import SpecError, SweepSpec, cells, resolve_spec
 from service.statistics import median_steps_to_target, wilson_interval
 
 
@@ -23,7 +23,7 @@ class SweepNotFound(LookupError):
 
 def create_sweep(session: Session, spec: SweepSpec, *, max_runs: int) -> Sweep:
     """Store a sweep and all its pending runs (one per cell × seed), queued for a worker."""
-    check_spec(spec)
+    spec = resolve_spec(spec)
     seeds = spec.seed_list
     grid = cells(spec)
     total = len(grid) * len(seeds)

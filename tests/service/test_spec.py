@@ -1,0 +1,136 @@
+"""Spec validation: every rejection names the field and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.spec import SpecError, cells, parse_spec
+
+BASE: dict[str, Any] = {
+    "task": {"name": "adding", "params": {"seq_len": 20}},
+    "learning_rates": [0.1, 0.5],
+    "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
+    "seeds": 4,
+    "budget": {"max_steps": 10},
+}
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**BASE, **changes}
+
+
+def rejected(data: Any) -> list[dict[str, Any]]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    return info.value.errors
+
+
+def test_valid_spec_resolves_to_a_grid_of_cells_lr_outer_arm_inner() -> None:
+    spec = parse_spec(BASE)
+    grid = cells(spec)
+    assert [(c.lr, c.clipping.label) for c in grid] == [
+        (0.1, "none"), (0.1, "norm(max_norm=1.0)"), (0.5, "none"), (0.5, "norm(max_norm=1.0)")]
+    assert spec.run_count == 16
+    assert grid[3].config.task_params["seq_len"] == 20
+    assert grid[3].config.task_params["hidden"] == 50  # the task's default, spelled out
+    assert grid[3].config.max_steps == 10
+
+
+def test_defaults_are_filled_in_so_the_stored_spec_says_exactly_what_ran() -> None:
+    dumped = parse_spec(BASE).model_dump(mode="json")
+    assert dumped["divergence"] == {"loss_factor": 100.0, "grad_norm_limit": 1e10}
+    assert dumped["optimizer"] == {"name": "sgd", "momentum": 0.0, "nesterov": False}
+
+
+def test_arms_are_canonical_so_equal_parameters_are_the_same_arm() -> None:
+    spec = parse_spec(with_(clipping=[{"method": "norm"}]))
+    assert spec.clipping[0].params == {"max_norm": 1.0}
+
+
+def test_unknown_top_level_key_lists_the_allowed_keys() -> None:
+    [err] = rejected(with_(learning_rate=[0.1]))
+    assert err["loc"] == ["learning_rate"]
+    assert "learning_rates" in err["msg"] and "unknown key" in err["msg"]
+
+
+def test_unknown_nested_key_lists_that_sections_keys() -> None:
+    [err] = rejected(with_(budget={"max_steps": 10, "steps": 3}))
+    assert err["loc"] == ["budget", "steps"]
+    assert "max_steps" in err["msg"] and "batch_size" in err["msg"]
+
+
+def test_unknown_task_lists_the_known_tasks() -> None:
+    [err] = rejected(with_(task={"name": "mnist"}))
+    assert err["loc"] == ["task", "name"]
+    assert "'mnist'" in err["msg"] and "adding" in err["msg"]
+
+
+def test_unknown_task_parameter_is_named_with_its_path() -> None:
+    [err] = rejected(with_(task={"name": "adding", "params": {"seqlen": 20}}))
+    assert err["loc"] == ["task", "params", "seqlen"]
+    assert "seq_len" in err["msg"]
+
+
+def test_out_of_range_task_parameter() -> None:
+    [err] = rejected(with_(task={"name": "adding", "params": {"seq_len": 3}}))
+    assert err["loc"] == ["task", "params", "seq_len"]
+    assert "3" in err["msg"]
+
+
+def test_unknown_clipping_method_lists_the_known_methods() -> None:
+    [err] = rejected(with_(clipping=[{"method": "none"}, {"method": "clipnorm"}]))
+    assert err["loc"] == ["clipping", 1, "method"]
+    assert "norm" in err["msg"] and "none" in err["msg"]
+
+
+def test_bad_clipping_parameter_names_the_value() -> None:
+    [err] = rejected(with_(clipping=[{"method": "norm", "max_norm": -1.0}]))
+    assert err["loc"] == ["clipping", 0, "max_norm"]
+    assert "-1.0" in err["msg"]
+
+
+def test_duplicate_arm_is_refused() -> None:
+    [err] = rejected(with_(clipping=[{"method": "norm", "max_norm": 1.0}, {"method": "norm", "max_norm": 1}]))
+    assert err["loc"] == ["clipping", 1]
+
+
+@pytest.mark.parametrize("lrs", [[0.0], [-0.1], [0.1, -1.0]])
+def test_non_positive_learning_rate(lrs: list[float]) -> None:
+    [err] = rejected(with_(learning_rates=lrs))
+    assert err["loc"] == ["learning_rates"]
+    assert "> 0" in err["msg"]
+
+
+@pytest.mark.parametrize("lrs", [["0.1"], [None], [float("nan")], "0.1", []])
+def test_learning_rate_that_is_not_a_number(lrs: Any) -> None:
+    errors = rejected(with_(learning_rates=lrs))
+    assert errors and all(e["loc"][0] == "learning_rates" for e in errors)
+
+
+@pytest.mark.parametrize("seeds", [0, -3, [], [1, 1], [-1]])
+def test_bad_seeds(seeds: Any) -> None:
+    errors = rejected(with_(seeds=seeds))
+    assert errors and all(e["loc"][0] == "seeds" for e in errors)
+
+
+def test_explicit_seed_list_is_kept_in_order() -> None:
+    assert parse_spec(with_(seeds=[7, 3, 11])).seed_list == [7, 3, 11]
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 0}, {"max_steps": -5}, {"batch_size": 0}])
+def test_bad_budget(budget: dict[str, int]) -> None:
+    [err] = rejected(with_(budget=budget))
+    assert err["loc"][0] == "budget"
+    assert "greater than or equal to 1" in err["msg"]
+
+
+def test_missing_required_fields_are_each_named() -> None:
+    locs = {tuple(e["loc"]) for e in rejected({})}
+    assert {("task",), ("learning_rates",), ("seeds",)} <= locs
+
+
+def test_a_body_that_is_not_an_object() -> None:
+    [err] = rejected([1, 2, 3])
+    assert err["type"] == "model_type"
