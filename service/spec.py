@@ -233,7 +233,7 @@ def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] 
     out = []
     for err in errors:
         loc = [part for part in err["loc"]]
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
             if allowed is not None:

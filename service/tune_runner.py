@@ -57,10 +57,12 @@ def ensure_ray(address: str | None) -> None:
 
 
 def error_summary(trial: Any) -> str:
-    """The exception line of a trial's traceback (the full one is in Tune's trial directory)."""
-    text = str(trial.get_error() or "the trial failed without an error message")
+    """The exception line of a failed trial's traceback. Tune writes the traceback to a file in
+    the driver's staging directory before it calls the callbacks (the storage copy comes later)."""
+    path = trial.error_file
+    text = Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:2000] if lines else text[:2000]
+    return lines[-1][:2000] if lines else "the trial failed and Tune recorded no error message"
 
 
 class _LiveOnly:

@@ -99,7 +99,9 @@ class Server:
     def wait_finished(self, sweep_id: int, timeout: float = 180.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            sweep = self.http.get(f"/api/v1/sweeps/{sweep_id}").json()
+            response = self.http.get(f"/api/v1/sweeps/{sweep_id}")
+            assert response.status_code == 200, f"{response.status_code} {response.text}\n{self.log()[-5000:]}"
+            sweep = response.json()
             if sweep["status"] in ("succeeded", "failed", "cancelled"):
                 return sweep
             time.sleep(0.5)

@@ -15,14 +15,11 @@ def get_app_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, committed once when the handler returns."""
+    """One session per request. A handler that writes commits once itself, before it answers:
+    the code after this `yield` may run only after the response was sent, and a client that
+    reads right after a 201 must find what was created."""
     with request.app.state.session_factory() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -23,6 +23,7 @@ def submit_sweep(*, spec: SweepSpec, session: SessionDep, settings: SettingsDep,
                  request: Request) -> SweepCreated:
     """Store the sweep and its pending runs; a worker trains them. Answers at once."""
     sweep = create_sweep(session, spec, max_runs=settings.max_runs_per_sweep)
+    session.commit()
     return SweepCreated(id=sweep.id, name=sweep.name, status=sweep.status, runs_total=sweep.runs_total,
                         url=str(request.url_for("sweep_page", sweep_id=sweep.id)))
 

@@ -13,24 +13,71 @@ const clipsweep = (() => {
     const share = p.runs_total ? p.done / p.runs_total : 0;
     return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(share)}"></span></span>${p.done}/${p.runs_total}`;
   };
+  // The API's times are UTC; some databases (SQLite) hand them back without an offset, which
+  // `new Date` would read as local time.
+  const parseTime = (iso) => new Date(/(Z|[+-]\d\d:?\d\d)$/i.test(iso) ? iso : `${iso}Z`);
+  const when = (iso) => {
+    if (!iso) return "–";
+    const t = parseTime(iso);
+    return `<time datetime="${t.toISOString()}" title="${t.toISOString()}">${text(t.toLocaleString())}</time>`;
+  };
+  const duration = (seconds) => {
+    if (seconds < 90) return `${Math.round(seconds)} s`;
+    if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+    return `${(seconds / 3600).toFixed(1)} h`;
+  };
+  // Calls `load` now and again every `seconds` while it answers true. A failed load is shown in
+  // #load-error and retried more slowly, so a restarting server does not freeze the page.
   const repeatWhile = (load, seconds) => {
-    const tick = async () => { if (await load()) setTimeout(tick, seconds * 1000); };
+    const shown = document.getElementById("load-error");
+    const tick = async () => {
+      let again = true;
+      let delay = seconds;
+      try {
+        again = await load();
+        shown.hidden = true;
+      } catch (err) {
+        shown.textContent = `Could not refresh (${err.message}); retrying.`;
+        shown.hidden = false;
+        delay = 5 * seconds;
+      }
+      if (again) setTimeout(tick, delay * 1000);
+    };
     tick();
   };
 
   function sweepsPage() {
     const body = document.querySelector("#sweeps tbody");
+    const more = document.getElementById("more");
     repeatWhile(async () => {
       const page = await api("/api/v1/sweeps?limit=100");
       body.innerHTML = page.items.length ? page.items.map((s) => `<tr data-sweep="${s.id}">
-        <td>${s.id}</td><td><a href="/sweeps/${s.id}">${text(s.name)}</a></td><td>${text(s.task)}</td>
-        <td class="status-${s.status}">${s.status}</td><td>${bar(s.progress)}</td>
-        <td class="num">${s.progress.by_outcome.diverged}</td>
-        <td>${new Date(s.created_at).toLocaleString()}</td></tr>`).join("")
+        <td class="num">${s.id}</td><td><a href="/sweeps/${s.id}">${text(s.name)}</a></td><td>${text(s.task)}</td>
+        <td class="status-${text(s.status)}">${text(s.status)}</td><td class="progress">${bar(s.progress)}</td>
+        <td class="num">${s.progress.by_outcome.diverged ?? 0}</td>
+        <td>${when(s.created_at)}</td></tr>`).join("")
         : `<tr><td colspan="7" class="muted">No sweeps yet.</td></tr>`;
+      more.hidden = page.total <= page.items.length;
+      more.textContent = `Showing the newest ${page.items.length} of ${page.total} sweeps.`;
       return page.items.some((s) => !FINISHED.has(s.status));
     }, 2);
   }
+
+  // One line on what the sweep trains, from its stored spec.
+  const about = (sweep) => {
+    const spec = sweep.spec || {};
+    const params = Object.entries(spec.task?.params || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds;
+    const parts = [`${spec.task?.name ?? sweep.task}(${params})`];
+    if (spec.optimizer) parts.push(`${spec.optimizer.name}, momentum ${spec.optimizer.momentum}`);
+    if (seeds) parts.push(`${seeds} seeds per cell`);
+    if (spec.budget) parts.push(`${spec.budget.max_steps} steps × batch ${spec.budget.batch_size}`);
+    parts.push(`created ${when(sweep.created_at)}`);
+    if (sweep.started_at && sweep.finished_at) {
+      parts.push(`took ${duration((parseTime(sweep.finished_at) - parseTime(sweep.started_at)) / 1000)}`);
+    }
+    return parts.map((p, i) => (i === parts.length - 1 || p.startsWith("created") ? p : text(p))).join(" · ");
+  };
 
   function sweepPage(id) {
     const body = document.querySelector("#cells tbody");
@@ -39,8 +86,9 @@ const clipsweep = (() => {
       const p = sweep.progress;
       const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
       document.getElementById("status").innerHTML =
-        `<span class="status-${sweep.status}">${sweep.status}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${counts})` : ""}`;
+        `<span class="status-${text(sweep.status)}">${text(sweep.status)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
       document.getElementById("bar-fill").style.width = pct(p.runs_total ? p.done / p.runs_total : 0);
+      document.getElementById("about").innerHTML = about(sweep);
       const error = document.getElementById("error");
       error.hidden = !sweep.error;
       error.textContent = sweep.error || "";

@@ -1,0 +1,148 @@
+"""The HTTP API end to end: a real `clipsweep serve` (uvicorn on loopback, its worker on a local
+Ray, embedded SQLite), driven over HTTP as a user would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server
+
+pytestmark = pytest.mark.slow
+
+SMALL: dict[str, Any] = {
+    "name": "api-small",
+    "task": {"name": "adding", "params": {"seq_len": 50}},
+    "learning_rates": [0.1, 0.6],
+    "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
+    "seeds": 6,
+    "budget": {"max_steps": 60, "batch_size": 16},
+    "resources": {"max_seeds_per_trial": 6},
+}
+
+
+def submit(server: Server, spec: dict[str, Any]) -> dict[str, Any]:
+    response = server.http.post("/api/v1/sweeps", json=spec)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def total_sweeps(server: Server) -> int:
+    return server.http.get("/api/v1/sweeps").json()["total"]
+
+
+def test_post_to_finished_summary(server: Server) -> None:
+    created = submit(server, SMALL)
+    assert created["runs_total"] == 24 and created["status"] == "queued"
+    assert created["url"].endswith(f"/sweeps/{created['id']}")
+
+    sweep = server.wait_finished(created["id"])
+    assert sweep["status"] == "succeeded", sweep["error"]
+    assert sweep["progress"]["done"] == 24
+    assert sum(sweep["progress"]["by_outcome"].values()) == 24
+    assert sweep["spec"]["clipping"][1] == {"method": "norm", "max_norm": 1.0}
+    assert sweep["started_at"] and sweep["finished_at"]
+
+    cells = {(c["lr"], c["clipping"]): c for c in server.http.get(f"/api/v1/sweeps/{created['id']}/summary").json()["cells"]}
+    assert len(cells) == 4
+    unclipped, clipped = cells[(0.6, "none")], cells[(0.6, "norm(max_norm=1.0)")]
+    assert unclipped["diverged"] >= 5 and clipped["diverged"] == 0
+    lo, hi = unclipped["divergence_ci95"]
+    assert lo <= unclipped["divergence_rate"] <= hi
+    assert clipped["divergence_ci95"][0] == 0.0
+
+    runs = server.http.get(f"/api/v1/sweeps/{created['id']}/runs", params={"limit": 100}).json()
+    assert runs["total"] == 24 and len(runs["items"]) == 24
+    diverged = [r for r in runs["items"] if r["outcome"] == "diverged"]
+    assert diverged and all(r["trigger"] and r["diverged_at_step"] is not None for r in diverged)
+    assert all(r["steps_done"] == r["diverged_at_step"] for r in diverged)
+    assert all(r["device"] == "cpu" and r["node"] for r in runs["items"])
+    # Paired by construction: every cell ran the same seeds.
+    assert {r["seed"] for r in runs["items"] if r["cell_index"] == 0} == {r["seed"] for r in runs["items"] if r["cell_index"] == 3}
+
+
+def test_progress_is_visible_while_the_sweep_runs(server: Server) -> None:
+    spec = {**SMALL, "name": "api-progress", "learning_rates": [0.05], "clipping": [{"method": "norm"}],
+            "seeds": 8, "budget": {"max_steps": 300, "batch_size": 16}, "resources": {"max_seeds_per_trial": 8}}
+    sweep_id = submit(server, spec)["id"]
+    seen: set[int] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        sweep = server.http.get(f"/api/v1/sweeps/{sweep_id}").json()
+        if sweep["status"] == "running":
+            seen.add(sweep["progress"]["done"])
+        if sweep["status"] == "succeeded":
+            break
+        time.sleep(0.1)
+    partial = {d for d in seen if 0 < d < 8}
+    assert partial, f"only saw progress {sorted(seen)}: results were written only at the end"
+
+
+def test_a_training_that_raises_fails_its_sweep_with_the_message_and_the_worker_goes_on(server: Server) -> None:
+    broken = {**SMALL, "name": "api-broken", "seeds": 2, "resources": {"device": "cuda"}}
+    sweep = server.wait_finished(submit(server, broken)["id"])
+    assert sweep["status"] == "failed"
+    assert "cuda" in sweep["error"] and "8 run(s) failed" in sweep["error"]
+    runs = server.http.get(f"/api/v1/sweeps/{sweep['id']}/runs").json()["items"]
+    assert {r["outcome"] for r in runs} == {"failed"}
+    assert all("cuda" in r["error"] for r in runs)
+
+    after = server.wait_finished(submit(server, {**SMALL, "name": "api-after", "seeds": 1})["id"])
+    assert after["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(("body", "loc", "words"), [
+    ({**SMALL, "learning_rate": [0.1]}, ["body", "learning_rate"], "learning_rates"),
+    ({**SMALL, "task": {"name": "mnist"}}, ["body", "task", "name"], "adding"),
+    ({**SMALL, "clipping": [{"method": "clipnorm"}]}, ["body", "clipping", 0, "method"], "norm"),
+    ({**SMALL, "clipping": [{"method": "norm", "max_norm": 0}]}, ["body", "clipping", 0, "max_norm"], "> 0"),
+    ({**SMALL, "learning_rates": [0.1, 0.0]}, ["body", "learning_rates"], "> 0"),
+    ({**SMALL, "learning_rates": ["fast"]}, ["body", "learning_rates", 0], "number"),
+    ({**SMALL, "seeds": 0}, ["body", "seeds"], ">= 1"),
+    ({**SMALL, "budget": {"max_steps": 0}}, ["body", "budget", "max_steps"], "greater than or equal to 1"),
+    ({**SMALL, "learning_rates": [0.1], "clipping": [{"method": "none"}], "seeds": 100_001},
+     ["body"], "CLIPSWEEP_MAX_RUNS_PER_SWEEP"),
+])
+def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(
+        server: Server, body: dict[str, Any], loc: list[Any], words: str) -> None:
+    before = total_sweeps(server)
+    response = server.http.post("/api/v1/sweeps", json=body)
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert any(e["loc"] == loc and words in e["msg"] for e in errors), errors
+    assert total_sweeps(server) == before
+
+
+def test_a_body_that_is_not_json_is_a_422(server: Server) -> None:
+    before = total_sweeps(server)
+    response = server.http.post("/api/v1/sweeps", content=b"{not json",
+                                headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert total_sweeps(server) == before
+
+
+@pytest.mark.parametrize("path", ["/api/v1/sweeps/999999", "/api/v1/sweeps/999999/summary",
+                                  "/api/v1/sweeps/999999/runs"])
+def test_an_unknown_sweep_is_a_404(server: Server, path: str) -> None:
+    response = server.http.get(path)
+    assert response.status_code == 404
+    assert "999999" in response.json()["detail"]
+
+
+def test_listing_is_newest_first_and_paginated(server: Server) -> None:
+    page = server.http.get("/api/v1/sweeps", params={"limit": 1}).json()
+    assert page["limit"] == 1 and len(page["items"]) <= 1
+    everything = server.http.get("/api/v1/sweeps", params={"limit": 1000}).json()["items"]
+    assert [s["id"] for s in everything] == sorted((s["id"] for s in everything), reverse=True)
+    assert server.http.get("/api/v1/sweeps", params={"limit": 0}).status_code == 422
+
+
+def test_registries_are_listed(server: Server) -> None:
+    tasks = server.http.get("/api/v1/tasks").json()
+    assert "adding" in {t["name"] for t in tasks}
+    methods = {m["name"]: m for m in server.http.get("/api/v1/clipping-methods").json()}
+    assert {"none", "norm"} <= set(methods)
+    assert methods["norm"]["params"] == [{"name": "max_norm", "type": "float", "default": 1.0}]
