@@ -6,10 +6,13 @@ Full-page screenshots of both pages are kept under test-artifacts/ at the reposi
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,13 +31,15 @@ CHROMIUM_ARGS = [
 NAME = "dashboard-browser-test"
 SPEC: dict[str, Any] = {
     "name": NAME,
-    "task": {"name": "adding", "params": {"seq_len": 50, "hidden": 16}},
+    "task": {"name": "adding", "params": {"seq_len": 50, "hidden": 50}},
     "learning_rates": [0.1, 0.5],
     "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
     "seeds": 4,
     "budget": {"max_steps": 40, "batch_size": 16},
     "resources": {"max_seeds_per_trial": 4},
 }
+# Not UTC, and not a whole number of hours off it: times must be shown converted from UTC.
+TIMEZONE = "Asia/Kolkata"
 # A rate with its Wilson interval, as dashboard.js renders it: "75% [30%–95%]".
 RATE_WITH_CI = re.compile(r"^(\d{1,3})% \[(\d{1,3})%–(\d{1,3})%\]$")
 
@@ -91,7 +96,7 @@ class Watched:
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US",
-                                  timezone_id="UTC")
+                                  timezone_id=TIMEZONE)
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield Watched(page)
@@ -104,8 +109,21 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def lr_text(lr: float) -> str:
-    """How JavaScript prints a float: 0.5 -> "0.5", 1.0 -> "1"."""
-    return f"{lr:g}" if lr != int(lr) else str(int(lr))
+    """How JavaScript prints a plain float: 0.5 -> "0.5", 1.0 -> "1" (not exponents: 1e-05)."""
+    return repr(lr).removesuffix(".0")
+
+
+def js_pct(x: float) -> int:
+    """dashboard.js's `(100 * x).toFixed(0)`, which rounds halves up (Python's round does not)."""
+    return math.floor(100 * x + 0.5)
+
+
+def local_time(iso: str) -> re.Pattern[str]:
+    """An API time (UTC, with or without an offset) as en-US `toLocaleString` shows it in TIMEZONE."""
+    t = datetime.fromisoformat(iso)
+    t = (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(ZoneInfo(TIMEZONE))
+    hour = t.hour % 12 or 12
+    return re.compile(rf"^{t.month}/{t.day}/{t.year},\s{hour}:{t:%M:%S}\s{t:%p}$")
 
 
 def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], watched: Watched) -> None:
@@ -115,20 +133,24 @@ def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], 
     assert len(cells) == 4
     assert (sweep["progress"]["done"], sweep["progress"]["runs_total"]) == (16, 16)
 
-    # The list: the sweep with its name, final status and full progress.
+    # The list: the sweep with its name, final status, full progress and creation time.
     response = page.goto(server.url + "/")
     assert response is not None and response.status == 200
+    expect(page).to_have_title("Sweeps · clipsweep")
     row = page.locator(f'#sweeps tr[data-sweep="{sweep_id}"]')
     expect(row).to_have_count(1)
     cols = row.locator("td")
+    expect(cols).to_have_count(page.locator("#sweeps thead th").count())
     expect(cols.nth(0)).to_have_text(str(sweep_id))
     expect(cols.nth(1)).to_have_text(NAME)
     expect(cols.nth(2)).to_have_text("adding")
     expect(cols.nth(3)).to_have_text("succeeded")
+    expect(cols.nth(3)).to_have_class("status-succeeded")
     expect(cols.nth(4)).to_have_text("16/16")
+    expect(cols.nth(4).locator(".fill")).to_have_attribute("style", re.compile(r"width:\s*100%"))
     expect(cols.nth(5)).to_have_text(str(sweep["progress"]["by_outcome"]["diverged"]))
-    fill = cols.nth(4).locator(".fill")
-    expect(fill).to_have_attribute("style", re.compile(r"width:\s*100%"))
+    expect(cols.nth(6)).to_have_text(local_time(sweep["created_at"]))
+    expect(page.locator("#load-error")).to_be_hidden()
     page.wait_for_load_state("networkidle")
     screenshot(page, "dashboard-sweeps.png")
 
@@ -138,16 +160,23 @@ def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], 
     expect(page).to_have_title(f"{NAME} · clipsweep")
     expect(page.locator("h1")).to_have_text(f"Sweep {sweep_id}: {NAME}")
     expect(page.locator("#status")).to_contain_text("succeeded · 16 of 16 runs done")
-    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#status .status-succeeded")).to_have_text("succeeded")
     expect(page.locator("#bar-fill")).to_have_attribute("style", re.compile(r"width:\s*100%"))
+    expect(page.locator("#about")).to_contain_text("adding(seq_len=50, hidden=50")
+    expect(page.locator("#about")).to_contain_text("4 seeds per cell · 40 steps × batch 16")
+    expect(page.locator("#about")).to_contain_text(re.compile(r"took \d+ s"))
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.locator("#load-error")).to_be_hidden()
 
-    # One row per cell, each showing what the API's summary answers.
-    rows = page.locator("#cells tbody tr[data-cell]")
+    # One row per cell, in grid order, each showing what the API's summary answers.
+    rows = page.locator("#cells tbody tr")
     expect(rows).to_have_count(len(cells))
-    expect(page.locator("#cells tbody tr")).to_have_count(len(cells))
+    expect(page.locator("#cells tbody tr[data-cell]")).to_have_count(len(cells))
+    assert [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.cell)")] == [
+        c["cell_index"] for c in cells]
     for cell in cells:
         row_cols = page.locator(f'#cells tr[data-cell="{cell["cell_index"]}"] td')
-        expect(row_cols).to_have_count(7)
+        expect(row_cols).to_have_count(page.locator("#cells thead th").count())
         expect(row_cols.nth(0)).to_have_text(lr_text(cell["lr"]))
         expect(row_cols.nth(1)).to_have_text(cell["clipping"])
         expect(row_cols.nth(2)).to_have_text(f'{cell["finished"]}/{cell["runs"]}')
@@ -157,9 +186,12 @@ def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], 
         match = RATE_WITH_CI.match(rate)
         assert match, f"cell {cell['cell_index']}: rate {rate!r} has no [lo–hi] interval"
         shown, lo, hi = (int(g) for g in match.groups())
-        assert shown == round(100 * cell["divergence_rate"])
-        assert (lo, hi) == tuple(round(100 * x) for x in cell["divergence_ci95"])
+        assert shown == js_pct(cell["divergence_rate"])
+        assert [lo, hi] == [js_pct(x) for x in cell["divergence_ci95"]]
         assert lo <= shown <= hi
+        shade = "rate-high" if cell["divergence_rate"] >= 0.5 else (
+            "rate-mid" if cell["divergence_rate"] > 0 else "rate-low")
+        expect(row_cols.nth(4)).to_have_class(re.compile(rf"\b{shade}\b"))
 
     # The cell the experiment is about: lr 0.5 without clipping.
     [unclipped] = [c for c in cells if c["lr"] == 0.5 and c["clipping"] == "none"]
@@ -174,11 +206,20 @@ def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], 
     assert watched.problems == []
     outside = [url for url in watched.requests if not url.startswith(server.url + "/")]
     assert outside == [], f"the dashboard loaded from outside the server: {outside}"
-    assert any(url.endswith("/static/dashboard.js") for url in watched.requests)
-    assert any(url.endswith("/static/style.css") for url in watched.requests)
+    for path in ("/static/dashboard.js", "/static/style.css", f"/api/v1/sweeps/{sweep_id}/summary"):
+        assert server.url + path in watched.requests
 
 
 def test_unknown_sweep_page_is_404(server: Any, watched: Watched) -> None:
     assert server.http.get("/sweeps/999999").status_code == 404
-    response = watched.page.goto(server.url + "/sweeps/999999")
+    page = watched.page
+    response = page.goto(server.url + "/sweeps/999999")
     assert response is not None and response.status == 404
+    expect(page.locator("#not-found")).to_have_text("No sweep with id 999999.")
+    screenshot(page, "dashboard-not-found.png")
+    with page.expect_navigation(url=server.url + "/"):
+        page.get_by_role("link", name="all sweeps").click()
+    expect(page.locator("#sweeps tbody tr").first).not_to_have_text("loading…")
+    # The only complaints are about the 404 document itself (Chromium logs it as a console error).
+    unknown = server.url + "/sweeps/999999"
+    assert watched.problems and all(unknown in problem for problem in watched.problems), watched.problems

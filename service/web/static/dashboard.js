@@ -63,7 +63,7 @@ const clipsweep = (() => {
     }, 2);
   }
 
-  // One line on what the sweep trains, from its stored spec.
+  // One line on what the sweep trains, from its stored spec (HTML).
   const about = (sweep) => {
     const spec = sweep.spec || {};
     const params = Object.entries(spec.task?.params || {}).map(([k, v]) => `${k}=${v}`).join(", ");
@@ -72,11 +72,12 @@ const clipsweep = (() => {
     if (spec.optimizer) parts.push(`${spec.optimizer.name}, momentum ${spec.optimizer.momentum}`);
     if (seeds) parts.push(`${seeds} seeds per cell`);
     if (spec.budget) parts.push(`${spec.budget.max_steps} steps × batch ${spec.budget.batch_size}`);
-    parts.push(`created ${when(sweep.created_at)}`);
+    const html = parts.map(text);
+    html.push(`created ${when(sweep.created_at)}`);
     if (sweep.started_at && sweep.finished_at) {
-      parts.push(`took ${duration((parseTime(sweep.finished_at) - parseTime(sweep.started_at)) / 1000)}`);
+      html.push(`took ${duration((parseTime(sweep.finished_at) - parseTime(sweep.started_at)) / 1000)}`);
     }
-    return parts.map((p, i) => (i === parts.length - 1 || p.startsWith("created") ? p : text(p))).join(" · ");
+    return html.map((part) => `<span class="part">${part}</span>`).join(" · ");
   };
 
   function sweepPage(id) {

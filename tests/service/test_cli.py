@@ -1,0 +1,90 @@
+"""The CLI against a real server, as a user types it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, Server, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def clipsweep(*args: str, server: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLIPSWEEP_SERVER_URL": server}
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_submit_wait_shows_progress_then_the_summary_table(server: Server, tmp_path: Path) -> None:
+    spec = yaml.safe_load((ROOT / "examples" / "adding-quick.yaml").read_text())
+    spec.update(name="cli-wait", seeds=3, budget={"max_steps": 40, "batch_size": 16})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+
+    done = clipsweep("submit", str(path), "--wait", "--poll", "0.2", server=server.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "12 runs queued" in lines[0]
+    assert any(line.startswith("[") and "/12 runs" in line for line in lines)  # the progress bar
+    assert any("12/12 runs" in line and "succeeded" in line for line in lines)
+    table = [line.split() for line in lines if line.startswith(("0.1 ", "0.5 "))]
+    assert [(row[0], row[1]) for row in table] == [
+        ("0.1", "none"), ("0.1", "norm(max_norm=1.0)"), ("0.5", "none"), ("0.5", "norm(max_norm=1.0)")]
+
+    sweep_id = lines[0].split()[1]
+    status = clipsweep("status", sweep_id, server=server.url)
+    assert status.returncode == 0 and "cli-wait" in status.stdout and "divergence [95% CI]" in status.stdout
+    listing = clipsweep("list", server=server.url)
+    assert listing.returncode == 0 and "cli-wait" in listing.stdout
+
+
+def test_the_readme_example_shows_what_the_readme_promises(server: Server) -> None:
+    """examples/adding-quick.json, as the README's curl sends it: at lr 0.5 most unclipped seeds
+    diverge and no clipped one does; at lr 0.1 neither arm diverges."""
+    json_spec = (ROOT / "examples" / "adding-quick.json").read_text()
+    assert yaml.safe_load(json_spec) == yaml.safe_load((ROOT / "examples" / "adding-quick.yaml").read_text())
+    result = clipsweep("submit", str(ROOT / "examples" / "adding-quick.json"), "--wait", server=server.url)
+    assert result.returncode == 0, result.stderr
+    assert "64 runs queued" in result.stdout
+    rows = {(row[0], row[1]): int(row[3]) for row in
+            (line.split() for line in result.stdout.splitlines() if line.startswith(("0.1 ", "0.5 ")))}
+    assert rows[("0.5", "none")] >= 12
+    assert rows[("0.5", "norm(max_norm=1.0)")] == 0
+    assert rows[("0.1", "none")] == rows[("0.1", "norm(max_norm=1.0)")] == 0
+
+
+def test_a_rejected_spec_prints_each_field_and_exits_non_zero(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: {name: adding}\nlearning_rates: [-1]\nseeds: 0\n")
+    result = clipsweep("submit", str(path), server=server.url)
+    assert result.returncode != 0
+    assert "body.learning_rates: every learning rate must be > 0, got -1.0" in result.stderr
+    assert "body.seeds: seeds must be >= 1" in result.stderr
+    path.write_text("task: {name: mnist}\nlearning_rates: [0.1]\nseeds: 2\n")
+    result = clipsweep("submit", str(path), server=server.url)
+    assert result.returncode != 0
+    assert "body.task.name: unknown task 'mnist'; known: ['adding']" in result.stderr
+
+
+def test_unparseable_file_is_named(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("task: [unclosed\n")
+    result = clipsweep("submit", str(path), server=server.url)
+    assert result.returncode != 0 and "broken.yaml is not valid YAML or JSON" in result.stderr
+
+
+def test_an_unreachable_server_says_how_to_fix_it() -> None:
+    result = clipsweep("list", server=f"http://127.0.0.1:{free_port()}")
+    assert result.returncode != 0
+    assert "cannot reach clipsweep" in result.stderr and "clipsweep serve" in result.stderr
+
+
+def test_an_unknown_sweep_is_reported(server: Server) -> None:
+    result = clipsweep("status", "999999", server=server.url)
+    assert result.returncode != 0 and "no sweep with id 999999" in result.stderr

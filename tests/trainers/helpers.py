@@ -1,0 +1,43 @@
+"""Small, fast configurations shared by the trainers tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainers import TrainConfig, train
+
+# The adding task at its smallest legal size: every run below takes milliseconds.
+SMALL_TASK: dict[str, Any] = {"seq_len": 10, "hidden": 8, "eval_size": 32}
+
+
+def small_config(**overrides: Any) -> TrainConfig:
+    """A TrainConfig on the small adding task; keyword arguments replace its fields."""
+    fields: dict[str, Any] = {
+        "task": "adding",
+        "lr": 0.01,
+        "task_params": SMALL_TASK,
+        "max_steps": 5,
+        "batch_size": 8,
+        "record_every": 1,
+    }
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def step_losses(config: TrainConfig, seed: int) -> list[float]:
+    """The training loss of every step of one run."""
+    return [rec.loss for rec in train(config, seed)]
+
+
+def params_with_grads(*grads: Any) -> list[nn.Parameter]:
+    """One float32 parameter per argument, its `.grad` set to that value."""
+    params = []
+    for g in grads:
+        grad = torch.as_tensor(g, dtype=torch.float32)
+        p = nn.Parameter(torch.zeros_like(grad))
+        p.grad = grad.clone()
+        params.append(p)
+    return params
