@@ -47,8 +47,10 @@ def _open_or_exit(settings: Settings) -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on [default: settings, 127.0.0.1].")
 @click.option("--port", default=None, type=int, help="Port [default: settings, 8000].")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the API, the dashboard and a worker together (the embedded default: SQLite, local Ray)."""
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Also run a worker (off when workers run as their own service).")
+def serve(host: str | None, port: int | None, worker: bool) -> None:
+    """Run the API and dashboard, and a worker with them (the embedded default: SQLite, local Ray)."""
     import uvicorn
 
     from service.api.app import create_app
@@ -61,14 +63,16 @@ def serve(host: str | None, port: int | None) -> None:
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    worker = EmbeddedWorker()
-    worker.start()
+    embedded = EmbeddedWorker() if worker else None
+    if embedded:
+        embedded.start()
     click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")
     click.echo(f"database: {settings.resolved_database_url}")
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     finally:
-        worker.stop()
+        if embedded:
+            embedded.stop()
 
 
 @main.command()

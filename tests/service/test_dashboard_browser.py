@@ -7,6 +7,7 @@ Full-page screenshots of both pages are kept under test-artifacts/ at the reposi
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from datetime import datetime, timezone
@@ -15,13 +16,14 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
+
+from tests.conftest import Server
 
 pytestmark = pytest.mark.slow
 
-sync_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
+# The system's Chromium: Playwright's own browser download is not used.
+CHROMIUM = Path(os.environ.get("CLIPSWEEP_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -45,7 +47,7 @@ RATE_WITH_CI = re.compile(r"^(\d{1,3})% \[(\d{1,3})%–(\d{1,3})%\]$")
 
 
 @pytest.fixture(scope="module")
-def sweep(server: Any) -> dict[str, Any]:
+def sweep(server: Server) -> dict[str, Any]:
     """The finished sweep as the API answers it, with its summary under "summary"."""
     response = server.http.post("/api/v1/sweeps", json=SPEC)
     assert response.status_code == 201, response.text
@@ -53,7 +55,8 @@ def sweep(server: Any) -> dict[str, Any]:
     # The API answers 201 before its request session commits (service/api/deps.py: a yield
     # dependency's exit runs after the response is sent), so the sweep may not be readable yet.
     deadline = time.monotonic() + 10
-    while server.http.get(f"/api/v1/sweeps/{sweep_id}").status_code == 404 and time.monotonic() < deadline:
+    while server.http.get(f"/api/v1/sweeps/{sweep_id}").status_code == 404:
+        assert time.monotonic() < deadline, f"sweep {sweep_id} was created but never readable"
         time.sleep(0.05)
     finished = server.wait_finished(sweep_id)
     assert finished["status"] == "succeeded", (finished, server.log()[-5000:])
@@ -65,7 +68,7 @@ def sweep(server: Any) -> dict[str, Any]:
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -81,12 +84,16 @@ class Watched:
         self.problems: list[str] = []
         page.on("request", self._on_request)
         page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} ({r.failure})"))
-        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
+        page.on("response", self._on_response)
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
 
     def _on_request(self, request: Request) -> None:
         self.requests.append(request.url)
+
+    def _on_response(self, response: Response) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -126,7 +133,7 @@ def local_time(iso: str) -> re.Pattern[str]:
     return re.compile(rf"^{t.month}/{t.day}/{t.year},\s{hour}:{t:%M:%S}\s{t:%p}$")
 
 
-def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], watched: Watched) -> None:
+def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any], watched: Watched) -> None:
     page = watched.page
     sweep_id = sweep["id"]
     cells = sweep["summary"]["cells"]
@@ -210,7 +217,7 @@ def test_dashboard_shows_the_finished_sweep(server: Any, sweep: dict[str, Any], 
         assert server.url + path in watched.requests
 
 
-def test_unknown_sweep_page_is_404(server: Any, watched: Watched) -> None:
+def test_unknown_sweep_page_is_404(server: Server, watched: Watched) -> None:
     assert server.http.get("/sweeps/999999").status_code == 404
     page = watched.page
     response = page.goto(server.url + "/sweeps/999999")
