@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +51,19 @@ class NanAsNull(TypeDecorator[float]):
         return None if value is None or math.isnan(value) else value
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware in UTC. PostgreSQL keeps the zone;
+    SQLite returns naive datetimes, which API clients would read as their local time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
 class SweepStatus(str, enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -88,10 +101,10 @@ class Sweep(Base):
     runs_total: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     worker_id: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     runs: Mapped[list[Run]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
                                            passive_deletes=True)
@@ -123,7 +136,7 @@ class Run(Base):
     device: Mapped[str | None] = mapped_column(String(50))
     node: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     sweep: Mapped[Sweep] = relationship(back_populates="runs")
 

@@ -181,3 +181,11 @@ def test_sweeps_are_listed_newest_first_with_pages(session_factory: sessionmaker
         assert [s.id for s in page] == ids[::-1][:2] and total == 3
         page, _ = list_sweeps(session, limit=2, offset=2)
         assert [s.id for s in page] == [ids[0]]
+
+
+def test_timestamps_come_back_in_utc_on_every_backend(session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    with session_factory() as session:
+        created = session.get(Sweep, sweep_id).created_at
+    assert created.utcoffset() == timedelta(0)
+    assert abs((now() - created).total_seconds()) < 60

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainers import ClippingConfig, build_task, train
-from trainers.seeding import stream_seed
+from trainers.seeding import generator, stream_seed
 
 from tests.trainers.helpers import SMALL_TASK, small_config, step_losses
 
@@ -121,9 +121,38 @@ def test_different_seeds_different_losses() -> None:
 
 
 def test_batch_size_does_not_change_weights_or_evaluation() -> None:
-    """The eval set is fixed per seed: at a target no run can reach, the final eval of a zero-ish
-    lr run is the same whatever the batch size (weights barely move)."""
+    """Initial weights and the eval set do not depend on the batch size: after one negligible
+    update (lr 1e-12), runs with batch size 2 and 16 evaluate to the same loss, although their
+    training batches (and so their training losses) differ."""
     a = list(train(small_config(lr=1.0e-12, max_steps=1, batch_size=2), 6))
     b = list(train(small_config(lr=1.0e-12, max_steps=1, batch_size=16), 6))
     assert a[0].eval_loss == pytest.approx(b[0].eval_loss, rel=1e-6)
     assert a[0].loss != b[0].loss  # different batches were drawn
+
+
+def test_each_purpose_draws_from_its_own_named_stream() -> None:
+    """Weights come from the seed's "init" stream, training data from "data", evaluation data from
+    "eval" (trainers/seeding.py): the numbers a stored seed stands for are pinned to these streams."""
+    task = build_task("adding", SMALL_TASK)
+    model = task.build_model(9)
+    init = generator(9, "init")
+    for param in (model.w_in, model.w_hh, model.w_out):
+        expected = torch.randn(param.shape, generator=init) * SMALL_TASK.get("init_std", 0.1)
+        assert torch.equal(param.detach(), expected)
+    x, _ = next(task.batches(9, 8))
+    assert torch.equal(x[..., 0], torch.rand(SMALL_TASK["seq_len"], 8, generator=generator(9, "data")))
+    x_eval, _ = task.eval_batch(9)
+    assert torch.equal(x_eval[..., 0], torch.rand(SMALL_TASK["seq_len"], SMALL_TASK["eval_size"],
+                                                 generator=generator(9, "eval")))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_seed_means_the_same_numbers_on_the_gpu() -> None:
+    """Weights and data are drawn on the CPU and moved, so step 0 on the GPU sees the CPU's
+    numbers (the loss agrees to float32 kernel differences), and GPU runs repeat themselves."""
+    cpu = list(train(small_config(max_steps=3), 0))
+    gpu = list(train(small_config(max_steps=3, device="cuda"), 0))
+    assert gpu[0].loss == pytest.approx(cpu[0].loss, rel=1e-4)
+    assert gpu[0].grad_norm == pytest.approx(cpu[0].grad_norm, rel=1e-4)
+    assert [r.loss for r in train(small_config(max_steps=3, device="cuda"), 0)] == [
+        r.loss for r in gpu]

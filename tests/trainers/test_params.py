@@ -26,22 +26,23 @@ from trainers.tasks.adding import AddingParams
 from tests.trainers.helpers import SMALL_TASK, small_config
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("seq_len", "10"),      # string for int
-    ("seq_len", True),      # bool for int
-    ("seq_len", 10.0),      # float for int
-    ("hidden", None),
-    ("init_std", math.nan),  # NaN for float
-    ("init_std", math.inf),
-    ("init_std", "0.1"),
-    ("init_std", False),    # bool for float
-    ("init", "xavier"),     # not one of the Literal's values
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("seq_len", "10", "must be an integer"),       # string for int
+    ("seq_len", True, "must be an integer"),       # bool for int
+    ("hidden", True, "must be an integer"),        # a bool that would pass the range check
+    ("seq_len", 10.0, "must be an integer"),       # float for int
+    ("hidden", None, "must be an integer"),
+    ("init_std", math.nan, "must be a finite number"),  # NaN for float
+    ("init_std", math.inf, "must be a finite number"),
+    ("init_std", "0.1", "must be a finite number"),
+    ("init_std", False, "must be a finite number"),     # bool for float
+    ("init", "xavier", "must be one of ['basic_tanh']"),  # not one of the Literal's values
 ])
-def test_task_params_wrong_type_names_the_dotted_path(key: str, value: Any) -> None:
+def test_task_params_wrong_type_names_the_dotted_path(key: str, value: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
         build_task("adding", {key: value})
     assert info.value.path == f"params.{key}"
-    assert repr(value) in info.value.message
+    assert info.value.message == f"{expected}, got {value!r}"
 
 
 @pytest.mark.parametrize(("path", "expected"), [("params", "params.seq_len"),

@@ -1,0 +1,80 @@
+"""trainers.ray_adapter.result_payload: a RunResult as plain JSON-able data for the service."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from trainers import (
+    ConvergenceConfig,
+    DivergenceConfig,
+    Outcome,
+    Point,
+    RunResult,
+    TrainConfig,
+    Trigger,
+    run_seed,
+)
+from trainers import ray_adapter
+
+from tests.trainers.helpers import small_config
+
+# What the service reads from a payload (service/results.py), plus outcome and points.
+FIELDS = {"outcome", "trigger", "diverged_at_step", "converged_at_step", "steps_done", "initial_loss",
+          "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm", "points"}
+
+
+def test_hand_built_result() -> None:
+    result = RunResult(
+        outcome=Outcome.DIVERGED, steps_done=3, trigger=Trigger.NONFINITE_GRAD, diverged_at_step=3,
+        initial_loss=1.0, final_loss=2.0, min_loss=0.5, clipped_steps=1, max_grad_norm=math.nan,
+        points=[Point(0, 1.0, 2.0, False), Point(3, 2.0, math.nan, True)])
+    payload = ray_adapter.result_payload(result)
+    assert set(payload) == FIELDS
+    assert payload["outcome"] == "diverged" and payload["trigger"] == "nonfinite_grad"
+    assert type(payload["outcome"]) is str and type(payload["trigger"]) is str
+    assert payload["points"][0] == [0, 1.0, 2.0, False]
+    step, loss, norm, clipped = payload["points"][1]
+    assert (step, loss, clipped) == (3, 2.0, True) and math.isnan(norm)
+    assert payload["steps_done"] == 3 and payload["diverged_at_step"] == 3
+    assert payload["converged_at_step"] is None and payload["final_eval_loss"] is None
+
+    text = json.dumps(payload, allow_nan=True)
+    back = json.loads(text)
+    assert back["points"][0] == [0, 1.0, 2.0, False]
+    assert math.isnan(back["max_grad_norm"])
+
+
+def test_result_does_not_change() -> None:
+    """The payload is a copy: editing it leaves the RunResult as it was."""
+    result = run_seed(small_config(), 0)
+    payload = ray_adapter.result_payload(result)
+    payload["points"].clear()
+    assert len(result.points) == 5 and result.outcome is Outcome.UNCONVERGED
+
+
+@pytest.mark.parametrize(("config", "outcome", "trigger"), [
+    (small_config(max_steps=6, record_every=2), "unconverged", None),
+    (small_config(max_steps=20, convergence=ConvergenceConfig(target_loss=10.0, eval_every=2)),
+     "converged", None),
+    (small_config(lr=1.0e3, max_steps=20), "diverged", "loss_explosion"),
+    (small_config(lr=1.0e20, max_steps=20,
+                  divergence=DivergenceConfig(loss_factor=math.inf, grad_norm_limit=math.inf)),
+     "diverged", "nonfinite_loss"),
+], ids=["unconverged", "converged", "loss_explosion", "nonfinite_loss"])
+def test_real_runs_serialize(config: TrainConfig, outcome: str, trigger: str | None) -> None:
+    result = run_seed(config, 1)
+    payload = ray_adapter.result_payload(result)
+    back = json.loads(json.dumps(payload, allow_nan=True))
+    assert set(back) == FIELDS
+    assert back["outcome"] == outcome and back["trigger"] == trigger
+    assert back["steps_done"] == result.steps_done
+    assert len(back["points"]) == len(result.points)
+    for row, point in zip(back["points"], result.points):
+        assert len(row) == 4
+        assert row[0] == point.step and row[3] is point.clipped
+        for got, want in ((row[1], point.loss), (row[2], point.grad_norm)):
+            assert got == want or (math.isnan(got) and math.isnan(want)) or (
+                got is None and want is None)
