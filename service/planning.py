@@ -28,8 +28,12 @@ def plan_trials(spec: SweepSpec, pending: Sequence[tuple[int, int]]) -> list[Tri
         seeds = by_cell.get(cell.index, [])
         if not seeds:
             continue
+        # 10 seeds at most 4 per trial: 4 + 3 + 3, not 4 + 4 + 2, so trials end together.
         n_chunks = math.ceil(len(seeds) / limit)
-        size = math.ceil(len(seeds) / n_chunks)
-        for start in range(0, len(seeds), size):
+        base, extra = divmod(len(seeds), n_chunks)
+        start = 0
+        for i in range(n_chunks):
+            size = base + (i < extra)
             plans.append(TrialPlan(cell.index, cell.config.to_dict(), seeds[start:start + size]))
+            start += size
     return plans

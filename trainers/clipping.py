@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
 from trainers.config import ConfigError
-from trainers.params import build_params, describe
+from trainers.params import Parametrized
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,8 @@ def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
-class Clipper(ABC):
+class Clipper(Parametrized, ABC):
     """Rescales gradients in place. Subclasses set `name` and `Params` (a frozen dataclass)."""
-
-    name: ClassVar[str]
-    Params: ClassVar[type]
-
-    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        self.params = build_params(self.Params, params or {})
-
-    @classmethod
-    def describe(cls) -> dict[str, Any]:
-        return {"name": cls.name, "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
-                "params": describe(cls.Params)}
 
     def clip(self, parameters: Iterable[torch.nn.Parameter]) -> ClipTelemetry:
         grads = [p.grad for p in parameters if p.grad is not None]

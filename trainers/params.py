@@ -10,11 +10,28 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from trainers.config import ConfigError
 
 P = TypeVar("P")
+
+
+class Parametrized:
+    """Base of registry entries (tasks, clippers): a `name`, a frozen `Params` dataclass, and
+    construction from a user's mapping with the validation of `build_params`."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = build_params(self.Params, params or {})
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, first docstring paragraph and parameters, for `GET /tasks` and the like."""
+        return {"name": cls.name, "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
+                "params": describe(cls.Params)}
 
 
 def describe(params_type: type) -> list[dict[str, Any]]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
 
-from trainers.params import build_params, describe
+from trainers.params import Parametrized
 
 
-class Task(ABC):
+class Task(Parametrized, ABC):
     """A training problem. Subclasses set `name`, `Params` (a frozen dataclass with defaults whose
     `__post_init__` raises ConfigError on bad values) and `default_target_loss`.
 
@@ -19,21 +19,11 @@ class Task(ABC):
     initial weights and the same batches whatever the clipping arm or learning rate.
     """
 
-    name: ClassVar[str]
-    Params: ClassVar[type]
     default_target_loss: ClassVar[float]
-
-    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        self.params = build_params(self.Params, params or {})
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        return {
-            "name": cls.name,
-            "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
-            "params": describe(cls.Params),
-            "default_target_loss": cls.default_target_loss,
-        }
+        return {**super().describe(), "default_target_loss": cls.default_target_loss}
 
     @abstractmethod
     def build_model(self, seed: int) -> nn.Module:
