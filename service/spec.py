@@ -22,7 +22,7 @@ from trainers.config import (
     OptimizerConfig,
     TrainConfig,
 )
-from trainers.tasks import TASKS, build_task
+from trainers.tasks import build_task
 
 
 class SpecError(ValueError):
@@ -39,14 +39,22 @@ class _Strict(BaseModel):
 
 
 class TaskSpec(_Strict):
-    name: str = Field(description=f"A registered task: {sorted(TASKS)}.")
+    name: str = Field(description="A registered task (GET /api/v1/tasks lists them).")
     params: dict[str, Any] = Field(default_factory=dict, description="The task's parameters.")
 
 
 class OptimizerSpec(_Strict):
-    name: Literal["sgd"] = "sgd"
+    """sgd uses momentum and nesterov; adam and adamw use beta1, beta2 and eps. weight_decay unset
+    means 0 for sgd and adam, 0.01 for adamw. warmup_steps ramps the learning rate up linearly."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    eps: float = Field(1e-8, gt=0.0)
+    weight_decay: float | None = Field(None, ge=0.0)
+    warmup_steps: int = Field(0, ge=0)
 
 
 class ClippingSpec(BaseModel):
@@ -161,6 +169,10 @@ def resolve_spec(spec: SweepSpec) -> SweepSpec:
     return the spec with every task and clipping parameter spelled out, defaults included, so the
     stored spec says exactly what ran and `max_norm: 1` and `max_norm: 1.0` are the same arm."""
     errors: list[dict[str, Any]] = []
+    try:
+        OptimizerConfig(**spec.optimizer.model_dump())
+    except ConfigError as exc:
+        errors.append(_config_error(["optimizer"], exc))
     task_params: dict[str, Any] = spec.task.params
     try:
         task_params = asdict(build_task(spec.task.name, spec.task.params).params)

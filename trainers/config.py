@@ -19,19 +19,49 @@ class ConfigError(ValueError):
         self.message = message
 
 
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """sgd (momentum, nesterov), adam or adamw, with an optional linear learning-rate warm-up over
+    the first `warmup_steps` updates. `weight_decay` None means the optimizer's usual default
+    (0 for sgd and adam, 0.01 for adamw, decoupled as in Loshchilov & Hutter)."""
+
     name: str = "sgd"
     momentum: float = 0.0
     nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float | None = None
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.name != "sgd":
-            raise ConfigError("name", f"unknown optimizer {self.name!r}; known: ['sgd']")
+        if self.name not in OPTIMIZERS:
+            raise ConfigError("name", f"unknown optimizer {self.name!r}; known: {list(OPTIMIZERS)}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum!r}")
-        if self.nesterov and self.momentum == 0.0:
-            raise ConfigError("nesterov", "nesterov momentum needs momentum > 0")
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
+            raise ConfigError("nesterov", "nesterov momentum needs optimizer sgd with momentum > 0")
+        if self.name != "sgd" and self.momentum != 0.0:
+            raise ConfigError("momentum", f"momentum belongs to sgd; {self.name} uses beta1")
+        for field_name in ("beta1", "beta2"):
+            value = getattr(self, field_name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(field_name, f"must be in [0, 1), got {value!r}")
+        if not self.eps > 0:
+            raise ConfigError("eps", f"must be > 0, got {self.eps!r}")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        if self.warmup_steps < 0:
+            raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps!r}")
+
+    @property
+    def resolved_weight_decay(self) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.01 if self.name == "adamw" else 0.0
 
 
 @dataclass(frozen=True)

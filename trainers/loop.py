@@ -1,10 +1,12 @@
-"""The training loop of one seed, readable top to bottom, and the summary of what it yielded.
+"""The training loop of one seed, readable top to bottom, and the record of what it yielded.
 
 `train` owns no side effects: it yields one StepRecord per step and stops at divergence or at the
-target. Callers (the Ray adapter, the CLI, tests) decide what to keep; `summarize` is the usual one.
+target. Callers (the Ray adapter, the CLI, tests) decide what to keep; `RunRecorder` is the usual
+one. This sequential loop is also the reference the vectorized engine is held to.
 
-Order inside a step: forward -> divergence check on the loss -> backward -> clip (recording the
-pre-clip norm) -> divergence check on that norm -> optimizer step -> periodic evaluation.
+Order inside a step: learning rate (warm-up) -> forward -> divergence check on the loss ->
+backward -> clip (recording the pre-clip norm) -> divergence check on that norm -> optimizer step
+-> periodic evaluation on a fixed held-out batch.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Iterable, Iterator
 
 import torch
 
-from trainers.clipping import build_clipper
+from trainers.clipping import ClipContext, build_clipper
 from trainers.config import TrainConfig
 from trainers.detection import Trigger, grad_trigger, is_converged, loss_trigger
+from trainers.optim import build_optimizer, lr_at, set_lr
 from trainers.tasks import build_task
 
 
@@ -60,21 +63,28 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def is_eval_step(step: int, config: TrainConfig) -> bool:
+    """Evaluate after every `eval_every`-th update and after the last one."""
+    return (step + 1) % config.convergence.eval_every == 0 or step + 1 == config.max_steps
+
+
 def train(config: TrainConfig, seed: int) -> Iterator[StepRecord]:
     """Train `seed` under `config`, yielding a record per step."""
     device = resolve_device(config.device)
     task = build_task(config.task, config.task_params)
     target_loss = config.convergence.target_loss or task.default_target_loss
     model = task.build_model(seed).to(device)
-    params = list(model.parameters())
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.optimizer.momentum,
-                          nesterov=config.optimizer.nesterov)
+    names, params = zip(*model.named_parameters())
+    opt = build_optimizer(params, config.optimizer, config.lr)
     clipper = build_clipper(config.clipping.method, config.clipping.params)
+    clipper.bind(ClipContext(n_seeds=1, max_steps=config.max_steps, device=device,
+                             is_head=task.head_mask(list(names))))
     eval_x, eval_y = (t.to(device) for t in task.eval_batch(seed))
     batches = task.batches(seed, config.batch_size)
 
     initial_loss: float | None = None
     for step in range(config.max_steps):
+        set_lr(opt, lr_at(step, config.lr, config.optimizer.warmup_steps))
         x, y = (t.to(device) for t in next(batches))
         loss = task.loss(model(x), y)
         loss_value = float(loss.detach())
@@ -85,22 +95,25 @@ def train(config: TrainConfig, seed: int) -> Iterator[StepRecord]:
             yield StepRecord(step, loss_value, outcome=Outcome.DIVERGED, trigger=trigger)
             return
 
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=False)
         loss.backward()
-        telemetry = clipper.clip(params)
-        trigger = grad_trigger(telemetry.pre_norm, config.divergence)
+        # Clippers see gradients with a leading seed dimension; here it has size 1 (views, so
+        # clipping in place clips the real gradients).
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        telemetry = clipper.clip([g.unsqueeze(0) for g in grads], [p.detach().unsqueeze(0) for p in params])
+        pre_norm, clipped = float(telemetry.pre_norm[0]), bool(telemetry.clipped[0])
+        trigger = grad_trigger(pre_norm, config.divergence)
         if trigger is not None:
-            yield StepRecord(step, loss_value, telemetry.pre_norm, telemetry.clipped,
-                             outcome=Outcome.DIVERGED, trigger=trigger)
+            yield StepRecord(step, loss_value, pre_norm, clipped, outcome=Outcome.DIVERGED, trigger=trigger)
             return
         opt.step()
 
         eval_loss = None
-        if (step + 1) % config.convergence.eval_every == 0 or step + 1 == config.max_steps:
+        if is_eval_step(step, config):
             with torch.no_grad():
                 eval_loss = float(task.loss(model(eval_x), eval_y))
         converged = eval_loss is not None and is_converged(eval_loss, target_loss)
-        yield StepRecord(step, loss_value, telemetry.pre_norm, telemetry.clipped, eval_loss,
+        yield StepRecord(step, loss_value, pre_norm, clipped, eval_loss,
                          outcome=Outcome.CONVERGED if converged else None)
         if converged:
             return
@@ -134,49 +147,67 @@ class RunResult:
     points: list[Point] = field(default_factory=list)
 
 
-def summarize(records: Iterable[StepRecord], record_every: int) -> RunResult:
-    """Fold a run's records into its outcome, keeping every `record_every`-th step as a point, plus
-    the first and the last step (the divergence or convergence step is always kept)."""
-    points: list[Point] = []
-    last: StepRecord | None = None
-    initial = min_loss = max_norm = final_eval = None
-    clipped_steps = 0
-    for rec in records:
-        if initial is None:
-            initial = rec.loss
-        if math.isfinite(rec.loss):
-            min_loss = rec.loss if min_loss is None else min(min_loss, rec.loss)
-        if rec.grad_norm is not None and (max_norm is None or not rec.grad_norm <= max_norm):
-            max_norm = rec.grad_norm  # a NaN norm is kept: it is the most extreme value seen
-        if rec.eval_loss is not None:
-            final_eval = rec.eval_loss
-        clipped_steps += rec.clipped
-        if rec.step % record_every == 0 or rec.outcome is not None:
-            points.append(Point(rec.step, rec.loss, rec.grad_norm, rec.clipped))
-        last = rec
-    if last is None:
-        raise ValueError("a run yields at least one step record (max_steps >= 1)")
-    if not points or points[-1].step != last.step:
-        points.append(Point(last.step, last.loss, last.grad_norm, last.clipped))
+class RunRecorder:
+    """Folds one run's records, as they come, into its RunResult: keeps every `record_every`-th
+    step as a point, plus the last step (the divergence or convergence step is always kept)."""
 
-    outcome = last.outcome or Outcome.UNCONVERGED
-    updates = last.step + (0 if outcome is Outcome.DIVERGED else 1)
-    return RunResult(
-        outcome=outcome,
-        steps_done=updates,
-        trigger=last.trigger,
-        diverged_at_step=last.step if outcome is Outcome.DIVERGED else None,
-        converged_at_step=updates if outcome is Outcome.CONVERGED else None,
-        initial_loss=initial,
-        final_loss=last.loss,
-        min_loss=min_loss,
-        final_eval_loss=final_eval,
-        clipped_steps=clipped_steps,
-        max_grad_norm=max_norm,
-        points=points,
-    )
+    def __init__(self, record_every: int) -> None:
+        self.record_every = record_every
+        self.points: list[Point] = []
+        self.last: StepRecord | None = None
+        self.initial: float | None = None
+        self.min_loss: float | None = None
+        self.max_norm: float | None = None
+        self.final_eval: float | None = None
+        self.clipped_steps = 0
+
+    def add(self, rec: StepRecord) -> None:
+        if self.initial is None:
+            self.initial = rec.loss
+        if math.isfinite(rec.loss):
+            self.min_loss = rec.loss if self.min_loss is None else min(self.min_loss, rec.loss)
+        if rec.grad_norm is not None and (self.max_norm is None or not rec.grad_norm <= self.max_norm):
+            self.max_norm = rec.grad_norm  # a NaN norm is kept: it is the most extreme value seen
+        if rec.eval_loss is not None:
+            self.final_eval = rec.eval_loss
+        self.clipped_steps += rec.clipped
+        if rec.step % self.record_every == 0 or rec.outcome is not None:
+            self.points.append(Point(rec.step, rec.loss, rec.grad_norm, rec.clipped))
+        self.last = rec
+
+    def result(self) -> RunResult:
+        last = self.last
+        if last is None:
+            raise ValueError("a run yields at least one step record (max_steps >= 1)")
+        points = list(self.points)
+        if not points or points[-1].step != last.step:
+            points.append(Point(last.step, last.loss, last.grad_norm, last.clipped))
+        outcome = last.outcome or Outcome.UNCONVERGED
+        updates = last.step + (0 if outcome is Outcome.DIVERGED else 1)
+        return RunResult(
+            outcome=outcome,
+            steps_done=updates,
+            trigger=last.trigger,
+            diverged_at_step=last.step if outcome is Outcome.DIVERGED else None,
+            converged_at_step=updates if outcome is Outcome.CONVERGED else None,
+            initial_loss=self.initial,
+            final_loss=last.loss,
+            min_loss=self.min_loss,
+            final_eval_loss=self.final_eval,
+            clipped_steps=self.clipped_steps,
+            max_grad_norm=self.max_norm,
+            points=points,
+        )
+
+
+def summarize(records: Iterable[StepRecord], record_every: int) -> RunResult:
+    """Fold a whole run's records into its outcome and points."""
+    recorder = RunRecorder(record_every)
+    for rec in records:
+        recorder.add(rec)
+    return recorder.result()
 
 
 def run_seed(config: TrainConfig, seed: int) -> RunResult:
-    """Train one seed to its outcome."""
+    """Train one seed to its outcome, sequentially (the reference path)."""
     return summarize(train(config, seed), config.record_every)

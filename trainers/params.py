@@ -30,8 +30,8 @@ class Parametrized:
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """Name, first docstring paragraph and parameters, for `GET /tasks` and the like."""
-        return {"name": cls.name, "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
-                "params": describe(cls.Params)}
+        first_paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+        return {"name": cls.name, "doc": " ".join(first_paragraph.split()), "params": describe(cls.Params)}
 
 
 def describe(params_type: type) -> list[dict[str, Any]]:
@@ -86,7 +86,9 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         return _coerce(inner[0], value, path)
     if origin is typing.Literal:
         allowed = list(typing.get_args(hint))
-        if value in allowed:
-            return value
+        for option in allowed:
+            # The allowed spelling, so 2.0 and 2 are one value (arms are compared by their labels).
+            if value == option and isinstance(value, bool) == isinstance(option, bool):
+                return option
         raise ConfigError(path, f"must be one of {allowed}, got {value!r}")
     return value

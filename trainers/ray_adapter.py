@@ -1,8 +1,8 @@
 """The one module of trainers/ that imports Ray: a Tune trainable around `run_seed`.
 
-Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, each seed of the chunk
-is trained by the Ray-free loop, and every finished seed is reported at once, so the driver can store
-it while the rest of the chunk trains.
+Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, the chunk of seeds is
+trained by the Ray-free engine (vectorized where the task allows), and every seed is reported the
+moment it finishes, so the driver can store it while the rest of the chunk trains.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import torch
 from ray import tune
 
 from trainers.config import TrainConfig
-from trainers.loop import RunResult, resolve_device, run_seed
+from trainers.loop import RunResult, resolve_device
+from trainers.vectorized import run_chunk
 
 
 def result_payload(result: RunResult) -> dict[str, Any]:
@@ -30,14 +31,13 @@ def result_payload(result: RunResult) -> dict[str, Any]:
 
 def train_chunk(tune_config: dict[str, Any]) -> None:
     """Tune trainable. tune_config["chunk"] = {"train": TrainConfig dict, "cell_index": int,
-    "seeds": [int], "threads": int}. Reports one result per seed, in order."""
+    "seeds": [int], "threads": int}. Reports one result per seed, as each finishes."""
     config = tune_config["chunk"]
     train_config = TrainConfig.from_dict(config["train"])
     torch.set_num_threads(max(1, int(math.floor(config.get("threads", 1)))))
     device = str(resolve_device(train_config.device))
     node = platform.node()
-    for seed in config["seeds"]:
-        result = run_seed(train_config, seed)
+    for seed, result in run_chunk(train_config, config["seeds"]):
         tune.report({
             "cell_index": config["cell_index"],
             "seed": seed,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Server
+from trainers.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 
@@ -141,8 +142,37 @@ def test_listing_is_newest_first_and_paginated(server: Server) -> None:
 
 
 def test_registries_are_listed(server: Server) -> None:
-    tasks = server.http.get("/api/v1/tasks").json()
+    listing = server.http.get("/api/v1/tasks").json()
+    tasks, errors = listing["tasks"], listing["plugin_errors"]
+    assert errors == {}
     assert "adding" in {t["name"] for t in tasks}
     methods = {m["name"]: m for m in server.http.get("/api/v1/clipping-methods").json()}
-    assert {"none", "norm"} <= set(methods)
-    assert methods["norm"]["params"] == [{"name": "max_norm", "type": "float", "default": 1.0}]
+    assert {"none", "norm", "value", "per_layer", "agc", "autoclip", "zclip"} <= set(methods)
+    assert {"name": "max_norm", "type": "float", "default": 1.0} in methods["norm"]["params"]
+    assert all(m["doc"] and "\n" not in m["doc"] for m in methods.values())
+    assert {"adding", "temporal_order", "deep_mlp", "tiny_transformer", "quadratic"} <= {t["name"] for t in tasks}
+
+
+# Small, quick versions of each built-in task (a task missing here runs with its defaults).
+QUICK_TASKS: dict[str, dict[str, Any]] = {
+    "adding": {"seq_len": 20, "hidden": 16, "eval_size": 32},
+    "temporal_order": {"seq_len": 20, "hidden": 16, "eval_size": 32},
+    "deep_mlp": {"depth": 4, "width": 16, "in_dim": 8, "eval_size": 32},
+    "tiny_transformer": {"seq_len": 8, "vocab": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "eval_size": 16},
+    "quadratic": {},
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_with_every_clipping_method_runs_through_the_service(server: Server, task: str) -> None:
+    methods = server.http.get("/api/v1/clipping-methods").json()
+    spec = {
+        "name": f"all-methods-{task}", "task": {"name": task, "params": QUICK_TASKS.get(task, {})},
+        "learning_rates": [0.01], "clipping": [{"method": m["name"]} for m in methods],
+        "seeds": 2, "budget": {"max_steps": 30, "batch_size": 8}, "resources": {"max_seeds_per_trial": 2},
+    }
+    sweep = server.wait_finished(submit(server, spec)["id"])
+    assert sweep["status"] == "succeeded", sweep["error"]
+    assert sweep["progress"]["done"] == 2 * len(methods)
+    cells = server.http.get(f"/api/v1/sweeps/{sweep['id']}/summary").json()["cells"]
+    assert {c["clip_method"] for c in cells} == {m["name"] for m in methods}

@@ -69,7 +69,7 @@ def test_a_rejected_spec_prints_each_field_and_exits_non_zero(server: Server, tm
     path.write_text("task: {name: mnist}\nlearning_rates: [0.1]\nseeds: 2\n")
     result = clipsweep("submit", str(path), server=server.url)
     assert result.returncode != 0
-    assert "body.task.name: unknown task 'mnist'; known: ['adding']" in result.stderr
+    assert "body.task.name: unknown task 'mnist'; known: ['adding', " in result.stderr
 
 
 def test_unparseable_file_is_named(server: Server, tmp_path: Path) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import nn
-
 from trainers import TrainConfig, train
 
 # The adding task at its smallest legal size: every run below takes milliseconds.
@@ -31,13 +28,3 @@ def step_losses(config: TrainConfig, seed: int) -> list[float]:
     """The training loss of every step of one run."""
     return [rec.loss for rec in train(config, seed)]
 
-
-def params_with_grads(*grads: Any) -> list[nn.Parameter]:
-    """One float32 parameter per argument, its `.grad` set to that value."""
-    params = []
-    for g in grads:
-        grad = torch.as_tensor(g, dtype=torch.float32)
-        p = nn.Parameter(torch.zeros_like(grad))
-        p.grad = grad.clone()
-        params.append(p)
-    return params

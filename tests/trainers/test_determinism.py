@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainers import ClippingConfig, build_task, train
+from trainers import ClippingConfig, OptimizerConfig, build_task, train
 from trainers.seeding import generator, stream_seed
 
 from tests.trainers.helpers import SMALL_TASK, small_config, step_losses
@@ -35,9 +35,13 @@ def _assert_same_batches(a: list[tuple[torch.Tensor, torch.Tensor]],
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+ADAMW_WARMUP = OptimizerConfig(name="adamw", warmup_steps=5)
+
+
+@pytest.mark.parametrize("optimizer", [OptimizerConfig(), ADAMW_WARMUP], ids=["sgd", "adamw-warmup"])
 @pytest.mark.parametrize("clipping", [ClippingConfig(), TINY_NORM], ids=lambda c: c.label)
-def test_same_seed_same_losses_and_norms(clipping: ClippingConfig) -> None:
-    config = small_config(max_steps=20, lr=0.1, clipping=clipping)
+def test_same_seed_same_losses_and_norms(clipping: ClippingConfig, optimizer: OptimizerConfig) -> None:
+    config = small_config(max_steps=20, lr=0.1, clipping=clipping, optimizer=optimizer)
     first = [(r.loss, r.grad_norm, r.clipped, r.eval_loss) for r in train(config, 7)]
     second = [(r.loss, r.grad_norm, r.clipped, r.eval_loss) for r in train(config, 7)]
     assert len(first) == 20
@@ -97,12 +101,14 @@ def test_stream_seed_is_stable() -> None:
 
 def test_first_step_identical_across_arms_and_learning_rates() -> None:
     """Step 0's loss and pre-clip norm depend only on the initial weights and the first batch, so
-    they agree across clipping arms and learning rates; after one update the arms differ, which
-    shows the comparison is not vacuous."""
+    they agree across clipping arms, learning rates and optimizers; after one update the arms
+    differ, which shows the comparison is not vacuous."""
     base = list(train(small_config(lr=0.1), 11))
     clipped = list(train(small_config(lr=0.1, clipping=TINY_NORM), 11))
     fast = list(train(small_config(lr=0.5), 11))
-    for other in (clipped, fast):
+    adamw = list(train(small_config(lr=0.1, optimizer=ADAMW_WARMUP), 11))
+    warm = list(train(small_config(lr=0.1, optimizer=OptimizerConfig(warmup_steps=4)), 11))
+    for other in (clipped, fast, adamw, warm):
         assert (other[0].loss, other[0].grad_norm) == (base[0].loss, base[0].grad_norm)
         assert other[1].loss != base[1].loss
     assert clipped[0].clipped and not base[0].clipped

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from trainers.seeding import stream_seed
+from trainers.vectorized import run_chunk
 
 from tests.trainers.helpers import small_config, step_losses
 
@@ -48,22 +49,25 @@ RAY_FREE_SCRIPT = textwrap.dedent("""
     else:
         adapter_needs_ray = False
 
+    from trainers.vectorized import run_chunk
+
     config = TrainConfig.from_dict(json.loads(sys.argv[2]))
     losses = [r.loss for r in train(config, 3)]
     result = run_seed(config, 3)
+    chunk = {seed: [p.loss for p in r.points] for seed, r in run_chunk(config, [3, 5], vectorize=True)}
     loaded = sorted(name for name, mod in sys.modules.items() if mod is not None
                     and name.split(".")[0] in ("ray", "service"))
     print(json.dumps({"losses": losses, "steps_done": result.steps_done,
                       "outcome": result.outcome.value, "loaded": loaded,
-                      "adapter_needs_ray": adapter_needs_ray,
+                      "adapter_needs_ray": adapter_needs_ray, "chunk": chunk,
                       "stream_seed": stream_seed(3, "data")}))
 """)
 
 
 def test_trains_without_ray_and_matches_this_process() -> None:
     """In a process where Ray cannot be imported, every trainers module but the adapter imports
-    and 5 steps train; the losses equal this process's bit for bit (another process, another
-    hash seed: seeding does not depend on either)."""
+    and 5 steps train, sequentially and as a vectorized chunk of two seeds; the losses equal this
+    process's bit for bit (another process, another hash seed: seeding does not depend on either)."""
     config = small_config(max_steps=5)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "12345"}
     proc = subprocess.run(
@@ -78,6 +82,9 @@ def test_trains_without_ray_and_matches_this_process() -> None:
     assert len(out["losses"]) == 5
     assert out["losses"] == step_losses(config, 3)
     assert out["stream_seed"] == stream_seed(3, "data")
+    chunk = {seed: [p.loss for p in r.points] for seed, r in run_chunk(config, [3, 5], vectorize=True)}
+    assert out["chunk"] == {str(seed): losses for seed, losses in chunk.items()}  # JSON keys are strings
+    assert len(chunk[3]) == len(chunk[5]) == 5
 
 
 def _imports(pattern: str) -> dict[str, list[str]]:

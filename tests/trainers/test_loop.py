@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from trainers import (
     TASKS,
@@ -17,12 +19,15 @@ from trainers import (
     Outcome,
     Point,
     StepRecord,
+    TrainConfig,
     Trigger,
     run_seed,
     summarize,
     train,
 )
+from trainers.optim import build_optimizer, lr_at
 from trainers.tasks.adding import AddingTask
+from trainers.tasks.quadratic import QuadraticTask
 
 from tests.trainers.helpers import small_config, step_losses
 
@@ -202,6 +207,209 @@ def test_cuda_requested_without_cuda_is_refused() -> None:
 
 def test_auto_device_trains() -> None:
     assert run_seed(small_config(device="auto"), 0).steps_done == 5
+
+
+# ---- the optimizer and the learning-rate schedule (trainers/optim.py) ----------------------
+
+@pytest.mark.parametrize(("base_lr", "expected"), [
+    (1.0, [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]),
+    (2.0, [0.5, 1.0, 1.5, 2.0, 2.0, 2.0, 2.0]),
+])
+def test_lr_at_ramps_linearly_over_warmup_then_stays(base_lr: float, expected: list[float]) -> None:
+    """Warm-up 4: lr/4, 2·lr/4, 3·lr/4, lr for updates 0-3, then lr."""
+    assert [lr_at(step, base_lr, 4) for step in range(7)] == expected
+    assert lr_at(10_000, base_lr, 4) == base_lr
+
+
+def test_lr_at_with_an_inexact_base_lr() -> None:
+    assert [lr_at(step, 0.1, 4) for step in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1],
+                                                                      rel=1e-15)
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_lr_at_without_warmup_is_constant(warmup: int) -> None:
+    """Warm-up 0 (and 1: the first update's lr is 1/1 of lr) leaves every update at lr."""
+    assert [lr_at(step, 0.3, warmup) for step in (0, 1, 2, 99, 10_000)] == [0.3] * 5
+
+
+def _tensors() -> list[torch.Tensor]:
+    return [torch.zeros(2, requires_grad=True), torch.zeros(3, 1, requires_grad=True)]
+
+
+def test_build_optimizer_sgd() -> None:
+    params = _tensors()
+    opt = build_optimizer(params, OptimizerConfig(momentum=0.9, nesterov=True, weight_decay=1e-4), 0.05)
+    assert type(opt) is torch.optim.SGD
+    (group,) = opt.param_groups
+    assert group["params"] == params
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.05, 0.9, True, 1e-4)
+    plain = build_optimizer(_tensors(), OptimizerConfig(), 0.1).param_groups[0]
+    assert (plain["lr"], plain["momentum"], plain["nesterov"], plain["weight_decay"]) == (0.1, 0.0, False, 0.0)
+
+
+@pytest.mark.parametrize(("name", "cls", "default_decay"), [("adam", torch.optim.Adam, 0.0),
+                                                            ("adamw", torch.optim.AdamW, 0.01)])
+def test_build_optimizer_adam_and_adamw(name: str, cls: type, default_decay: float) -> None:
+    params = _tensors()
+    opt = build_optimizer(params, OptimizerConfig(name=name, beta1=0.8, beta2=0.95, eps=1e-6), 3e-4)
+    assert type(opt) is cls  # AdamW subclasses Adam in recent torch: the exact type matters
+    (group,) = opt.param_groups
+    assert group["params"] == params
+    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (
+        3e-4, (0.8, 0.95), 1e-6, default_decay)
+    decayed = build_optimizer(_tensors(), OptimizerConfig(name=name, weight_decay=0.3), 1e-3).param_groups[0]
+    assert decayed["weight_decay"] == 0.3
+    assert (decayed["betas"], decayed["eps"]) == ((0.9, 0.999), 1e-8)
+
+
+# ---- the optimizer in the loop, on the quadratic -------------------------------------------
+# f(x) = ½ Σ λᵢ xᵢ² has gradient λ·x, so one update of each optimizer is a formula in x0.
+
+def recording_quadratic(monkeypatch: pytest.MonkeyPatch, unused_parameter: bool = False) -> list[nn.Module]:
+    """Register the quadratic task as "quadratic_recording", keeping every model it builds (the
+    loop's model, after training, is the last one)."""
+    built: list[nn.Module] = []
+
+    class Recording(QuadraticTask):
+        name = "quadratic_recording"
+
+        def build_model(self, seed: int) -> nn.Module:
+            model = super().build_model(seed)
+            if unused_parameter:
+                model.unused = nn.Parameter(torch.ones(2))  # never in the loss: it has no gradient
+            built.append(model)
+            return model
+
+    monkeypatch.setitem(TASKS, Recording.name, Recording)
+    return built
+
+
+def quadratic_config(lr: float, optimizer: OptimizerConfig | None = None, max_steps: int = 1,
+                     clipping: ClippingConfig | None = None) -> TrainConfig:
+    return TrainConfig(task="quadratic_recording", lr=lr, optimizer=optimizer or OptimizerConfig(),
+                       clipping=clipping or ClippingConfig(),
+                       max_steps=max_steps, batch_size=1, record_every=1,
+                       convergence=ConvergenceConfig(target_loss=1e-12))
+
+
+QUADRATIC_SEED = 3
+LAMBDAS = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)  # the default eigenvalues
+
+
+def x0() -> torch.Tensor:
+    """The seed's starting point, in float64."""
+    return QuadraticTask().build_model(QUADRATIC_SEED).x.detach().double()
+
+
+def trained_x(built: list[nn.Module], config: TrainConfig) -> tuple[torch.Tensor, list[StepRecord]]:
+    records = list(train(config, QUADRATIC_SEED))
+    assert len(records) == config.max_steps
+    model = built[-1]
+    assert torch.equal(model.lambdas.double(), LAMBDAS)
+    return model.x.detach().double(), records
+
+
+def _sgd(x: torch.Tensor, lr: float, decay: float = 0.0) -> torch.Tensor:
+    return x - lr * (LAMBDAS * x + decay * x)
+
+
+def _adam(x: torch.Tensor, lr: float, decoupled_decay: float = 0.0, eps: float = 1e-8) -> torch.Tensor:
+    """Adam's first update is lr·m̂/(√v̂ + ε) with m̂ = g, √v̂ = |g| (bias corrections cancel)."""
+    g = LAMBDAS * x
+    return x * (1 - lr * decoupled_decay) - lr * g / (g.abs() + eps)
+
+
+FIRST_UPDATES = [
+    # (optimizer, lr, x1 as a function of x0 and the first update's lr)
+    (OptimizerConfig(), 0.008, lambda x, lr: _sgd(x, lr)),
+    (OptimizerConfig(weight_decay=0.5), 0.008, lambda x, lr: _sgd(x, lr, decay=0.5)),
+    (OptimizerConfig(name="adam"), 0.1, lambda x, lr: _adam(x, lr)),
+    (OptimizerConfig(name="adam", eps=1.0), 0.1, lambda x, lr: _adam(x, lr, eps=1.0)),
+    (OptimizerConfig(name="adamw"), 0.1, lambda x, lr: _adam(x, lr, decoupled_decay=0.01)),
+    (OptimizerConfig(name="adamw", weight_decay=0.5), 0.1, lambda x, lr: _adam(x, lr, decoupled_decay=0.5)),
+]
+
+
+@pytest.mark.parametrize("warmup", [0, 4])
+@pytest.mark.parametrize(("optimizer", "lr", "update"), FIRST_UPDATES,
+                         ids=["sgd", "sgd-decay", "adam", "adam-eps", "adamw-default-decay", "adamw-decay"])
+def test_first_update_is_the_optimizers(monkeypatch: pytest.MonkeyPatch, optimizer: OptimizerConfig,
+                                        lr: float, update: Any, warmup: int) -> None:
+    """The loop's first update is exactly the configured optimizer's, with its hyperparameters and
+    defaults (adamw decays by 0.01), at the warm-up's first lr (lr/4 with 4 warm-up steps)."""
+    built = recording_quadratic(monkeypatch)
+    config = quadratic_config(lr, dataclasses.replace(optimizer, warmup_steps=warmup))
+    x1, _ = trained_x(built, config)
+    lr_0 = lr / 4 if warmup else lr
+    torch.testing.assert_close(x1, update(x0(), lr_0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [(OptimizerConfig(), 0.008), (OptimizerConfig(name="adam"), 0.1)],
+                         ids=["sgd", "adam"])
+def test_warmup_makes_the_first_update_smaller(monkeypatch: pytest.MonkeyPatch, optimizer: OptimizerConfig,
+                                               lr: float) -> None:
+    """Same start, same gradient: with 4 warm-up steps the first update moves x a quarter as far
+    (x1 = x0 − lr_0·λ·x0 for sgd, lr_0 = lr/4)."""
+    built = recording_quadratic(monkeypatch)
+    plain, plain_records = trained_x(built, quadratic_config(lr, optimizer))
+    warm, warm_records = trained_x(built, quadratic_config(lr, dataclasses.replace(optimizer, warmup_steps=4)))
+    start = x0()
+    assert (warm_records[0].loss, warm_records[0].grad_norm) == (plain_records[0].loss, plain_records[0].grad_norm)
+    plain_change, warm_change = (plain - start).abs(), (warm - start).abs()
+    assert bool((plain_change > 0).all())
+    assert bool((warm_change < plain_change).all())
+    torch.testing.assert_close(warm_change, plain_change / 4, rtol=1e-4, atol=1e-7)
+    # so the loss after the first update (evaluated on the last step) differs too
+    assert warm_records[0].eval_loss != plain_records[0].eval_loss
+
+
+def test_warmup_ramp_over_several_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six sgd updates with warm-up 4 at lr 0.008: coordinate i is multiplied by (1 − lr_k·λᵢ) at
+    update k, lr_k = 0.002, 0.004, 0.006, 0.008, 0.008, 0.008; and each step's loss is f(x_k)."""
+    built = recording_quadratic(monkeypatch)
+    x6, records = trained_x(built, quadratic_config(0.008, OptimizerConfig(warmup_steps=4), max_steps=6))
+    x = x0()
+    losses = []
+    for lr_k in (0.002, 0.004, 0.006, 0.008, 0.008, 0.008):
+        losses.append(float(0.5 * (LAMBDAS * x * x).sum()))
+        x = x * (1 - lr_k * LAMBDAS)
+    torch.testing.assert_close(x6, x, rtol=1e-5, atol=1e-6)
+    assert [r.loss for r in records] == pytest.approx(losses, rel=1e-5)
+    # without warm-up the same six updates all use 0.008: a different end point
+    no_warmup, _ = trained_x(built, quadratic_config(0.008, max_steps=6))
+    torch.testing.assert_close(no_warmup, x0() * (1 - 0.008 * LAMBDAS) ** 6, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(no_warmup, x6)
+
+
+@pytest.mark.parametrize("norm_type", [2, "inf"])
+def test_loop_clips_the_real_gradient(monkeypatch: pytest.MonkeyPatch, norm_type: Any) -> None:
+    """The loop hands the clipper seed-batched views of the parameters' gradients, so clipping
+    reaches the update: x1 = x0 − lr·(max_norm/‖λx0‖)·λx0 (‖·‖ the L2 norm, or the largest |entry|
+    for norm_type "inf"). The recorded norm is the pre-clip L2 norm either way."""
+    built = recording_quadratic(monkeypatch)
+    clipping = ClippingConfig("norm", {"max_norm": 1.0, "norm_type": norm_type})
+    x1, (record,) = trained_x(built, quadratic_config(0.008, clipping=clipping))
+    g = LAMBDAS * x0()
+    size = float(g.norm()) if norm_type == 2 else float(g.abs().max())
+    assert size > 1.0, "the test needs a gradient over max_norm"
+    torch.testing.assert_close(x1, x0() - 0.008 * g / size, rtol=1e-5, atol=1e-6)
+    assert record.clipped is True
+    assert record.grad_norm == pytest.approx(float(g.norm()), rel=1e-5)
+
+
+def test_parameter_without_gradient_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parameter outside the loss neither counts in the norm, nor gets a gradient, nor is updated
+    (adamw's decoupled decay would shrink it if the loop handed it a zero gradient)."""
+    built = recording_quadratic(monkeypatch, unused_parameter=True)
+    clipping = ClippingConfig("norm", {"max_norm": 1.0e9})
+    config = quadratic_config(0.1, OptimizerConfig(name="adamw", weight_decay=0.5), max_steps=3, clipping=clipping)
+    records = list(train(config, QUADRATIC_SEED))
+    model = built[-1]
+    assert [name for name, _ in model.named_parameters()] == ["x", "unused"]
+    assert model.unused.grad is None
+    assert torch.equal(model.unused.detach(), torch.ones(2))
+    assert records[0].grad_norm == pytest.approx(float((LAMBDAS * x0()).norm()), rel=1e-5)
+    assert not any(r.clipped for r in records)
 
 
 # ---- summarize on hand-built records -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -36,7 +37,9 @@ from tests.trainers.helpers import SMALL_TASK, small_config
     ("init_std", math.inf, "must be a finite number"),
     ("init_std", "0.1", "must be a finite number"),
     ("init_std", False, "must be a finite number"),     # bool for float
-    ("init", "xavier", "must be one of ['basic_tanh']"),  # not one of the Literal's values
+    ("init", "xavier", "must be one of ['basic_tanh', 'smart_tanh']"),  # not one of the Literal's values
+    ("recurrent_gain", "2", "must be a finite number"),
+    ("recurrent_gain", math.inf, "must be a finite number"),
 ])
 def test_task_params_wrong_type_names_the_dotted_path(key: str, value: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -68,7 +71,7 @@ def test_task_params_unknown_key_lists_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
         build_task("adding", {"seqlen": 10})
     assert info.value.path == "params.seqlen"
-    assert "['seq_len', 'hidden', 'init', 'init_std', 'eval_size']" in info.value.message
+    assert "['seq_len', 'hidden', 'init', 'init_std', 'recurrent_gain', 'eval_size']" in info.value.message
 
 
 @pytest.mark.parametrize("values", [[("seq_len", 10)], "seq_len=10", 10])
@@ -80,10 +83,11 @@ def test_params_must_be_a_mapping(values: Any) -> None:
 
 
 def test_valid_params_are_coerced_and_defaults_filled() -> None:
-    params = build_task("adding", {"seq_len": 12, "init_std": 1}).params
-    assert params == AddingParams(seq_len=12, init_std=1.0)
-    assert isinstance(params.init_std, float)
-    assert build_params(NormParams, {}) == NormParams(max_norm=1.0)
+    params = build_task("adding", {"seq_len": 12, "init_std": 1, "recurrent_gain": 2}).params
+    assert params == AddingParams(seq_len=12, init_std=1.0, recurrent_gain=2.0)
+    assert isinstance(params.init_std, float) and isinstance(params.recurrent_gain, float)
+    assert build_task("adding", {"init": "smart_tanh"}).params.init == "smart_tanh"
+    assert build_params(NormParams, {}) == NormParams(max_norm=1.0, norm_type=2)
 
 
 def test_describe_lists_name_type_default() -> None:
@@ -92,6 +96,7 @@ def test_describe_lists_name_type_default() -> None:
         {"name": "hidden", "type": "int", "default": 50},
         {"name": "init", "type": "Literal", "default": "basic_tanh"},
         {"name": "init_std", "type": "float", "default": 0.1},
+        {"name": "recurrent_gain", "type": "float", "default": 1.0},
         {"name": "eval_size", "type": "int", "default": 500},
     ]
 
@@ -119,11 +124,26 @@ def test_training_an_unknown_task_fails_with_config_error() -> None:
     (lambda: small_config(batch_size=0), "batch_size"),
     (lambda: small_config(record_every=0), "record_every"),
     (lambda: small_config(device="tpu"), "device"),
-    (lambda: OptimizerConfig(name="adam"), "name"),
+    (lambda: OptimizerConfig(name="rmsprop"), "name"),
+    (lambda: OptimizerConfig(name="SGD"), "name"),
     (lambda: OptimizerConfig(momentum=1.0), "momentum"),
     (lambda: OptimizerConfig(momentum=-0.1), "momentum"),
     (lambda: OptimizerConfig(momentum=math.nan), "momentum"),
     (lambda: OptimizerConfig(nesterov=True), "nesterov"),
+    (lambda: OptimizerConfig(name="adam", momentum=0.9), "momentum"),
+    (lambda: OptimizerConfig(name="adamw", momentum=0.5), "momentum"),
+    (lambda: OptimizerConfig(name="adam", nesterov=True), "nesterov"),
+    (lambda: OptimizerConfig(name="adam", beta1=1.0), "beta1"),
+    (lambda: OptimizerConfig(name="adam", beta1=-0.1), "beta1"),
+    (lambda: OptimizerConfig(name="adamw", beta2=1.0), "beta2"),
+    (lambda: OptimizerConfig(name="adamw", beta2=math.nan), "beta2"),
+    (lambda: OptimizerConfig(name="adam", eps=0.0), "eps"),
+    (lambda: OptimizerConfig(name="adam", eps=-1e-8), "eps"),
+    (lambda: OptimizerConfig(name="adam", eps=math.nan), "eps"),
+    (lambda: OptimizerConfig(weight_decay=-0.01), "weight_decay"),
+    (lambda: OptimizerConfig(name="adamw", weight_decay=-1e-9), "weight_decay"),
+    (lambda: OptimizerConfig(weight_decay=math.nan), "weight_decay"),
+    (lambda: OptimizerConfig(warmup_steps=-1), "warmup_steps"),
     (lambda: DivergenceConfig(loss_factor=1.0), "loss_factor"),
     (lambda: DivergenceConfig(loss_factor=math.nan), "loss_factor"),
     (lambda: DivergenceConfig(grad_norm_limit=0.0), "grad_norm_limit"),
@@ -138,18 +158,89 @@ def test_config_out_of_range_names_the_field(build: Any, path: str) -> None:
     assert str(info.value).startswith(f"{path}: ")
 
 
+def test_unknown_optimizer_lists_known_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        OptimizerConfig(name="rmsprop")
+    assert info.value.path == "name"
+    assert info.value.message == "unknown optimizer 'rmsprop'; known: ['sgd', 'adam', 'adamw']"
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_momentum_with_adam_is_refused_naming_the_field(name: str) -> None:
+    """Adam's momentum is beta1: a `momentum` given with adam/adamw would silently do nothing."""
+    with pytest.raises(ConfigError) as info:
+        OptimizerConfig(name=name, momentum=0.9)
+    assert info.value.path == "momentum"
+    assert name in info.value.message and "beta1" in info.value.message
+
+
+@pytest.mark.parametrize("config", [{"nesterov": True}, {"nesterov": True, "momentum": 0.0},
+                                    {"name": "adam", "nesterov": True}, {"name": "adamw", "nesterov": True}])
+def test_nesterov_needs_sgd_with_momentum(config: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        OptimizerConfig(**config)
+    assert info.value.path == "nesterov"
+    assert "momentum > 0" in info.value.message
+
+
+@pytest.mark.parametrize(("field", "value"), [("weight_decay", -0.01), ("warmup_steps", -1),
+                                              ("beta1", 1.0), ("beta2", -0.5), ("eps", 0.0)])
+def test_optimizer_out_of_range_names_the_value(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        OptimizerConfig(name="adam", **{field: value})
+    assert info.value.path == field
+    assert info.value.message.endswith(f"got {value!r}")
+
+
+@pytest.mark.parametrize("config", [
+    OptimizerConfig(),
+    OptimizerConfig(momentum=0.9, nesterov=True, weight_decay=0.0, warmup_steps=0),
+    OptimizerConfig(momentum=0.0, warmup_steps=1),
+    OptimizerConfig(name="adam", beta1=0.0, beta2=0.0, eps=1e-12, weight_decay=0.0),
+    OptimizerConfig(name="adamw", beta1=0.95, beta2=0.98, eps=1e-6, weight_decay=0.1, warmup_steps=100),
+], ids=repr)
+def test_valid_optimizer_configs_are_accepted(config: OptimizerConfig) -> None:
+    assert OptimizerConfig(**dataclasses.asdict(config)) == config
+
+
+@pytest.mark.parametrize(("config", "decay"), [
+    (OptimizerConfig(), 0.0),
+    (OptimizerConfig(momentum=0.9), 0.0),
+    (OptimizerConfig(name="adam"), 0.0),
+    (OptimizerConfig(name="adamw"), 0.01),
+    (OptimizerConfig(weight_decay=1e-4), 1e-4),
+    (OptimizerConfig(name="adam", weight_decay=0.5), 0.5),
+    (OptimizerConfig(name="adamw", weight_decay=0.0), 0.0),  # an explicit 0 is not the default
+    (OptimizerConfig(name="adamw", weight_decay=0.2), 0.2),
+], ids=repr)
+def test_resolved_weight_decay(config: OptimizerConfig, decay: float) -> None:
+    """None means the optimizer's usual default: 0.01 for adamw, 0 for sgd and adam."""
+    assert config.resolved_weight_decay == decay
+    assert type(config.resolved_weight_decay) is float
+
+
+def test_optimizer_defaults() -> None:
+    assert OptimizerConfig() == OptimizerConfig(name="sgd", momentum=0.0, nesterov=False, beta1=0.9,
+                                                beta2=0.999, eps=1e-8, weight_decay=None, warmup_steps=0)
+
+
 def test_config_error_is_a_value_error() -> None:
     """Callers that catch ValueError (argument parsing, pydantic validators) catch it too."""
     assert issubclass(ConfigError, ValueError)
 
 
-def _full_config() -> TrainConfig:
+# Between them, every OptimizerConfig field away from its default.
+FULL_SGD = OptimizerConfig(momentum=0.9, nesterov=True, weight_decay=1e-4, warmup_steps=5)
+FULL_ADAMW = OptimizerConfig(name="adamw", beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05, warmup_steps=3)
+
+
+def _full_config(optimizer: OptimizerConfig = FULL_SGD) -> TrainConfig:
     """A TrainConfig with every field away from its default."""
     return TrainConfig(
         task="adding",
         lr=0.05,
-        task_params={"seq_len": 20, "hidden": 4},
-        optimizer=OptimizerConfig(momentum=0.9, nesterov=True),
+        task_params={"seq_len": 20, "hidden": 4, "init": "smart_tanh", "recurrent_gain": 1.5},
+        optimizer=optimizer,
         clipping=ClippingConfig("norm", {"max_norm": 0.5}),
         max_steps=7,
         batch_size=3,
@@ -160,8 +251,8 @@ def _full_config() -> TrainConfig:
     )
 
 
-@pytest.mark.parametrize("config", [_full_config(), TrainConfig(task="adding", lr=1.0)],
-                         ids=["every-field-set", "defaults"])
+@pytest.mark.parametrize("config", [_full_config(), _full_config(FULL_ADAMW), TrainConfig(task="adding", lr=1.0)],
+                         ids=["every-field-set-sgd", "every-field-set-adamw", "defaults"])
 def test_to_dict_from_dict_round_trip(config: TrainConfig) -> None:
     data = config.to_dict()
     assert TrainConfig.from_dict(data) == config
@@ -173,7 +264,12 @@ def test_to_dict_is_plain_and_detached() -> None:
     config = _full_config()
     data = config.to_dict()
     assert data["clipping"] == {"method": "norm", "params": {"max_norm": 0.5}}
-    assert data["optimizer"] == {"name": "sgd", "momentum": 0.9, "nesterov": True}
+    assert data["optimizer"] == {"name": "sgd", "momentum": 0.9, "nesterov": True, "beta1": 0.9,
+                                 "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4, "warmup_steps": 5}
+    assert _full_config(FULL_ADAMW).to_dict()["optimizer"] == {
+        "name": "adamw", "momentum": 0.0, "nesterov": False, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6,
+        "weight_decay": 0.05, "warmup_steps": 3}
+    assert TrainConfig(task="adding", lr=1.0).to_dict()["optimizer"]["weight_decay"] is None
     assert data["convergence"] == {"target_loss": 0.02, "eval_every": 3}
     data["task_params"]["seq_len"] = 99
     data["clipping"]["params"]["max_norm"] = 9.0
@@ -181,12 +277,24 @@ def test_to_dict_is_plain_and_detached() -> None:
     assert config.clipping.params["max_norm"] == 0.5
 
 
-def test_from_dict_validates() -> None:
+@pytest.mark.parametrize(("changes", "path"), [
+    ({"momentum": 2.0}, "momentum"),
+    ({"name": "adam", "momentum": 0.9}, "momentum"),
+    ({"warmup_steps": -3}, "warmup_steps"),
+])
+def test_from_dict_validates(changes: dict[str, Any], path: str) -> None:
     data = small_config().to_dict()
-    data["optimizer"]["momentum"] = 2.0
+    data["optimizer"].update(changes)
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_dict(data)
-    assert info.value.path == "momentum"
+    assert info.value.path == path
+
+
+def test_from_dict_refuses_unknown_optimizer_fields() -> None:
+    data = small_config().to_dict()
+    data["optimizer"]["beta3"] = 0.5
+    with pytest.raises(TypeError, match="beta3"):
+        TrainConfig.from_dict(data)
 
 
 def test_from_dict_refuses_unknown_fields() -> None:

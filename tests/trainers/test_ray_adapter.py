@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import platform
+from typing import Any
 
 import pytest
+import torch
 
 from trainers import (
     ConvergenceConfig,
@@ -18,6 +21,7 @@ from trainers import (
     run_seed,
 )
 from trainers import ray_adapter
+from trainers.vectorized import run_chunk
 
 from tests.trainers.helpers import small_config
 
@@ -78,3 +82,38 @@ def test_real_runs_serialize(config: TrainConfig, outcome: str, trigger: str | N
         for got, want in ((row[1], point.loss), (row[2], point.grad_norm)):
             assert got == want or (math.isnan(got) and math.isnan(want)) or (
                 got is None and want is None)
+
+
+def test_train_chunk_reports_each_seed_of_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainable turns Tune's plain dict back into the TrainConfig, trains the chunk with
+    run_chunk (vectorized here: 3 seeds of the adding task) and reports one payload per seed, as
+    each finishes: the lr-1000 seeds diverge at once and are reported before the budget ends."""
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: reports.append({"threads": n}))
+    config = small_config(max_steps=6, record_every=2)
+    ray_adapter.train_chunk({"chunk": {"train": json.loads(json.dumps(config.to_dict())), "cell_index": 7,
+                                       "seeds": [4, 0, 2], "threads": 1.5}})
+    assert reports[0] == {"threads": 1}  # floor of the fractional CPU share Tune gave the trial
+    reported = reports[1:]
+    assert sorted(r["seed"] for r in reported) == [0, 2, 4]
+    expected = {seed: ray_adapter.result_payload(result) for seed, result in run_chunk(config, [4, 0, 2])}
+    for report in reported:
+        assert set(report) == {"cell_index", "seed", "run", "device", "node"}
+        assert report["cell_index"] == 7 and report["device"] == "cpu" and report["node"] == platform.node()
+        assert report["run"] == expected[report["seed"]]
+        assert set(report["run"]) == FIELDS
+
+
+def test_train_chunk_reports_seeds_as_they_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk where some seeds diverge on the first steps: those come first."""
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
+    config = small_config(lr=0.9, max_steps=20, task_params={"seq_len": 20, "hidden": 16, "eval_size": 64})
+    seeds = [0, 1, 2, 3]
+    ray_adapter.train_chunk({"chunk": {"train": config.to_dict(), "cell_index": 0, "seeds": seeds, "threads": 1}})
+    steps = [r["run"]["steps_done"] for r in reports]
+    assert sorted(r["seed"] for r in reports) == seeds
+    assert steps == sorted(steps)
+    assert "diverged" in {r["run"]["outcome"] for r in reports}, "the setting must make some seed diverge"
+    assert steps[0] < steps[-1]

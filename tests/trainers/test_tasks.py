@@ -50,7 +50,12 @@ def test_loss_is_mse() -> None:
 
 
 def test_registry() -> None:
-    assert TASKS == {"adding": AddingTask}
+    """The adding task is registered under its name (the full registry, every task in it, is checked
+    in test_task_zoo.py)."""
+    assert TASKS["adding"] is AddingTask
+    assert isinstance(build_task("adding"), AddingTask)
     info = AddingTask.describe()
     assert info["name"] == "adding" and info["default_target_loss"] == 0.01
     assert info["doc"].startswith("Adding problem")
+    assert [p["name"] for p in info["params"]] == [
+        "seq_len", "hidden", "init", "init_std", "recurrent_gain", "eval_size"]

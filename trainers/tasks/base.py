@@ -20,6 +20,15 @@ class Task(Parametrized, ABC):
     """
 
     default_target_loss: ClassVar[float]
+    # Whether a chunk of seeds can train as one model under torch.func.vmap (no nn.RNN/GRU/LSTM,
+    # no data-dependent Python control flow). A task that cannot trains its seeds one after another.
+    vectorizable: ClassVar[bool] = True
+    # Names of the parameters (prefixes, as in model.named_parameters()) of the output layer:
+    # AGC leaves it unclipped by default.
+    head_parameters: ClassVar[tuple[str, ...]] = ()
+
+    def head_mask(self, names: list[str]) -> tuple[bool, ...]:
+        return tuple(any(n == h or n.startswith(h + ".") for h in self.head_parameters) for n in names)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from service.api.deps import SessionDep
 from trainers.clipping import CLIPPERS
-from trainers.tasks import TASKS
+from trainers.tasks import plugin_errors, registered_tasks
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 
@@ -21,8 +21,10 @@ def healthz(session: SessionDep) -> dict[str, str]:
 
 
 @router.get("/tasks")
-def tasks() -> list[dict[str, Any]]:
-    return [cls.describe() for cls in TASKS.values()]
+def tasks() -> dict[str, Any]:
+    """Built-in and plugin tasks with their parameters and defaults; plugins that failed to load
+    are listed under `plugin_errors` with the reason."""
+    return {"tasks": [cls.describe() for cls in registered_tasks().values()], "plugin_errors": plugin_errors()}
 
 
 @router.get("/clipping-methods")

@@ -1,0 +1,122 @@
+"""The vanilla tanh RNN shared by the recurrent tasks (adding, temporal_order), its parameters and
+its initializations, as in Pascanu, Mikolov & Bengio (2013) and their code (pascanur/trainingRNNs).
+
+Initializations (`init`):
+
+* `basic_tanh` — every weight matrix (input, recurrent, output) from N(0, init_std); 0.1 in the
+  paper. Biases zero.
+* `smart_tanh` — input and output weights from N(0, 0.01); the recurrent matrix sparse, 15
+  non-zero entries per row (per unit: its incoming recurrent weights) drawn from N(0, 1), then
+  rescaled to spectral radius 0.95. `init_std` is not used. Biases zero.
+
+Either way the recurrent matrix is then multiplied by `recurrent_gain` (1.0 leaves it as drawn): a
+gain above 1 steepens the recurrent Jacobian product and so the cliffs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from trainers.config import ConfigError
+from trainers.seeding import generator
+
+# smart_tanh: non-zero recurrent weights per unit, and the spectral radius the matrix is scaled to.
+SMART_NONZEROS = 15
+SMART_SPECTRAL_RADIUS = 0.95
+SMART_IO_STD = 0.01
+
+
+@dataclass(frozen=True)
+class TanhRNNParams:
+    """Parameters common to the tasks solved by a TanhRNN."""
+
+    seq_len: int = 50
+    hidden: int = 50
+    init: Literal["basic_tanh", "smart_tanh"] = "basic_tanh"
+    init_std: float = 0.1
+    recurrent_gain: float = 1.0
+    eval_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 10:
+            raise ConfigError("seq_len", f"must be >= 10 (two marker regions), got {self.seq_len}")
+        if self.hidden < 1:
+            raise ConfigError("hidden", f"must be >= 1, got {self.hidden}")
+        if not self.init_std > 0:
+            raise ConfigError("init_std", f"must be > 0, got {self.init_std}")
+        if not (self.recurrent_gain > 0 and math.isfinite(self.recurrent_gain)):
+            raise ConfigError("recurrent_gain", f"must be a finite number > 0, got {self.recurrent_gain}")
+        if self.eval_size < 1:
+            raise ConfigError("eval_size", f"must be >= 1, got {self.eval_size}")
+
+
+class TanhRNN(nn.Module):
+    """h_t = tanh(W_in x_t + W_hh h_{t-1} + b); y = W_out h_T + b_out.
+
+    Written from linear algebra rather than nn.RNN so the same weights can later be batched over
+    seeds (nn.RNN does not vectorize under torch.func.vmap).
+    """
+
+    def __init__(self, n_in: int, hidden: int, n_out: int) -> None:
+        super().__init__()
+        self.w_in = nn.Parameter(torch.empty(hidden, n_in))
+        self.w_hh = nn.Parameter(torch.empty(hidden, hidden))
+        self.b = nn.Parameter(torch.zeros(hidden))
+        self.w_out = nn.Parameter(torch.empty(n_out, hidden))
+        self.b_out = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (seq_len, batch, n_in) -> (batch, n_out)."""
+        # The input projection of every step at once: one matmul instead of seq_len small ones.
+        drive = torch.matmul(x, self.w_in.T) + self.b
+        h = torch.zeros(x.shape[1], self.w_hh.shape[0], dtype=x.dtype, device=x.device)
+        w_hh_t = self.w_hh.T
+        # unbind, not drive[t]: indexing's backward writes each step's gradient into a zero tensor
+        # the size of all of `drive`, which is quadratic in seq_len and dominated batched training.
+        for drive_t in drive.unbind(0):
+            h = torch.tanh(drive_t + h @ w_hh_t)
+        return h @ self.w_out.T + self.b_out
+
+
+def spectral_radius(matrix: torch.Tensor) -> float:
+    """The largest eigenvalue modulus, computed on the CPU in float64."""
+    return float(torch.linalg.eigvals(matrix.detach().to("cpu", torch.float64)).abs().max())
+
+
+def smart_recurrent_matrix(hidden: int, gen: torch.Generator) -> torch.Tensor:
+    """A (hidden, hidden) float32 matrix with min(15, hidden) N(0, 1) entries per row at random
+    columns, the rest zero, rescaled to spectral radius 0.95."""
+    k = min(SMART_NONZEROS, hidden)
+    values = torch.randn(hidden, hidden, generator=gen, dtype=torch.float64)
+    # A random permutation of the columns per row (one draw for all rows): keep the first k.
+    columns = torch.rand(hidden, hidden, generator=gen).argsort(dim=1)[:, :k]
+    mask = torch.zeros(hidden, hidden, dtype=torch.bool)
+    mask.scatter_(1, columns, True)
+    matrix = torch.where(mask, values, torch.zeros((), dtype=torch.float64))
+    radius = spectral_radius(matrix)
+    if radius > 0.0:  # zero only for a nilpotent draw, which has probability zero
+        matrix = matrix * (SMART_SPECTRAL_RADIUS / radius)
+    return matrix.to(torch.float32)
+
+
+def build_tanh_rnn(params: TanhRNNParams, seed: int, n_in: int, n_out: int) -> TanhRNN:
+    """A TanhRNN with seed `seed`'s initial weights, drawn from its "init" stream."""
+    model = TanhRNN(n_in, params.hidden, n_out)
+    gen = generator(seed, "init")
+    with torch.no_grad():
+        if params.init == "basic_tanh":
+            # Order and arithmetic pinned: the adding task's stored seeds depend on these numbers.
+            for param in (model.w_in, model.w_hh, model.w_out):
+                param.copy_(torch.randn(param.shape, generator=gen) * params.init_std)
+        else:
+            model.w_in.copy_(torch.randn(model.w_in.shape, generator=gen) * SMART_IO_STD)
+            model.w_hh.copy_(smart_recurrent_matrix(params.hidden, gen))
+            model.w_out.copy_(torch.randn(model.w_out.shape, generator=gen) * SMART_IO_STD)
+        if params.recurrent_gain != 1.0:
+            model.w_hh.mul_(params.recurrent_gain)
+    return model
