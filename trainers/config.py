@@ -6,6 +6,7 @@ these dataclasses; the Ray adapter turns Tune's plain-dict config back into them
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
@@ -73,11 +74,21 @@ class ClippingConfig:
 
     @property
     def label(self) -> str:
-        """A short, stable name for the arm, e.g. `norm(max_norm=1.0)`."""
-        if not self.params:
+        """A short, stable name for the arm, e.g. `norm(max_norm=1.0)`: the method's main (first)
+        parameter, and any other whose value differs from its default, e.g.
+        `norm(max_norm=1.0,norm_type=inf)`. Unknown methods list every parameter given."""
+        from trainers.clipping import CLIPPERS  # the registry imports this module
+
+        cls = CLIPPERS.get(self.method)
+        if cls is None:
+            shown = dict(sorted(self.params.items()))
+        else:
+            fields = dataclasses.fields(cls.Params)
+            shown = {f.name: self.params.get(f.name, f.default) for i, f in enumerate(fields)
+                     if i == 0 or (f.name in self.params and self.params[f.name] != f.default)}
+        if not shown:
             return self.method
-        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.method}({inner})"
+        return f"{self.method}({','.join(f'{k}={v}' for k, v in shown.items())})"
 
 
 @dataclass(frozen=True)

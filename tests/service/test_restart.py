@@ -22,8 +22,9 @@ SPEC = {
     "learning_rates": [0.05],
     "clipping": [{"method": "norm", "max_norm": 1.0}],
     "seeds": 12,
-    "budget": {"max_steps": 300, "batch_size": 16},
-    "resources": {"max_seeds_per_trial": 12},
+    # One seed per trial, so runs finish one by one and the stop falls in the middle.
+    "budget": {"max_steps": 1500, "batch_size": 16},
+    "resources": {"max_seeds_per_trial": 1},
 }
 
 

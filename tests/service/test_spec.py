@@ -41,12 +41,13 @@ def test_valid_spec_resolves_to_a_grid_of_cells_lr_outer_arm_inner() -> None:
 def test_defaults_are_filled_in_so_the_stored_spec_says_exactly_what_ran() -> None:
     dumped = parse_spec(BASE).model_dump(mode="json")
     assert dumped["divergence"] == {"loss_factor": 100.0, "grad_norm_limit": 1e10}
-    assert dumped["optimizer"] == {"name": "sgd", "momentum": 0.0, "nesterov": False}
+    assert dumped["optimizer"] == {"name": "sgd", "momentum": 0.0, "nesterov": False, "beta1": 0.9,
+                                   "beta2": 0.999, "eps": 1e-8, "weight_decay": None, "warmup_steps": 0}
 
 
 def test_arms_are_canonical_so_equal_parameters_are_the_same_arm() -> None:
     spec = parse_spec(with_(clipping=[{"method": "norm"}]))
-    assert spec.clipping[0].params == {"max_norm": 1.0}
+    assert spec.clipping[0].params == {"max_norm": 1.0, "norm_type": 2}
 
 
 def test_unknown_top_level_key_lists_the_allowed_keys() -> None:

@@ -47,7 +47,7 @@ def test_create_stores_the_sweep_and_one_pending_run_per_cell_and_seed(session_f
     with session_scope(session_factory) as session:
         sweep = session.get(Sweep, sweep_id)
         assert sweep is not None and sweep.status == "queued" and sweep.runs_total == 12
-        assert sweep.spec["clipping"][1] == {"method": "norm", "max_norm": 1.0}
+        assert sweep.spec["clipping"][1] == {"method": "norm", "max_norm": 1.0, "norm_type": 2}
         assert len(pending_runs(session, sweep_id)) == 12
         labels = set(session.scalars(select(Run.clip_label).where(Run.sweep_id == sweep_id)))
         assert labels == {"none", "norm(max_norm=1.0)"}

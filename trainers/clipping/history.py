@@ -102,8 +102,8 @@ class AutoClipper(Clipper):
 
 @dataclass(frozen=True)
 class ZClipParams:
+    z_thresh: float = 2.5  # first: the main knob, always shown in arm labels
     alpha: float = 0.97
-    z_thresh: float = 2.5
     warmup_steps: int = 25
     max_grad_norm: float | None = None
 
