@@ -38,9 +38,11 @@ def run_chunk(config: TrainConfig, seeds: Sequence[int], *,
     """Train `seeds` under `config`; yield (seed, result) as each seed finishes. `vectorize` None
     batches the seeds when there are several and the task allows it."""
     task = build_task(config.task, config.task_params)
-    if vectorize and not task.vectorizable:
+    if vectorize is None:
+        vectorize = len(seeds) > 1 and task.vectorizable
+    elif vectorize and not task.vectorizable:
         raise ValueError(f"task {task.name!r} cannot be vectorized; it trains seed after seed")
-    if vectorize if vectorize is not None else (len(seeds) > 1 and task.vectorizable):
+    if vectorize:
         yield from _VectorizedChunk(config, task, list(seeds)).run()
     else:
         for seed in seeds:
