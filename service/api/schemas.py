@@ -126,6 +126,3 @@ class RunOut(ApiModel):
                    clipped_steps=run.clipped_steps, max_grad_norm=max_norm, device=run.device,
                    node=run.node, error=run.error)
 
-
-class ErrorOut(ApiModel):
-    detail: Any

@@ -103,7 +103,7 @@ def test_a_task_that_cannot_vectorize_trains_seed_after_seed(monkeypatch: pytest
 def test_a_chunk_on_the_gpu_matches_the_cpu() -> None:
     cfg = config("adding", "norm")
     cpu = dict(run_chunk(cfg, SEEDS, vectorize=True))
-    gpu = dict(run_chunk(TrainConfig.from_dict({**cfg.to_dict(), "device": "cuda"}), SEEDS, vectorize=True))
+    gpu = dict(run_chunk(cfg.with_device("cuda"), SEEDS, vectorize=True))
     for seed in SEEDS:
         assert gpu[seed].outcome == cpu[seed].outcome
         for a, b in zip(cpu[seed].points[:50], gpu[seed].points[:50]):
