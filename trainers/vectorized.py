@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from trainers.allocator import keep_freed_memory
 from trainers.clipping import ClipContext, Clipper, build_clipper
 from trainers.config import TrainConfig
 from trainers.detection import Trigger, is_converged
@@ -61,6 +62,8 @@ class _VectorizedChunk:
     def __init__(self, config: TrainConfig, task: Task, seeds: list[int]) -> None:
         self.config, self.task, self.seeds = config, task, seeds
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # big per-step tensors: reuse memory rather than page-fault (allocator.py)
         models = [task.build_model(seed) for seed in seeds]
         params, buffers = stack_module_state(models)
         self.names = list(params)
@@ -79,7 +82,11 @@ class _VectorizedChunk:
         self.alive = torch.arange(len(seeds))
         self.recorders = [RunRecorder(config.record_every) for _ in seeds]
         self.initial_loss: torch.Tensor | None = None
+        # A model may batch seeds itself (`forward_stacked(params, x)`, e.g. TanhRNN's recurrence
+        # with hand-written BPTT), which beats vmap where vmap leaves many small autograd nodes.
+        self._forward_stacked = getattr(type(models[0]), "forward_stacked", None)
         self._losses = vmap(self._loss_one)
+        self._task_losses = vmap(task.loss)
 
     def _loss_one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
                   x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -87,6 +94,8 @@ class _VectorizedChunk:
 
     def _batch_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         params = dict(zip(self.names, self.params))
+        if self._forward_stacked is not None:
+            return self._task_losses(self._forward_stacked(params, x), y)
         return self._losses(params, self.buffers, x, y)
 
     def run(self) -> Iterator[tuple[int, RunResult]]:
