@@ -76,20 +76,25 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop when the parent process is gone (set by `clipsweep serve`).")
+def worker(exit_with_parent: bool) -> None:
     """Run a worker alone: claim queued sweeps from the database and train them on Ray."""
     from service.db.open import open_database
     from service.db.schema import SchemaError
-    from service.worker import Worker
+    from service.worker import Worker, WorkerAlreadyRunning, hold_sqlite_worker_lock, stop_when_orphaned
 
     _setup_logging()
     settings = get_settings()
     try:
+        lock = hold_sqlite_worker_lock(settings.resolved_database_url)  # noqa: F841 (held while we run)
         _, factory = open_database(settings)
-    except SchemaError as exc:
+    except (SchemaError, WorkerAlreadyRunning) as exc:
         raise click.ClickException(str(exc)) from None
     w = Worker(factory, settings)
     w.install_signal_handlers()
+    if exit_with_parent:
+        stop_when_orphaned(w.stop)
     w.run_forever()
 
 
@@ -163,8 +168,13 @@ def _progress_line(sweep: dict[str, Any], width: int = 30) -> str:
     p = sweep["progress"]
     share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
     filled = math.floor(share * width)
+    state = sweep["status"]
+    if sweep.get("cancel_requested_at") and state == "running":
+        state = "cancelling"
+    if sweep.get("status_detail"):
+        state += f" ({sweep['status_detail']})"
     return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
-            f"{p['by_outcome'].get('diverged', 0)} diverged, {sweep['status']}")
+            f"{p['by_outcome'].get('diverged', 0)} diverged, {state}")
 
 
 def _load_spec(path: Path) -> Any:
@@ -234,6 +244,23 @@ def status(sweep_id: int, as_json: bool, server: str | None) -> None:
     if sweep["error"]:
         click.echo(f"error: {sweep['error']}")
     click.echo(summary_table(summary))
+
+
+@main.command()
+@click.argument("sweep_id", type=int)
+@click.option("--wait", is_flag=True, help="Wait until the worker has stopped the sweep's trials.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between checks with --wait.")
+@server_option
+def cancel(sweep_id: int, wait: bool, poll: float, server: str | None) -> None:
+    """Cancel a queued or running sweep: trials stop, unfinished runs end cancelled."""
+    client = _client(server)
+    try:
+        sweep = client.cancel(sweep_id)
+        click.echo(_progress_line(sweep))
+        if wait and sweep["status"] not in FINISHED:
+            _wait(client, sweep_id, poll)
+    except ApiError as exc:
+        _fail(exc)
 
 
 @main.command(name="list")

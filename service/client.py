@@ -44,3 +44,6 @@ class Client:
 
     def sweeps(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         return self._request("GET", "/api/v1/sweeps", params={"limit": limit, "offset": offset})
+
+    def cancel(self, sweep_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/sweeps/{sweep_id}/cancel")

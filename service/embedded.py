@@ -2,7 +2,8 @@
 
 A separate process keeps training (Ray, torch threads) out of the API's event loop, and a crash of
 one out of the other. It runs in its own session so a Ctrl-C in the terminal reaches only `serve`,
-which then stops the worker with SIGTERM: the worker gives its sweep back before it exits.
+which then stops the worker with SIGTERM: the worker gives its sweep back before it exits. If
+`serve` dies without that chance (SIGKILL), the worker notices it was orphaned and does the same.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class EmbeddedWorker:
         self._watcher = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
 
     def _spawn(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"],
+        self.process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--exit-with-parent"],
                                         start_new_session=True)
         log.info("worker process %s started", self.process.pid)
 

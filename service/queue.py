@@ -1,4 +1,4 @@
-"""The sweep queue in the database: claim, heartbeat, release, finish.
+"""The sweep queue in the database: claim, heartbeat, release, defer, cancel, finish.
 
 A claim is a compare-and-set UPDATE guarded by the same condition that selected the sweep, so two
 workers can never both win it; on PostgreSQL the selecting SELECT also skips rows another worker
@@ -19,9 +19,11 @@ from service.results import now
 def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: float) -> int | None:
     """Claim the oldest queued sweep, or a running one whose worker stopped heartbeating.
     Returns its id, or None when there is nothing to do."""
-    stale_before = now() - timedelta(seconds=heartbeat_timeout)
+    current = now()
+    stale_before = current - timedelta(seconds=heartbeat_timeout)
     claimable = or_(
-        Sweep.status == SweepStatus.QUEUED.value,
+        and_(Sweep.status == SweepStatus.QUEUED.value,
+             or_(Sweep.not_before.is_(None), Sweep.not_before <= current)),
         and_(Sweep.status == SweepStatus.RUNNING.value, Sweep.heartbeat_at < stale_before),
     )
     sweep_id = session.scalars(
@@ -33,7 +35,8 @@ def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: flo
     won = session.execute(
         update(Sweep).where(Sweep.id == sweep_id, claimable)
         .values(status=SweepStatus.RUNNING.value, worker_id=worker_id, heartbeat_at=claimed_at,
-                started_at=func.coalesce(Sweep.started_at, claimed_at))
+                started_at=func.coalesce(Sweep.started_at, claimed_at), claims=Sweep.claims + 1,
+                status_detail=None, not_before=None)
     ).rowcount
     return sweep_id if won == 1 else None
 
@@ -47,11 +50,58 @@ def heartbeat(session: Session, sweep_id: int, worker_id: str) -> bool:
     ).rowcount == 1
 
 
-def release_sweep(session: Session, sweep_id: int, worker_id: str) -> None:
-    """Give an unfinished sweep back to the queue (a worker shutting down cleanly)."""
+def release_sweep(session: Session, sweep_id: int, worker_id: str, *, detail: str | None = None,
+                  wait_seconds: float | None = None) -> None:
+    """Give an unfinished sweep back to the queue: a worker shutting down cleanly, or (with
+    `detail` and `wait_seconds`) a sweep the cluster cannot place yet, which says why it waits and
+    is not claimed again before `wait_seconds` have passed."""
+    not_before = now() + timedelta(seconds=wait_seconds) if wait_seconds else None
     session.execute(
         update(Sweep).where(Sweep.id == sweep_id, Sweep.worker_id == worker_id)
-        .values(status=SweepStatus.QUEUED.value, worker_id=None, heartbeat_at=None)
+        .values(status=SweepStatus.QUEUED.value, worker_id=None, heartbeat_at=None, status_detail=detail,
+                not_before=not_before)
+    )
+
+
+class SweepAlreadyFinished(Exception):
+    def __init__(self, sweep_id: int, status: str) -> None:
+        super().__init__(f"sweep {sweep_id} already ended {status}; only a queued or running sweep can be cancelled")
+        self.status = status
+
+
+def request_cancel(session: Session, sweep: Sweep, *, heartbeat_timeout: float) -> SweepStatus:
+    """Cancel a sweep. A queued sweep, or a running one whose worker is gone, ends `cancelled` at
+    once; a running one is flagged, and its worker stops the trials and ends it. Returns the
+    status the sweep has now (RUNNING while its worker winds down)."""
+    status = SweepStatus(sweep.status)
+    if status.is_finished:
+        raise SweepAlreadyFinished(sweep.id, status.value)
+    stale_before = now() - timedelta(seconds=heartbeat_timeout)
+    if status is SweepStatus.QUEUED or sweep.heartbeat_at is None or sweep.heartbeat_at < stale_before:
+        finish_cancelled(session, sweep.id)
+        return SweepStatus.CANCELLED
+    session.execute(
+        update(Sweep).where(Sweep.id == sweep.id, Sweep.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=now())
+    )
+    return SweepStatus.RUNNING
+
+
+def cancel_requested(session: Session, sweep_id: int) -> bool:
+    return session.scalar(select(Sweep.cancel_requested_at).where(Sweep.id == sweep_id)) is not None
+
+
+def finish_cancelled(session: Session, sweep_id: int) -> None:
+    """End a sweep `cancelled`: runs without an outcome end `cancelled`; finished runs stay."""
+    finished_at = now()
+    session.execute(
+        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None))
+        .values(outcome=RunOutcome.CANCELLED.value, finished_at=finished_at)
+    )
+    session.execute(
+        update(Sweep).where(Sweep.id == sweep_id)
+        .values(status=SweepStatus.CANCELLED.value, finished_at=finished_at, heartbeat_at=None,
+                status_detail=None, cancel_requested_at=func.coalesce(Sweep.cancel_requested_at, finished_at))
     )
 
 

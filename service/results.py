@@ -82,3 +82,29 @@ def pending_runs(session: Session, sweep_id: int) -> list[tuple[int, int]]:
         .order_by(Run.cell_index, Run.seed)
     )
     return [(cell, seed) for cell, seed in rows]
+
+
+def start_attempt(session: Session, sweep_id: int) -> int:
+    """Count a training attempt for every run still without an outcome (all of them are trained
+    in the round about to start). Returns how many."""
+    result = session.execute(
+        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None)).values(attempts=Run.attempts + 1)
+    )
+    return result.rowcount or 0
+
+
+def undo_attempt(session: Session, sweep_id: int) -> None:
+    """A worker stopped on purpose (not lost): its interrupted runs keep their retry budget."""
+    session.execute(
+        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts > 0)
+        .values(attempts=Run.attempts - 1)
+    )
+
+
+def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, error: str) -> int:
+    """Runs still without an outcome after `max_attempts` trainings end `failed` with `error`."""
+    result = session.execute(
+        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts >= max_attempts)
+        .values(outcome=RunOutcome.FAILED.value, error=error, finished_at=now())
+    )
+    return result.rowcount or 0

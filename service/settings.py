@@ -37,6 +37,16 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A running sweep whose heartbeat is older is claimed again.")
     results_flush_seconds: float = Field(
         default=0.5, gt=0, description="Longest a reported result waits before it is written.")
+    control_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often a running sweep checks whether it was cancelled.")
+    max_infra_retries: int = Field(
+        default=2, ge=0, description="Times a run is trained again after lost infrastructure (a killed "
+                                     "worker or Ray actor) before it ends `failed`. Divergence is never retried.")
+    resource_wait_seconds: float = Field(
+        default=30.0, gt=0, description="How long a sweep the cluster cannot place waits before it is tried again.")
+    tune_storage: str | None = Field(
+        default=None, description="Where Ray Tune keeps its experiment files (a path or a storage URI such as "
+                                  "s3://bucket/prefix); unset means data_dir/ray_results. Never read back.")
 
     @property
     def is_embedded_database(self) -> bool:
@@ -45,6 +55,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'clipsweep.sqlite3'}"
+
+    @property
+    def resolved_tune_storage(self) -> str:
+        return self.tune_storage or str(self.data_dir / "ray_results")
 
     @property
     def resolved_server_url(self) -> str:

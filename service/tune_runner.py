@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 # Read by Tune in this (driver) process. Results carry whole point series: Tune's own CSV/JSON/
 # TensorBoard loggers would write them all a second time, and the database is the record.
@@ -23,6 +23,8 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
+import ray.exceptions  # noqa: E402
+from ray import cloudpickle  # noqa: E402
 from ray import tune  # noqa: E402
 
 from service.planning import TrialPlan  # noqa: E402
@@ -33,8 +35,40 @@ from trainers.ray_adapter import train_chunk  # noqa: E402
 class ResultSink(Protocol):
     def add(self, result: ReportedRun) -> None: ...
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None: ...
+    def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None: ...
     def tick(self) -> None: ...
-    def flush(self) -> None: ...
+
+
+# Exceptions that mean the infrastructure went away under a trial (a killed actor or worker
+# process, a lost node, the memory monitor), not that the training code raised: such a trial's
+# unfinished runs are trained again, up to a bound; a code error ends them `failed` at once.
+INFRASTRUCTURE_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                         ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
+                         ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError)
+
+
+def is_infrastructure_error(exc: BaseException | None) -> bool:
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        exc = exc.as_instanceof_cause()  # a task error wraps the cause: an actor death, or user code
+    return isinstance(exc, INFRASTRUCTURE_ERRORS)
+
+
+def trial_exception(trial: Any) -> BaseException | None:
+    """The exception a failed trial ended with. Tune pickles Ray task and actor errors into the
+    trial's local directory before it calls the callbacks."""
+    path = trial.pickled_error_file
+    if not path or not Path(path).exists():
+        return None
+    try:
+        return cloudpickle.loads(Path(path).read_bytes())
+    except Exception:  # an exception that cannot be unpickled here: treat it as the code's
+        return None
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total CPU and GPU of the connected cluster (every node, busy or not)."""
+    total = ray.cluster_resources()
+    return {"CPU": float(total.get("CPU", 0.0)), "GPU": float(total.get("GPU", 0.0))}
 
 
 # With Tune's loggers off, its result summary cannot find per-trial files and warns for each
@@ -49,18 +83,23 @@ def ensure_ray(address: str | None) -> None:
     # ray.init installs a native SIGTERM handler that ends the process at once; keep the worker's
     # own handlers, which stop Tune and give the sweep back to the queue first.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+    # "local", not None: None would join any cluster `ray start` left on this machine.
+    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING",
              configure_logging=True, log_to_driver=True)
     if threading.current_thread() is threading.main_thread():
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def error_summary(trial: Any) -> str:
-    """The exception line of a failed trial's traceback. Tune writes the traceback to a file in
-    the driver's staging directory before it calls the callbacks (the storage copy comes later)."""
+def error_text(trial: Any) -> str:
+    """A failed trial's traceback. Tune writes it to a file in the driver's staging directory
+    before it calls the callbacks (the storage copy comes later)."""
     path = trial.error_file
-    text = Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
+    return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
+
+
+def error_summary(text: str) -> str:
+    """The exception line of a traceback."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:2000] if lines else "the trial failed and Tune recorded no error message"
 
@@ -84,30 +123,31 @@ class _SinkCallback(_LiveOnly, tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         chunk = trial.config["chunk"]
-        self.sink.fail_chunk(chunk["cell_index"], chunk["seeds"], error_summary(trial))
+        message = error_summary(error_text(trial))
+        if is_infrastructure_error(trial_exception(trial)):
+            self.sink.lose_chunk(chunk["cell_index"], chunk["seeds"], message)
+        else:
+            self.sink.fail_chunk(chunk["cell_index"], chunk["seeds"], message)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self.sink.tick()
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.sink.flush()
 
-
-class _StopWhenSet(_LiveOnly, tune.Stopper):
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
+class _StopWhen(_LiveOnly, tune.Stopper):
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        return self.event.is_set()
+        return self.should_stop()
 
 
-def run_trials(trials: Sequence[TrialPlan], *, sink: ResultSink, stop: threading.Event,
+def run_trials(trials: Sequence[TrialPlan], *, sink: ResultSink, should_stop: Callable[[], bool],
                cpus_per_trial: float, gpus_per_trial: float, max_concurrent_trials: int | None,
-               storage_path: Path, name: str) -> None:
-    """Run every trial to its end (or until `stop` is set); results flow into `sink`."""
+               storage: str, name: str) -> None:
+    """Run every trial to its end (or until `should_stop()`); results flow into `sink`."""
     trainable = tune.with_resources(train_chunk, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     chunks = [{"cell_index": t.cell_index, "train": t.train_config, "seeds": t.seeds,
                "threads": max(1, int(cpus_per_trial))} for t in trials]
@@ -123,10 +163,11 @@ def run_trials(trials: Sequence[TrialPlan], *, sink: ResultSink, stop: threading
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(storage_path),
+            storage_path=storage,
             callbacks=[_SinkCallback(sink)],
-            stop=_StopWhenSet(stop),
-            # Code errors are not retried: a trial that raises ends its runs `failed`.
+            stop=_StopWhen(should_stop),
+            # Tune never retries: a code error ends its runs `failed`, and lost infrastructure is
+            # retried by the worker for the runs still without an outcome (the database knows which).
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=0,
         ),

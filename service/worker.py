@@ -7,40 +7,66 @@ one that dies leaves a heartbeat that lapses, after which another worker claims 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
 import socket
 import threading
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import IO, Callable, Sequence, TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.planning import plan_trials
-from service.queue import claim_next_sweep, fail_sweep, finish_sweep, heartbeat, release_sweep
-from service.results import ReportedRun, fail_runs, pending_runs, store_results
+from service.queue import (
+    cancel_requested,
+    claim_next_sweep,
+    fail_sweep,
+    finish_cancelled,
+    finish_sweep,
+    heartbeat,
+    release_sweep,
+)
+from service.results import (
+    ReportedRun,
+    fail_exhausted_runs,
+    fail_runs,
+    pending_runs,
+    start_attempt,
+    store_results,
+    undo_attempt,
+)
 from service.settings import Settings
 from service.spec import SweepSpec
 from service.sweeps import get_sweep
 
 log = logging.getLogger("clipsweep.worker")
+T = TypeVar("T")
 
 
 class DatabaseSink:
     """Buffers reported results and writes them in batches: when the oldest has waited
-    `flush_seconds`, when a trial fails, and at the end. Also keeps the sweep's heartbeat."""
+    `flush_seconds`, when a trial fails, and at the end. Also keeps the sweep's heartbeat and
+    notices a cancel request."""
 
     def __init__(self, factory: sessionmaker[Session], sweep_id: int, worker_id: str,
                  settings: Settings) -> None:
         self.factory, self.sweep_id, self.worker_id = factory, sweep_id, worker_id
         self.flush_seconds = settings.results_flush_seconds
         self.heartbeat_seconds = settings.heartbeat_seconds
+        self.control_seconds = settings.control_poll_seconds
         self.buffer: list[ReportedRun] = []
+        self.failures: list[tuple[int, Sequence[int], str]] = []  # chunks whose code raised
         self.oldest: float | None = None
-        self.last_beat = time.monotonic()
+        self.last_beat = self.last_control = time.monotonic()
         self.stored = 0
+        self.cancelled = False
+        self.lost: list[str] = []  # errors of trials lost to infrastructure in this round
 
     def add(self, result: ReportedRun) -> None:
         self.buffer.append(result)
@@ -48,9 +74,15 @@ class DatabaseSink:
         self.tick()
 
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
-        self.flush()  # what the chunk reported before it raised stays a result
-        with session_scope(self.factory) as session:
-            fail_runs(session, self.sweep_id, cell_index, seeds, error)
+        self.failures.append((cell_index, seeds, error))
+        self._try_flush()
+
+    def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
+        """Infrastructure went away under the chunk: its unfinished runs stay without an outcome,
+        so the next round trains them again."""
+        log.warning("sweep %s: a trial of cell %s was lost (%s); its unfinished runs will be retried",
+                    self.sweep_id, cell_index, error)
+        self.lost.append(error)
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -63,6 +95,15 @@ class DatabaseSink:
                 self.last_beat = now
             except Exception:  # a database blip: the next tick beats again
                 log.exception("heartbeat of sweep %s failed; will retry", self.sweep_id)
+        if not self.cancelled and now - self.last_control >= self.control_seconds:
+            self.last_control = now
+            try:
+                with session_scope(self.factory) as session:
+                    self.cancelled = cancel_requested(session, self.sweep_id)
+            except Exception:
+                log.exception("checking sweep %s for a cancel failed; will retry", self.sweep_id)
+            if self.cancelled:
+                log.info("sweep %s: cancel requested, stopping its trials", self.sweep_id)
 
     def _try_flush(self) -> None:
         try:
@@ -71,50 +112,113 @@ class DatabaseSink:
             log.exception("writing results of sweep %s failed; will retry", self.sweep_id)
 
     def flush(self) -> None:
-        if not self.buffer:
+        """Write what is buffered in one transaction. Results go first: the runs a failed chunk
+        reported before it raised keep their outcomes, only the rest end `failed`."""
+        if not self.buffer and not self.failures:
             return
         with session_scope(self.factory) as session:
-            self.stored += store_results(session, self.sweep_id, self.buffer)
-        self.buffer, self.oldest = [], None
+            stored = store_results(session, self.sweep_id, self.buffer)
+            for cell_index, seeds, error in self.failures:
+                fail_runs(session, self.sweep_id, cell_index, seeds, error)
+        self.stored += stored
+        self.buffer, self.failures, self.oldest = [], [], None
+
+
+def _retrying(what: str, fn: Callable[[], T], stop: threading.Event, *, wait: float = 2.0) -> T:
+    """Run a database step until it succeeds: the database being away for a while (a restart, a
+    failover) must not lose the sweep. Gives up only when the worker is asked to stop."""
+    while True:
+        try:
+            return fn()
+        except OperationalError:
+            if stop.is_set():
+                raise
+            log.exception("%s: the database is unavailable; retrying in %.0f s", what, wait)
+            time.sleep(wait)
+
+
+def _waiting_for(spec: SweepSpec, available: dict[str, float]) -> str | None:
+    """Why the cluster cannot place one trial of the sweep, or None when it can."""
+    needs = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    for kind, need in needs.items():
+        if need > available.get(kind, 0.0):
+            return (f"waiting for resources: needs {need:g} {kind} per trial, "
+                    f"the cluster has {available.get(kind, 0.0):g}")
+    return None
 
 
 def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: int,
                   worker_id: str, stop: threading.Event) -> None:
-    """Train a claimed sweep's pending runs, then finish it, or give it back if asked to stop.
-    Never raises for a problem of the sweep's own: the sweep ends `failed` with the message."""
+    """Train a claimed sweep's pending runs, then finish it; give it back if asked to stop or if
+    the cluster cannot place it yet; end it `cancelled` if a cancel comes. Runs lost to
+    infrastructure are trained again in another round, up to `max_infra_retries` times. Never
+    raises for a problem of the sweep's own: the sweep ends `failed` with the message."""
     try:
         with session_scope(factory) as session:
             spec = SweepSpec.model_validate(get_sweep(session, sweep_id).spec)
-            pending = pending_runs(session, sweep_id)
-        trials = plan_trials(spec, pending)
-        log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
-        if trials:
+            cancelled = cancel_requested(session, sweep_id)
+        sink = DatabaseSink(factory, sweep_id, worker_id, settings)
+        max_attempts = 1 + settings.max_infra_retries
+        while not cancelled and not stop.is_set():
+            with session_scope(factory) as session:
+                exhausted = fail_exhausted_runs(
+                    session, sweep_id, max_attempts,
+                    f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
+                    + (sink.lost[-1] if sink.lost else "the worker training it stopped heartbeating"))
+                pending = pending_runs(session, sweep_id)
+                if pending:
+                    start_attempt(session, sweep_id)
+            if exhausted:
+                log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
+            trials = plan_trials(spec, pending)
+            if not trials:
+                break
+            log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
             from service import tune_runner  # imports Ray: only a worker that trains needs it
 
             tune_runner.ensure_ray(settings.ray_address)
-            sink = DatabaseSink(factory, sweep_id, worker_id, settings)
+            waiting = _waiting_for(spec, tune_runner.cluster_resources())
+            if waiting:
+                with session_scope(factory) as session:
+                    undo_attempt(session, sweep_id)
+                    release_sweep(session, sweep_id, worker_id, detail=waiting,
+                                  wait_seconds=settings.resource_wait_seconds)
+                log.info("sweep %s %s; back in the queue", sweep_id, waiting)
+                return
+            lost_before = len(sink.lost)
             tune_runner.run_trials(
-                trials, sink=sink, stop=stop,
+                trials, sink=sink, should_stop=lambda: stop.is_set() or sink.cancelled,
                 cpus_per_trial=spec.resources.cpus_per_trial,
                 gpus_per_trial=spec.resources.gpus_per_trial,
                 max_concurrent_trials=spec.resources.max_concurrent_trials,
-                storage_path=settings.data_dir / "ray_results", name=f"sweep-{sweep_id}",
+                storage=settings.resolved_tune_storage, name=f"sweep-{sweep_id}",
             )
-            sink.flush()
-        with session_scope(factory) as session:
-            if pending_runs(session, sweep_id):
-                # Stopped before every run had an outcome: another worker (or this one, after a
-                # restart) resumes exactly the runs still missing.
-                release_sweep(session, sweep_id, worker_id)
-                log.info("sweep %s released unfinished", sweep_id)
-            else:
-                status = finish_sweep(session, sweep_id)
-                log.info("sweep %s %s", sweep_id, status.value)
+            _retrying(f"sweep {sweep_id}: storing results", sink.flush, stop)
+            cancelled = sink.cancelled
+            if len(sink.lost) == lost_before:
+                break  # nothing was lost: every trial reported, raised, or was stopped
+        _retrying(f"sweep {sweep_id}: ending it", lambda: _end_sweep(factory, sweep_id, worker_id), stop)
     except Exception as exc:
         log.exception("sweep %s could not run", sweep_id)
         message = f"{type(exc).__name__}: {exc}"
         with session_scope(factory) as session:
             fail_sweep(session, sweep_id, message)
+
+
+def _end_sweep(factory: sessionmaker[Session], sweep_id: int, worker_id: str) -> None:
+    with session_scope(factory) as session:
+        if cancel_requested(session, sweep_id):
+            finish_cancelled(session, sweep_id)
+            log.info("sweep %s cancelled", sweep_id)
+        elif pending_runs(session, sweep_id):
+            # Stopped before every run had an outcome: another worker (or this one, after a
+            # restart) resumes exactly the runs still missing, with their retry budget intact.
+            undo_attempt(session, sweep_id)
+            release_sweep(session, sweep_id, worker_id)
+            log.info("sweep %s released unfinished", sweep_id)
+        else:
+            status = finish_sweep(session, sweep_id)
+            log.info("sweep %s %s", sweep_id, status.value)
 
 
 class Worker:
@@ -152,3 +256,50 @@ class Worker:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+
+
+class WorkerAlreadyRunning(RuntimeError):
+    pass
+
+
+def hold_sqlite_worker_lock(database_url: str) -> IO[str] | None:
+    """SQLite serves one worker (its writes are serialized and it has no SKIP LOCKED): take an
+    exclusive lock next to the database file for this process's lifetime, or say who holds it.
+    Returns the open lock file (keep it referenced), or None for other databases."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database).with_name(Path(url.database).name + ".worker.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WorkerAlreadyRunning(
+            f"a worker ({holder}) already runs on the SQLite database {url.database}; SQLite supports "
+            "one worker. Stop that one, or use PostgreSQL (CLIPSWEEP_DATABASE_URL) to run several.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
+
+
+def stop_when_orphaned(stop: threading.Event, poll_seconds: float = 1.0) -> threading.Thread:
+    """Set `stop` once this process's parent is gone (its parent pid changes): the worker that
+    `clipsweep serve` runs must not outlive it, even when serve is killed with SIGKILL, or it would
+    keep training next to the worker of the next serve. Stopping gives the sweep back."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(poll_seconds):
+            if os.getppid() != parent:
+                log.warning("the parent process %s is gone; stopping", parent)
+                stop.set()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread

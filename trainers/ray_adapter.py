@@ -12,6 +12,7 @@ import platform
 from dataclasses import asdict
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -29,14 +30,24 @@ def result_payload(result: RunResult) -> dict[str, Any]:
     return out
 
 
+def describe_device(device: torch.device) -> str:
+    """"cpu", or "cuda:0 (NVIDIA H200)": which accelerator a run trained on."""
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"[:50]
+
+
 def train_chunk(tune_config: dict[str, Any]) -> None:
     """Tune trainable. tune_config["chunk"] = {"train": TrainConfig dict, "cell_index": int,
     "seeds": [int], "threads": int}. Reports one result per seed, as each finishes."""
     config = tune_config["chunk"]
     train_config = TrainConfig.from_dict(config["train"])
     torch.set_num_threads(max(1, int(math.floor(config.get("threads", 1)))))
-    device = str(resolve_device(train_config.device))
-    node = platform.node()
+    device = describe_device(resolve_device(train_config.device))
+    # Several Ray nodes can share a host: the node id tells them apart.
+    node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    node = platform.node() + (f":{node_id[:12]}" if node_id else "")
     for seed, result in run_chunk(train_config, config["seeds"]):
         tune.report({
             "cell_index": config["cell_index"],

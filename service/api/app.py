@@ -15,6 +15,7 @@ from service.api.routes import meta, pages, sweeps
 from service.db.open import open_database
 from service.settings import Settings, get_settings
 from service.spec import SpecError, format_validation_errors
+from service.queue import SweepAlreadyFinished
 from service.sweeps import SweepNotFound
 from service.web import STATIC_DIR
 
@@ -52,6 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _invalid_spec(request: Request, exc: SpecError) -> JSONResponse:
         detail = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(SweepAlreadyFinished)
+    async def _already_finished(request: Request, exc: SweepAlreadyFinished) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(SweepNotFound)
     async def _not_found(request: Request, exc: SweepNotFound) -> JSONResponse:

@@ -53,6 +53,9 @@ class SweepOut(ApiModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    status_detail: str | None = Field(description="Why a queued sweep waits, e.g. for resources.")
+    cancel_requested_at: datetime | None
+    claims: int = Field(description="How many times a worker claimed it; above 1 after a worker was lost.")
     progress: Progress
 
     @classmethod
@@ -60,7 +63,8 @@ class SweepOut(ApiModel):
         return cls(
             id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status, error=sweep.error,
             spec=sweep.spec, created_at=sweep.created_at, started_at=sweep.started_at,
-            finished_at=sweep.finished_at,
+            finished_at=sweep.finished_at, status_detail=sweep.status_detail,
+            cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
             progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts),
         )
 
@@ -113,6 +117,7 @@ class RunOut(ApiModel):
     device: str | None
     node: str | None
     error: str | None
+    attempts: int = Field(description="Trainings started; above 1 only after lost infrastructure.")
 
     @classmethod
     def build(cls, run: Run) -> RunOut:
@@ -124,5 +129,5 @@ class RunOut(ApiModel):
                    diverged_at_step=run.diverged_at_step, converged_at_step=run.converged_at_step,
                    steps_done=run.steps_done, final_loss=final_loss, min_loss=run.min_loss,
                    clipped_steps=run.clipped_steps, max_grad_norm=max_norm, device=run.device,
-                   node=run.node, error=run.error)
+                   node=run.node, error=run.error, attempts=run.attempts)
 

@@ -105,6 +105,14 @@ class Sweep(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # How many times a worker has claimed the sweep: 1 for a sweep that ran in one go.
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set by POST /cancel on a running sweep; its worker stops the trials and ends it `cancelled`.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Why a queued sweep is not running yet (e.g. waiting for resources), shown to the user.
+    status_detail: Mapped[str | None] = mapped_column(Text)
+    # A sweep put back to wait (for resources) is not claimed again before this time.
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     runs: Mapped[list[Run]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
                                            passive_deletes=True)
@@ -137,6 +145,9 @@ class Run(Base):
     node: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Trainings started for this run: more than 1 only after lost infrastructure (a killed worker
+    # or Ray actor); a diverged run is never trained again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     sweep: Mapped[Sweep] = relationship(back_populates="runs")
 

@@ -1,4 +1,4 @@
-"""/api/v1/sweeps: submit, read, list, summarize, list runs."""
+"""/api/v1/sweeps: submit, read, list, summarize, list runs, cancel."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from service.api.deps import SessionDep, SettingsDep
 from service.api.schemas import CellOut, Page, RunOut, SummaryOut, SweepCreated, SweepOut
 from service.db.models import SweepStatus
+from service.queue import request_cancel
 from service.spec import SweepSpec
 from service.sweeps import create_sweep, get_sweep, list_runs, list_sweeps, outcome_counts, summarize_cells
 
@@ -59,3 +60,16 @@ def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100,
     get_sweep(session, sweep_id)
     runs, total = list_runs(session, sweep_id, limit=limit, offset=offset)
     return Page(items=[RunOut.build(r) for r in runs], total=total, limit=limit, offset=offset)
+
+
+@router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut,
+             responses={409: {"description": "The sweep already ended."}})
+def cancel_sweep(*, sweep_id: int, session: SessionDep, settings: SettingsDep) -> SweepOut:
+    """Cancel a sweep. Queued: it ends `cancelled` now. Running: its worker stops the trials within
+    seconds and ends it `cancelled` (status stays `running` until then, with cancel_requested_at
+    set). Runs that finished keep their outcomes; the others end `cancelled`."""
+    sweep = get_sweep(session, sweep_id)
+    request_cancel(session, sweep, heartbeat_timeout=settings.heartbeat_timeout_seconds)
+    session.commit()
+    session.refresh(sweep)
+    return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id])

@@ -1,0 +1,267 @@
+"""Orchestration that holds, on real processes: a worker or the whole service killed with SIGKILL
+mid-sweep, a killed Ray actor, PostgreSQL stopped for a few seconds, two workers on one queue.
+Whatever dies, the sweep finishes, every run has exactly one outcome, and runs finished before the
+failure are not trained again (each run counts its trainings in `attempts`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import schema
+from service.db.models import Run, Sweep
+from service.db.session import make_engine, make_session_factory, session_scope
+from service.spec import SweepSpec
+from service.sweeps import create_sweep
+from tests.conftest import ROOT, Server
+
+pytestmark = pytest.mark.slow
+
+# Chunks of 2 seeds on 1 CPU each: a few dozen trials of about a second, so a failure lands mid-sweep.
+SPEC: dict[str, Any] = {
+    "name": "orchestration",
+    "task": {"name": "adding", "params": {"seq_len": 20, "hidden": 16}},
+    "learning_rates": [0.05],
+    "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
+    "seeds": 16,
+    "budget": {"max_steps": 1200, "batch_size": 16},
+    "resources": {"max_seeds_per_trial": 2},
+}
+FAST_FAILOVER = {"CLIPSWEEP_HEARTBEAT_SECONDS": "0.5", "CLIPSWEEP_HEARTBEAT_TIMEOUT_SECONDS": "4",
+                 "CLIPSWEEP_WORKER_POLL_SECONDS": "0.3"}
+
+
+def submit(factory: sessionmaker[Session], spec: dict[str, Any] = SPEC) -> int:
+    with session_scope(factory) as session:
+        return create_sweep(session, SweepSpec.model_validate(spec), max_runs=10_000).id
+
+
+def runs_of(factory: sessionmaker[Session], sweep_id: int) -> list[Run]:
+    with factory() as session:
+        return list(session.scalars(select(Run).where(Run.sweep_id == sweep_id)))
+
+
+def sweep_of(factory: sessionmaker[Session], sweep_id: int) -> Sweep:
+    with factory() as session:
+        return session.get(Sweep, sweep_id)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 (the database may be away on purpose)
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} within {timeout} s\n{log()[-6000:]}")
+
+
+def done_count(factory: sessionmaker[Session], sweep_id: int) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Run).where(
+            Run.sweep_id == sweep_id, Run.outcome.is_not(None)))
+
+
+class WorkerProcess:
+    """A real `clipsweep worker`."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.log_path = data_dir / f"worker-{time.monotonic_ns()}.log"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSWEEP_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"], cwd=ROOT,
+            env={**inherited, "CLIPSWEEP_DATA_DIR": str(data_dir), **env},
+            stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def sqlite_dir(tmp_path: Path) -> Iterator[tuple[Path, sessionmaker[Session]]]:
+    """The embedded database of a data directory, upgraded, and a session factory on it."""
+    url = f"sqlite:///{tmp_path / 'clipsweep.sqlite3'}"
+    schema.upgrade(url)
+    engine = make_engine(url)
+    yield tmp_path, make_session_factory(engine)
+    engine.dispose()
+
+
+def assert_finished_once(factory: sessionmaker[Session], sweep_id: int, before: dict[int, int]) -> list[Run]:
+    """The sweep succeeded; every run has one outcome; the runs finished before the failure (ids in
+    `before`, with their attempts then) were not trained again."""
+    sweep = sweep_of(factory, sweep_id)
+    runs = runs_of(factory, sweep_id)
+    assert sweep.status == "succeeded", sweep.error
+    assert len(runs) == 32 and all(r.outcome in ("converged", "diverged", "unconverged") for r in runs)
+    assert len({(r.cell_index, r.seed) for r in runs}) == 32  # the unique key holds: one row, one outcome
+    again = {r.id: r.attempts for r in runs if r.id in before and r.attempts != before[r.id]}
+    assert not again, f"runs finished before the failure were trained again: {again}"
+    return runs
+
+
+def test_a_worker_killed_mid_sweep_is_replaced_and_nothing_is_trained_twice(sqlite_dir) -> None:
+    data_dir, factory = sqlite_dir
+    sweep_id = submit(factory)
+    first = WorkerProcess(data_dir, FAST_FAILOVER)
+    try:
+        wait_for(lambda: done_count(factory, sweep_id) >= 6, 120, "6 runs done", first.log)
+        first.kill()
+    finally:
+        first.stop()
+    before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
+    assert 6 <= len(before) < 32, "the kill came too late to test a take-over"
+    assert all(attempts == 1 for attempts in before.values())
+    assert sweep_of(factory, sweep_id).status == "running"  # a killed worker cannot give it back
+
+    second = WorkerProcess(data_dir, FAST_FAILOVER)
+    try:
+        wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 180, "sweep succeeded", second.log)
+    finally:
+        second.stop()
+    runs = assert_finished_once(factory, sweep_id, before)
+    assert sweep_of(factory, sweep_id).claims == 2
+    # The runs in flight at the kill were trained by both workers.
+    assert {r.attempts for r in runs if r.id not in before} <= {1, 2}
+    assert any(r.attempts == 2 for r in runs), "no run was in flight at the kill?"
+
+
+def test_a_second_worker_on_sqlite_is_refused_with_the_reason(sqlite_dir) -> None:
+    data_dir, _ = sqlite_dir
+    first = WorkerProcess(data_dir, {})
+    try:
+        wait_for(lambda: "polling for sweeps" in first.log(), 60, "first worker up", first.log)
+        second = subprocess.run([sys.executable, "-m", "service.cli", "worker"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60,
+                                env={**os.environ, "CLIPSWEEP_DATA_DIR": str(data_dir)})
+    finally:
+        first.stop()
+    assert second.returncode != 0
+    assert f"pid {first.process.pid}" in second.stderr and "SQLite supports one worker" in second.stderr
+    assert "PostgreSQL" in second.stderr
+
+
+def test_serve_killed_mid_sweep_takes_its_worker_along_and_a_restart_finishes(tmp_path: Path) -> None:
+    first = Server(tmp_path, env=FAST_FAILOVER)
+    factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'clipsweep.sqlite3'}"))
+    try:
+        sweep_id = first.http.post("/api/v1/sweeps", json=SPEC).json()["id"]
+        wait_for(lambda: done_count(factory, sweep_id) >= 6, 120, "6 runs done", first.log)
+        worker_pids = subprocess.run(["pgrep", "-P", str(first.process.pid), "-f", "service.cli worker"],
+                                     capture_output=True, text=True).stdout.split()
+        assert len(worker_pids) == 1, first.log()[-3000:]
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+    finally:
+        first.stop()
+    # The orphaned worker notices, gives the sweep back and exits: it does not train on.
+    wait_for(lambda: not Path(f"/proc/{worker_pids[0]}").exists(), 60, "orphaned worker gone", first.log)
+    before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
+    assert 6 <= len(before) < 32, "the kill came too late to test a restart"
+
+    second = Server(tmp_path, env=FAST_FAILOVER)
+    try:
+        second.wait_finished(sweep_id)
+    finally:
+        second.stop()
+    assert_finished_once(factory, sweep_id, before)
+
+
+def ray_trial_pids() -> list[int]:
+    """Processes of Ray actors running a trial: Tune wraps a function trainable in ImplicitFunc."""
+    out = subprocess.run(["pgrep", "-f", "^ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in out]
+
+
+def test_a_killed_ray_actor_is_retried_and_its_finished_runs_are_kept(sqlite_dir) -> None:
+    data_dir, factory = sqlite_dir
+    sweep_id = submit(factory)
+    worker = WorkerProcess(data_dir, {})
+    try:
+        wait_for(lambda: done_count(factory, sweep_id) >= 4 and ray_trial_pids(), 120,
+                 "4 runs done and a trial running", worker.log)
+        before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
+        for pid in ray_trial_pids():
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
+    finally:
+        worker.stop()
+    runs = assert_finished_once(factory, sweep_id, before)
+    assert any(r.attempts == 2 for r in runs), worker.log()[-4000:]
+    assert "will be retried" in worker.log()
+    assert sweep_of(factory, sweep_id).claims == 1  # the worker lived: no re-claim, a retry round
+
+
+def postgres_cluster(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/etc/postgresql").is_dir(),
+                    reason="stopping PostgreSQL needs root and a Debian cluster")
+def test_postgres_stopped_for_seconds_mid_sweep_loses_nothing(pg_url: str, tmp_path: Path) -> None:
+    schema.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    factory = make_session_factory(engine)
+    sweep_id = submit(factory)
+    worker = WorkerProcess(tmp_path, {"CLIPSWEEP_DATABASE_URL": pg_url, "CLIPSWEEP_HEARTBEAT_SECONDS": "0.5"})
+    try:
+        wait_for(lambda: done_count(factory, sweep_id) >= 4, 120, "4 runs done", worker.log)
+        postgres_cluster("stop")
+        try:
+            time.sleep(6)  # trials keep reporting into the worker's buffer meanwhile
+        finally:
+            postgres_cluster("start")
+        wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
+    finally:
+        worker.stop()
+        engine.dispose()
+    runs = assert_finished_once(factory, sweep_id, {})
+    assert all(r.attempts == 1 for r in runs)  # nothing was retrained: the buffer held it all
+    assert "database is unavailable" in worker.log() or "failed; will retry" in worker.log()
+
+
+def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Path) -> None:
+    schema.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    factory = make_session_factory(engine)
+    small = {**SPEC, "seeds": 4, "clipping": [{"method": "norm", "max_norm": 1.0}], "budget": {"max_steps": 200}}
+    sweep_ids = [submit(factory, {**small, "name": f"queued-{i}"}) for i in range(5)]
+    env = {"CLIPSWEEP_DATABASE_URL": pg_url, "CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"}
+    workers = [WorkerProcess(tmp_path, env) for _ in range(2)]
+    try:
+        wait_for(lambda: all(sweep_of(factory, i).status == "succeeded" for i in sweep_ids), 300,
+                 "every sweep succeeded", lambda: "\n".join(w.log() for w in workers))
+    finally:
+        for w in workers:
+            w.stop()
+        engine.dispose()
+    sweeps = [sweep_of(factory, i) for i in sweep_ids]
+    assert [s.claims for s in sweeps] == [1] * 5
+    assert all(r.attempts == 1 for i in sweep_ids for r in runs_of(factory, i))
+    claimed_by = {s.worker_id.rsplit(":", 1)[1] for s in sweeps}
+    assert claimed_by <= {str(w.process.pid) for w in workers}
