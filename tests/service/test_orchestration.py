@@ -6,9 +6,11 @@ failure are not trained again (each run counts its trainings in `attempts`)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,7 +24,7 @@ from service.db.models import Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.spec import SweepSpec
 from service.sweeps import create_sweep
-from tests.conftest import ROOT, Server
+from tests.conftest import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -265,3 +267,71 @@ def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Pa
     assert all(r.attempts == 1 for i in sweep_ids for r in runs_of(factory, i))
     claimed_by = {s.worker_id.rsplit(":", 1)[1] for s in sweeps}
     assert claimed_by <= {str(w.process.pid) for w in workers}
+
+
+class RayCluster:
+    """A real two-node Ray cluster on this machine: `ray start --head` and a second `ray start
+    --address=…`, each a blocking process with 1 CPU of its own, in a private temp directory (so no
+    other test's local Ray can join it). Ray's token authentication is on, as `ray start` does by
+    default; every process of the cluster and its drivers reads the same token."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        ray = str(Path(sys.executable).parent / "ray")
+        common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="csray-", dir="/tmp"))  # short: Ray's socket paths
+        self.logs = [tmp / "ray-head.log", tmp / "ray-node.log"]
+        self.processes = [subprocess.Popen(
+            [ray, "start", "--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}",
+             "--include-dashboard=false", *common],
+            env=self.env, stdout=self.logs[0].open("wb"), stderr=subprocess.STDOUT)]
+        self._wait_for_nodes(1)
+        self.processes.append(subprocess.Popen(
+            [ray, "start", f"--address={self.address}", *common],
+            env=self.env, stdout=self.logs[1].open("wb"), stderr=subprocess.STDOUT))
+        self._wait_for_nodes(2)
+
+    def _wait_for_nodes(self, n: int) -> None:
+        script = ("import ray; ray.init(address=%r, logging_level='ERROR'); "
+                  "print(sum(1 for node in ray.nodes() if node['Alive']))" % self.address)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            out = subprocess.run([sys.executable, "-c", script], env=self.env, capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout.strip() == str(n):
+                return
+            time.sleep(1)
+        raise TimeoutError(f"Ray cluster did not reach {n} node(s):\n"
+                           + "\n".join(p.read_text(errors="replace")[-3000:] for p in self.logs))
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):  # SIGTERM: `ray start --block` stops its node
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def test_a_sweep_on_a_two_node_ray_cluster_runs_on_both_and_records_where(sqlite_dir) -> None:
+    data_dir, factory = sqlite_dir
+    cluster = RayCluster(data_dir)
+    try:
+        sweep_id = submit(factory, {**SPEC, "budget": {"max_steps": 300, "batch_size": 16},
+                                    "resources": {"max_seeds_per_trial": 2, "cpus_per_trial": 1}})
+        worker = WorkerProcess(data_dir, {"CLIPSWEEP_RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token"})
+        try:
+            wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
+        finally:
+            worker.stop()
+    finally:
+        cluster.stop()
+    runs = assert_finished_once(factory, sweep_id, {})
+    nodes = {r.node for r in runs}
+    assert len(nodes) == 2, nodes  # one trial at a time per 1-CPU node: both nodes trained
+    assert all(r.device == "cpu" for r in runs)
+    # Tune's files went under the data directory, never the source of truth but kept there.
+    assert (data_dir / "ray_results" / f"sweep-{sweep_id}").is_dir()
