@@ -7,11 +7,12 @@ in with the same transaction as the outcome that guards them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from service.db.models import Run, RunOutcome, RunPoint
@@ -35,32 +36,70 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _finite_or_none(value: Any) -> Any:
+    """NaN is stored as NULL (see service.db.models.NanAsNull); the raw paths below bypass it."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun]) -> int:
-    """Store finished runs and their points; returns how many were new."""
-    stored = 0
-    point_rows: list[dict[str, Any]] = []
-    finished_at = now()
+    """Store finished runs and their points; returns how many were new.
+
+    A batch costs three statements whatever its size: one SELECT of which runs still lack an
+    outcome, one executemany UPDATE of those, and one bulk load of their points (COPY on
+    PostgreSQL, an executemany INSERT elsewhere). If another writer stores one of the runs in
+    between, the points' primary key (run_id, step) makes this transaction fail and roll back as a
+    whole; the caller's retry then finds that run final and skips it.
+    """
+    by_key: dict[tuple[int, int], ReportedRun] = {}
     for result in results:
-        values = {name: result.run.get(name) for name in RUN_RESULT_FIELDS}
-        run_id = session.execute(
-            update(Run)
-            .where(Run.sweep_id == sweep_id, Run.cell_index == result.cell_index,
-                   Run.seed == result.seed, Run.outcome.is_(None))
-            .values(outcome=RunOutcome(result.run["outcome"]).value, device=result.device,
-                    node=result.node, finished_at=finished_at, **values)
-            .returning(Run.id)
-        ).scalar_one_or_none()
-        if run_id is None:
-            continue  # already final: a duplicate report
-        stored += 1
-        point_rows.extend(
-            {"run_id": run_id, "step": step, "loss": loss, "grad_norm": grad_norm, "clipped": clipped}
-            for step, loss, grad_norm, clipped in result.run["points"]
+        by_key.setdefault((result.cell_index, result.seed), result)
+    run_ids: dict[tuple[int, int], int] = {}
+    keys = list(by_key)
+    for start in range(0, len(keys), 500):
+        rows = session.execute(
+            select(Run.id, Run.cell_index, Run.seed)
+            .where(Run.sweep_id == sweep_id, Run.outcome.is_(None),
+                   tuple_(Run.cell_index, Run.seed).in_(keys[start:start + 500]))
         )
-    if point_rows:
-        # One executemany of plain Core inserts: no ORM unit of work per point.
-        session.execute(insert(RunPoint), point_rows)
-    return stored
+        run_ids.update({(cell, seed): run_id for run_id, cell, seed in rows})
+    if not run_ids:
+        return 0
+    finished_at = now()
+    runs = Run.__table__
+    updates, points = [], []
+    for key, run_id in run_ids.items():
+        result = by_key[key]
+        updates.append({
+            "b_id": run_id, "b_outcome": RunOutcome(result.run["outcome"]).value, "b_device": result.device,
+            "b_node": result.node, "b_finished_at": finished_at,
+            **{f"b_{name}": _finite_or_none(result.run.get(name)) for name in RUN_RESULT_FIELDS},
+        })
+        points.extend((run_id, step, _finite_or_none(loss), _finite_or_none(grad_norm), bool(clipped))
+                      for step, loss, grad_norm, clipped in result.run["points"])
+    columns = ("outcome", "device", "node", "finished_at", *RUN_RESULT_FIELDS)
+    session.execute(
+        update(runs).where(runs.c.id == bindparam("b_id"), runs.c.outcome.is_(None))
+        .values({name: bindparam(f"b_{name}") for name in columns}),
+        updates,
+    )
+    _load_points(session, points)
+    return len(updates)
+
+
+def _load_points(session: Session, rows: list[tuple[int, int, float | None, float | None, bool]]) -> None:
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        # COPY: psycopg's executemany sends one INSERT per row; COPY streams them all at once.
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy("COPY run_points (run_id, step, loss, grad_norm, clipped) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    table = RunPoint.__table__
+    connection.execute(table.insert(), [dict(zip(("run_id", "step", "loss", "grad_norm", "clipped"), row))
+                                        for row in rows])
 
 
 def fail_runs(session: Session, sweep_id: int, cell_index: int, seeds: Sequence[int], error: str) -> int:

@@ -189,3 +189,14 @@ def test_timestamps_come_back_in_utc_on_every_backend(session_factory: sessionma
         created = session.get(Sweep, sweep_id).created_at
     assert created.utcoffset() == timedelta(0)
     assert abs((now() - created).total_seconds()) < 60
+
+
+def test_a_run_reported_twice_in_one_batch_is_stored_once(session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    with session_scope(session_factory) as session:
+        assert store_results(session, sweep_id, [result(0, 0), result(0, 0, outcome="diverged")]) == 1
+    with session_factory() as session:
+        run = session.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.seed == 0, Run.cell_index == 0)).one()
+        assert run.outcome == "unconverged"
+        n_points = session.scalar(select(func.count()).select_from(RunPoint).where(RunPoint.run_id == run.id))
+        assert n_points == len(result(0, 0).run["points"])
