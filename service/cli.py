@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,6 +97,26 @@ def worker(exit_with_parent: bool) -> None:
     if exit_with_parent:
         stop_when_orphaned(w.stop)
     w.run_forever()
+
+
+@main.command(hidden=True)
+@click.argument("sweep_id", type=int)
+@click.option("--worker-id", required=True, help="The worker that claimed the sweep.")
+def drive(sweep_id: int, worker_id: str) -> None:
+    """Run one claimed sweep to its end in this process: a worker's driver, started by `clipsweep
+    worker` when it runs several sweeps at once. Stops (giving the sweep back) on SIGTERM or when
+    the worker is gone."""
+    from service.db.open import open_database
+    from service.worker import execute_sweep, stop_when_orphaned
+
+    _setup_logging()
+    settings = get_settings()
+    _, factory = open_database(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop_when_orphaned(stop)
+    execute_sweep(factory, settings, sweep_id, worker_id, stop)
 
 
 @main.group()

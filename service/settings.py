@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A running sweep whose heartbeat is older is claimed again.")
     results_flush_seconds: float = Field(
         default=0.5, gt=0, description="Longest a reported result waits before it is written.")
+    max_sweeps_per_worker: int = Field(
+        default=1, ge=1, description="Sweeps one worker runs at once (each in a driver process of its own above "
+                                     "one); the rest wait queued, in order.")
     control_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often a running sweep checks whether it was cancelled.")
     max_infra_retries: int = Field(

@@ -91,6 +91,13 @@ def ensure_ray(address: str | None) -> None:
             signal.signal(sig, handler)
 
 
+def start_local_ray() -> str:
+    """Start a local Ray in this process (if none is connected) and return the address other
+    driver processes join it at."""
+    ensure_ray(None)
+    return ray.get_runtime_context().gcs_address
+
+
 def error_text(trial: Any) -> str:
     """A failed trial's traceback. Tune writes it to a file in the driver's staging directory
     before it calls the callbacks (the storage copy comes later)."""

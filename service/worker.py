@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -222,32 +224,87 @@ def _end_sweep(factory: sessionmaker[Session], sweep_id: int, worker_id: str) ->
 
 
 class Worker:
+    """Claims sweeps and runs them: in this process one at a time, or, with
+    `max_sweeps_per_worker` above one, each in a driver process of its own (Ray does not support
+    several Tune runs in one driver), all on one Ray cluster."""
+
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory, self.settings = factory, settings
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         self.stop = threading.Event()
+        self.drivers: dict[int, subprocess.Popen[bytes]] = {}
+        self._driver_env: dict[str, str] | None = None
 
-    def run_once(self) -> bool:
-        """Claim and run one sweep. False when the queue was empty."""
+    def claim(self) -> int | None:
         with session_scope(self.factory) as session:
             sweep_id = claim_next_sweep(session, self.id,
                                         heartbeat_timeout=self.settings.heartbeat_timeout_seconds)
+        if sweep_id is not None:
+            log.info("worker %s claimed sweep %s", self.id, sweep_id)
+        return sweep_id
+
+    def run_once(self) -> bool:
+        """Claim and run one sweep in this process. False when the queue was empty."""
+        sweep_id = self.claim()
         if sweep_id is None:
             return False
-        log.info("worker %s claimed sweep %s", self.id, sweep_id)
         execute_sweep(self.factory, self.settings, sweep_id, self.id, self.stop)
         return True
 
     def run_forever(self) -> None:
-        log.info("worker %s polling for sweeps", self.id)
+        log.info("worker %s polling for sweeps (at most %d at once)", self.id, self.settings.max_sweeps_per_worker)
         while not self.stop.is_set():
             try:
-                if self.run_once():
+                if self.settings.max_sweeps_per_worker == 1:
+                    if self.run_once():
+                        continue
+                elif self._start_drivers():
                     continue
             except Exception:  # the database is away: wait and poll again
                 log.exception("worker %s could not poll the queue", self.id)
             self.stop.wait(self.settings.worker_poll_seconds)
+        self._stop_drivers()
         log.info("worker %s stopped", self.id)
+
+    def _start_drivers(self) -> bool:
+        """Reap finished drivers and start one per claimed sweep up to the cap. True if one started."""
+        for sweep_id, process in list(self.drivers.items()):
+            if process.poll() is not None:
+                del self.drivers[sweep_id]
+        if len(self.drivers) >= self.settings.max_sweeps_per_worker:
+            return False
+        sweep_id = self.claim()
+        if sweep_id is None:
+            return False
+        self.drivers[sweep_id] = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "drive", str(sweep_id), "--worker-id", self.id],
+            env=self._env_for_drivers())
+        return True
+
+    def _env_for_drivers(self) -> dict[str, str]:
+        """Drivers join this worker's Ray: the configured cluster, or a local one started here."""
+        if self._driver_env is None:
+            env = dict(os.environ)
+            if self.settings.ray_address is None:
+                from service import tune_runner
+
+                env["CLIPSWEEP_RAY_ADDRESS"] = tune_runner.start_local_ray()
+                env.setdefault("RAY_AUTH_MODE", "token")  # a local Ray started by ray.init uses tokens
+            self._driver_env = env
+        return self._driver_env
+
+    def _stop_drivers(self, timeout: float = 60.0) -> None:
+        """SIGTERM every driver: each gives its sweep back before it exits."""
+        for process in self.drivers.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self.drivers.values():
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.drivers.clear()
 
     def install_signal_handlers(self) -> None:
         def _stop(signum: int, _frame: object) -> None:

@@ -335,3 +335,28 @@ def test_a_sweep_on_a_two_node_ray_cluster_runs_on_both_and_records_where(sqlite
     assert all(r.device == "cpu" for r in runs)
     # Tune's files went under the data directory, never the source of truth but kept there.
     assert (data_dir / "ray_results" / f"sweep-{sweep_id}").is_dir()
+
+
+def test_a_worker_runs_up_to_its_cap_of_sweeps_at_once_and_the_rest_wait_in_order(sqlite_dir) -> None:
+    data_dir, factory = sqlite_dir
+    spec = {**SPEC, "seeds": 4, "budget": {"max_steps": 1500, "batch_size": 16},
+            "resources": {"max_seeds_per_trial": 2}}
+    sweep_ids = [submit(factory, {**spec, "name": f"capped-{i}"}) for i in range(3)]
+    worker = WorkerProcess(data_dir, {"CLIPSWEEP_MAX_SWEEPS_PER_WORKER": "2", "CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"})
+    most_running = 0
+    try:
+        deadline = time.monotonic() + 300
+        while not all(sweep_of(factory, i).status == "succeeded" for i in sweep_ids):
+            assert time.monotonic() < deadline, worker.log()[-6000:]
+            statuses = [sweep_of(factory, i).status for i in sweep_ids]
+            most_running = max(most_running, statuses.count("running"))
+            assert statuses.count("running") <= 2, statuses
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    sweeps = [sweep_of(factory, i) for i in sweep_ids]
+    assert most_running == 2, "the worker never ran two sweeps at once"
+    assert [s.claims for s in sweeps] == [1, 1, 1]
+    # the third waited for a free slot: it started after one of the first two had finished
+    assert sweeps[2].started_at >= min(sweeps[0].finished_at, sweeps[1].finished_at)
+    assert all(r.attempts == 1 for i in sweep_ids for r in runs_of(factory, i))
