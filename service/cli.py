@@ -102,7 +102,8 @@ def worker(exit_with_parent: bool) -> None:
 @main.command(hidden=True)
 @click.argument("sweep_id", type=int)
 @click.option("--worker-id", required=True, help="The worker that claimed the sweep.")
-def drive(sweep_id: int, worker_id: str) -> None:
+@click.option("--parent-pid", type=int, default=None, help="Stop when this process is gone.")
+def drive(sweep_id: int, worker_id: str, parent_pid: int | None) -> None:
     """Run one claimed sweep to its end in this process: a worker's driver, started by `clipsweep
     worker` when it runs several sweeps at once. Stops (giving the sweep back) on SIGTERM or when
     the worker is gone."""
@@ -115,7 +116,7 @@ def drive(sweep_id: int, worker_id: str) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop_when_orphaned(stop)
+    stop_when_orphaned(stop, parent_pid)
     execute_sweep(factory, settings, sweep_id, worker_id, stop)
 
 

@@ -9,22 +9,32 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.models import Run, RunOutcome, Sweep, SweepStatus
 from service.results import now
 
 
+def _abandoned(heartbeat_timeout: float) -> ColumnElement[bool]:
+    """A running sweep whose worker stopped heartbeating."""
+    return and_(Sweep.status == SweepStatus.RUNNING.value,
+                or_(Sweep.heartbeat_at.is_(None), Sweep.heartbeat_at < now() - timedelta(seconds=heartbeat_timeout)))
+
+
+def _held_by(worker_id: str) -> ColumnElement[bool]:
+    return and_(Sweep.worker_id == worker_id, Sweep.status == SweepStatus.RUNNING.value)
+
+
 def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: float) -> int | None:
     """Claim the oldest queued sweep, or a running one whose worker stopped heartbeating.
     Returns its id, or None when there is nothing to do."""
-    current = now()
-    stale_before = current - timedelta(seconds=heartbeat_timeout)
     claimable = or_(
         and_(Sweep.status == SweepStatus.QUEUED.value,
-             or_(Sweep.not_before.is_(None), Sweep.not_before <= current)),
-        and_(Sweep.status == SweepStatus.RUNNING.value, Sweep.heartbeat_at < stale_before),
+             or_(Sweep.not_before.is_(None), Sweep.not_before <= now())),
+        _abandoned(heartbeat_timeout),
     )
     sweep_id = session.scalars(
         select(Sweep.id).where(claimable).order_by(Sweep.id).limit(1).with_for_update(skip_locked=True)
@@ -44,10 +54,17 @@ def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: flo
 def heartbeat(session: Session, sweep_id: int, worker_id: str) -> bool:
     """Refresh the claim. False means another worker holds the sweep now."""
     return session.execute(
-        update(Sweep).where(Sweep.id == sweep_id, Sweep.worker_id == worker_id,
-                            Sweep.status == SweepStatus.RUNNING.value)
-        .values(heartbeat_at=now())
+        update(Sweep).where(Sweep.id == sweep_id, _held_by(worker_id)).values(heartbeat_at=now())
     ).rowcount == 1
+
+
+def holds(session: Session, sweep_id: int, worker_id: str) -> bool:
+    """Whether `worker_id` still holds the sweep (no one re-claimed it, no cancel ended it). On
+    PostgreSQL the row stays locked until the transaction ends, so what the caller then writes
+    cannot race a re-claim."""
+    return session.scalar(
+        select(Sweep.id).where(Sweep.id == sweep_id, _held_by(worker_id)).with_for_update()
+    ) is not None
 
 
 def release_sweep(session: Session, sweep_id: int, worker_id: str, *, detail: str | None = None,
@@ -56,11 +73,11 @@ def release_sweep(session: Session, sweep_id: int, worker_id: str, *, detail: st
     `detail` and `wait_seconds`) a sweep the cluster cannot place yet, which says why it waits and
     is not claimed again before `wait_seconds` have passed."""
     not_before = now() + timedelta(seconds=wait_seconds) if wait_seconds else None
-    session.execute(
-        update(Sweep).where(Sweep.id == sweep_id, Sweep.worker_id == worker_id)
-        .values(status=SweepStatus.QUEUED.value, worker_id=None, heartbeat_at=None, status_detail=detail,
-                not_before=not_before)
-    )
+    values: dict[str, Any] = {"status": SweepStatus.QUEUED.value, "worker_id": None, "heartbeat_at": None,
+                              "status_detail": detail, "not_before": not_before}
+    if wait_seconds:
+        values["claims"] = Sweep.claims - 1  # a look that found no room is not a claim that ran
+    session.execute(update(Sweep).where(Sweep.id == sweep_id, _held_by(worker_id)).values(**values))
 
 
 class SweepAlreadyFinished(Exception):
@@ -72,37 +89,45 @@ class SweepAlreadyFinished(Exception):
 def request_cancel(session: Session, sweep: Sweep, *, heartbeat_timeout: float) -> SweepStatus:
     """Cancel a sweep. A queued sweep, or a running one whose worker is gone, ends `cancelled` at
     once; a running one is flagged, and its worker stops the trials and ends it. Returns the
-    status the sweep has now (RUNNING while its worker winds down)."""
-    status = SweepStatus(sweep.status)
-    if status.is_finished:
-        raise SweepAlreadyFinished(sweep.id, status.value)
-    stale_before = now() - timedelta(seconds=heartbeat_timeout)
-    if status is SweepStatus.QUEUED or sweep.heartbeat_at is None or sweep.heartbeat_at < stale_before:
-        finish_cancelled(session, sweep.id)
+    status the sweep has now (RUNNING while its worker winds down). Each step is a guarded
+    UPDATE, so a worker finishing or claiming the sweep meanwhile is never overwritten."""
+    ended_now = or_(Sweep.status == SweepStatus.QUEUED.value, _abandoned(heartbeat_timeout))
+    if finish_cancelled(session, sweep.id, only_if=ended_now):
         return SweepStatus.CANCELLED
-    session.execute(
-        update(Sweep).where(Sweep.id == sweep.id, Sweep.cancel_requested_at.is_(None))
-        .values(cancel_requested_at=now())
-    )
-    return SweepStatus.RUNNING
+    flagged = session.execute(
+        update(Sweep).where(Sweep.id == sweep.id, Sweep.status == SweepStatus.RUNNING.value)
+        .values(cancel_requested_at=func.coalesce(Sweep.cancel_requested_at, now()))
+    ).rowcount
+    if flagged:
+        return SweepStatus.RUNNING
+    session.refresh(sweep)
+    raise SweepAlreadyFinished(sweep.id, sweep.status)
 
 
 def cancel_requested(session: Session, sweep_id: int) -> bool:
     return session.scalar(select(Sweep.cancel_requested_at).where(Sweep.id == sweep_id)) is not None
 
 
-def finish_cancelled(session: Session, sweep_id: int) -> None:
-    """End a sweep `cancelled`: runs without an outcome end `cancelled`; finished runs stay."""
+def finish_cancelled(session: Session, sweep_id: int, *, only_if: ColumnElement[bool]) -> bool:
+    """End a sweep `cancelled` if it still matches `only_if`: runs without an outcome end
+    `cancelled`; finished runs stay. False (and nothing changed) when it no longer matched."""
     finished_at = now()
-    session.execute(
-        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None))
-        .values(outcome=RunOutcome.CANCELLED.value, finished_at=finished_at)
-    )
-    session.execute(
-        update(Sweep).where(Sweep.id == sweep_id)
+    ended = session.execute(
+        update(Sweep).where(Sweep.id == sweep_id, only_if)
         .values(status=SweepStatus.CANCELLED.value, finished_at=finished_at, heartbeat_at=None,
                 status_detail=None, cancel_requested_at=func.coalesce(Sweep.cancel_requested_at, finished_at))
-    )
+    ).rowcount
+    if ended:
+        session.execute(
+            update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None))
+            .values(outcome=RunOutcome.CANCELLED.value, finished_at=finished_at)
+        )
+    return bool(ended)
+
+
+def finish_cancelled_by(session: Session, sweep_id: int, worker_id: str) -> bool:
+    """The worker holding a cancelled sweep ends it."""
+    return finish_cancelled(session, sweep_id, only_if=_held_by(worker_id))
 
 
 def finish_sweep(session: Session, sweep_id: int, *, error: str | None = None) -> SweepStatus:

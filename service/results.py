@@ -37,7 +37,7 @@ def now() -> datetime:
 
 
 def _finite_or_none(value: Any) -> Any:
-    """NaN is stored as NULL (see service.db.models.NanAsNull); the raw paths below bypass it."""
+    """NaN is stored as NULL (service.db.models.NanAsNull); COPY bypasses the column types."""
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
@@ -46,9 +46,10 @@ def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun
 
     A batch costs three statements whatever its size: one SELECT of which runs still lack an
     outcome, one executemany UPDATE of those, and one bulk load of their points (COPY on
-    PostgreSQL, an executemany INSERT elsewhere). If another writer stores one of the runs in
-    between, the points' primary key (run_id, step) makes this transaction fail and roll back as a
-    whole; the caller's retry then finds that run final and skips it.
+    PostgreSQL, an executemany INSERT elsewhere). On PostgreSQL the SELECT locks the runs it picks
+    until the commit; on SQLite writers are serialized anyway. Should another writer still store
+    one of them in between, the points' primary key (run_id, step) fails this transaction as a
+    whole, and the caller's retry finds that run final and skips it.
     """
     by_key: dict[tuple[int, int], ReportedRun] = {}
     for result in results:
@@ -60,6 +61,7 @@ def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun
             select(Run.id, Run.cell_index, Run.seed)
             .where(Run.sweep_id == sweep_id, Run.outcome.is_(None),
                    tuple_(Run.cell_index, Run.seed).in_(keys[start:start + 500]))
+            .with_for_update()  # PostgreSQL: no other writer finalizes them before our UPDATE
         )
         run_ids.update({(cell, seed): run_id for run_id, cell, seed in rows})
     if not run_ids:
@@ -105,9 +107,7 @@ def _load_points(session: Session, rows: list[tuple[int, int, float | None, floa
 def fail_runs(session: Session, sweep_id: int, cell_index: int, seeds: Sequence[int], error: str) -> int:
     """Mark the runs of a chunk that have no outcome yet `failed`, with the error."""
     result = session.execute(
-        update(Run)
-        .where(Run.sweep_id == sweep_id, Run.cell_index == cell_index, Run.seed.in_(list(seeds)),
-               Run.outcome.is_(None))
+        update(Run).where(*_unfinished_in(sweep_id, (cell_index, seeds)))
         .values(outcome=RunOutcome.FAILED.value, error=error, finished_at=now())
     )
     return result.rowcount or 0
@@ -123,21 +123,22 @@ def pending_runs(session: Session, sweep_id: int) -> list[tuple[int, int]]:
     return [(cell, seed) for cell, seed in rows]
 
 
-def start_attempt(session: Session, sweep_id: int) -> int:
-    """Count a training attempt for every run still without an outcome (all of them are trained
-    in the round about to start). Returns how many."""
-    result = session.execute(
-        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None)).values(attempts=Run.attempts + 1)
-    )
-    return result.rowcount or 0
+Chunk = tuple[int, Sequence[int]]  # (cell_index, seeds): the runs one trial trains
 
 
-def undo_attempt(session: Session, sweep_id: int) -> None:
-    """A worker stopped on purpose (not lost): its interrupted runs keep their retry budget."""
-    session.execute(
-        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts > 0)
-        .values(attempts=Run.attempts - 1)
-    )
+def _unfinished_in(sweep_id: int, chunk: Chunk) -> Any:
+    cell_index, seeds = chunk
+    return (Run.sweep_id == sweep_id, Run.cell_index == cell_index, Run.seed.in_(list(seeds)),
+            Run.outcome.is_(None))
+
+
+def count_attempts(session: Session, sweep_id: int, chunks: Sequence[Chunk], delta: int = 1) -> None:
+    """Add `delta` to the attempts of the chunks' runs that have no outcome: +1 when a trial
+    starts them, -1 when a worker stopped on purpose (not lost) gives them back, so an
+    interrupted run keeps its retry budget."""
+    for chunk in chunks:
+        session.execute(update(Run).where(*_unfinished_in(sweep_id, chunk), Run.attempts + delta >= 0)
+                        .values(attempts=Run.attempts + delta))
 
 
 def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, error: str) -> int:

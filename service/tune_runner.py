@@ -29,6 +29,7 @@ from ray import tune  # noqa: E402
 
 from service.planning import TrialPlan  # noqa: E402
 from service.results import ReportedRun  # noqa: E402
+from trainers.allocator import allocator_environment  # noqa: E402
 from trainers.ray_adapter import train_chunk  # noqa: E402
 
 
@@ -36,6 +37,7 @@ class ResultSink(Protocol):
     def add(self, result: ReportedRun) -> None: ...
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None: ...
     def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None: ...
+    def start_chunk(self, cell_index: int, seeds: Sequence[int]) -> None: ...
     def tick(self) -> None: ...
 
 
@@ -44,12 +46,15 @@ class ResultSink(Protocol):
 # unfinished runs are trained again, up to a bound; a code error ends them `failed` at once.
 INFRASTRUCTURE_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                          ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
-                         ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError)
+                         ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
+                         ray.exceptions.OutOfDiskError, ray.exceptions.ObjectStoreFullError,
+                         ray.exceptions.ActorUnschedulableError, ray.exceptions.RuntimeEnvSetupError,
+                         ray.exceptions.RaySystemError)
 
 
 def is_infrastructure_error(exc: BaseException | None) -> bool:
     if isinstance(exc, ray.exceptions.RayTaskError):
-        exc = exc.as_instanceof_cause()  # a task error wraps the cause: an actor death, or user code
+        exc = exc.cause  # a task error wraps the cause: an actor death, or the user's code raising
     return isinstance(exc, INFRASTRUCTURE_ERRORS)
 
 
@@ -65,15 +70,11 @@ def trial_exception(trial: Any) -> BaseException | None:
         return None
 
 
-def cluster_resources() -> dict[str, float]:
-    """Total CPU and GPU of the connected cluster (every node, busy or not)."""
-    total = ray.cluster_resources()
-    return {"CPU": float(total.get("CPU", 0.0)), "GPU": float(total.get("GPU", 0.0))}
-
-
-# With Tune's loggers off, its result summary cannot find per-trial files and warns for each
-# trial; the results are in the database.
-logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+def node_resources() -> list[dict[str, float]]:
+    """CPU and GPU of every live node of the connected cluster (busy or not): a trial must fit
+    on one node."""
+    return [{"CPU": float(node["Resources"].get("CPU", 0.0)), "GPU": float(node["Resources"].get("GPU", 0.0))}
+            for node in ray.nodes() if node.get("Alive")]
 
 
 def ensure_ray(address: str | None) -> None:
@@ -84,7 +85,10 @@ def ensure_ray(address: str | None) -> None:
     # own handlers, which stop Tune and give the sweep back to the queue first.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     # "local", not None: None would join any cluster `ray start` left on this machine.
-    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING",
+    # Trials run in threads of Ray's worker processes: glibc must be told at their start to reuse
+    # freed memory there (trainers/allocator.py).
+    ray.init(address=address or "local", include_dashboard=False,
+             runtime_env={"env_vars": allocator_environment()}, logging_level="WARNING",
              configure_logging=True, log_to_driver=True)
     if threading.current_thread() is threading.main_thread():
         for sig, handler in handlers.items():
@@ -113,7 +117,7 @@ def error_summary(text: str) -> str:
 
 class _LiveOnly:
     """Tuner pickles its run config to support `Tuner.restore`. Ours holds live objects (a database
-    sink, a threading.Event) and is never restored (the database is the source of truth), so the
+    sink, a stop condition) and is never restored (the database is the source of truth), so the
     pickled copy carries nothing."""
 
     def __getstate__(self) -> dict[str, Any]:
@@ -127,6 +131,10 @@ class _SinkCallback(_LiveOnly, tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.sink.add(ReportedRun(cell_index=result["cell_index"], seed=result["seed"],
                                   run=result["run"], device=result.get("device"), node=result.get("node")))
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        chunk = trial.config["chunk"]
+        self.sink.start_chunk(chunk["cell_index"], chunk["seeds"])
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         chunk = trial.config["chunk"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Callable, Sequence, TypeVar
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
@@ -29,19 +29,20 @@ from service.queue import (
     cancel_requested,
     claim_next_sweep,
     fail_sweep,
-    finish_cancelled,
+    finish_cancelled_by,
     finish_sweep,
     heartbeat,
+    holds,
     release_sweep,
 )
 from service.results import (
+    Chunk,
     ReportedRun,
+    count_attempts,
     fail_exhausted_runs,
     fail_runs,
     pending_runs,
-    start_attempt,
     store_results,
-    undo_attempt,
 )
 from service.settings import Settings
 from service.spec import SweepSpec
@@ -68,7 +69,10 @@ class DatabaseSink:
         self.last_beat = self.last_control = time.monotonic()
         self.stored = 0
         self.cancelled = False
-        self.lost: list[str] = []  # errors of trials lost to infrastructure in this round
+        self.lost_claim = False  # another worker holds the sweep now: stop, write nothing more
+        self.lost: list[str] = []  # errors of trials lost to infrastructure
+        self.to_count: list[Chunk] = []  # chunks whose trial started, attempt not yet written
+        self.started: list[Chunk] = []  # every chunk started by this worker
 
     def add(self, result: ReportedRun) -> None:
         self.buffer.append(result)
@@ -78,6 +82,12 @@ class DatabaseSink:
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
         self.failures.append((cell_index, seeds, error))
         self._try_flush()
+
+    def start_chunk(self, cell_index: int, seeds: Sequence[int]) -> None:
+        """A trial started training these runs: one more attempt each (written with the next batch)."""
+        self.to_count.append((cell_index, seeds))
+        self.started.append((cell_index, seeds))
+        self.oldest = self.oldest or time.monotonic()
 
     def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
         """Infrastructure went away under the chunk: its unfinished runs stay without an outcome,
@@ -93,8 +103,12 @@ class DatabaseSink:
         if now - self.last_beat >= self.heartbeat_seconds:
             try:
                 with session_scope(self.factory) as session:
-                    heartbeat(session, self.sweep_id, self.worker_id)
+                    held = heartbeat(session, self.sweep_id, self.worker_id)
                 self.last_beat = now
+                if not held and not self.lost_claim:
+                    self.lost_claim = True
+                    log.warning("sweep %s is no longer held by %s (re-claimed after a lapse, or ended); "
+                                "stopping its trials", self.sweep_id, self.worker_id)
             except Exception:  # a database blip: the next tick beats again
                 log.exception("heartbeat of sweep %s failed; will retry", self.sweep_id)
         if not self.cancelled and now - self.last_control >= self.control_seconds:
@@ -116,14 +130,19 @@ class DatabaseSink:
     def flush(self) -> None:
         """Write what is buffered in one transaction. Results go first: the runs a failed chunk
         reported before it raised keep their outcomes, only the rest end `failed`."""
-        if not self.buffer and not self.failures:
+        if not self.buffer and not self.failures and not self.to_count:
             return
         with session_scope(self.factory) as session:
+            count_attempts(session, self.sweep_id, self.to_count)
             stored = store_results(session, self.sweep_id, self.buffer)
             for cell_index, seeds, error in self.failures:
                 fail_runs(session, self.sweep_id, cell_index, seeds, error)
         self.stored += stored
-        self.buffer, self.failures, self.oldest = [], [], None
+        self.buffer, self.failures, self.to_count, self.oldest = [], [], [], None
+
+    @property
+    def should_stop_trials(self) -> bool:
+        return self.cancelled or self.lost_claim
 
 
 def _retrying(what: str, fn: Callable[[], T], stop: threading.Event, *, wait: float = 2.0) -> T:
@@ -136,17 +155,20 @@ def _retrying(what: str, fn: Callable[[], T], stop: threading.Event, *, wait: fl
             if stop.is_set():
                 raise
             log.exception("%s: the database is unavailable; retrying in %.0f s", what, wait)
-            time.sleep(wait)
+            stop.wait(wait)
 
 
-def _waiting_for(spec: SweepSpec, available: dict[str, float]) -> str | None:
-    """Why the cluster cannot place one trial of the sweep, or None when it can."""
+def _waiting_for(spec: SweepSpec, nodes: list[dict[str, float]]) -> str | None:
+    """Why the cluster cannot place one trial of the sweep (on one node), or None when it can."""
     needs = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    if any(all(node[kind] >= need for kind, need in needs.items()) for node in nodes):
+        return None
     for kind, need in needs.items():
-        if need > available.get(kind, 0.0):
-            return (f"waiting for resources: needs {need:g} {kind} per trial, "
-                    f"the cluster has {available.get(kind, 0.0):g}")
-    return None
+        total = sum(node[kind] for node in nodes)
+        if need > total:
+            return f"waiting for resources: needs {need:g} {kind} per trial, the cluster has {total:g}"
+    return (f"waiting for resources: needs {needs['CPU']:g} CPU and {needs['GPU']:g} GPU per trial on one "
+            f"node, and no node of the cluster has that much")
 
 
 def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: int,
@@ -154,42 +176,40 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
     """Train a claimed sweep's pending runs, then finish it; give it back if asked to stop or if
     the cluster cannot place it yet; end it `cancelled` if a cancel comes. Runs lost to
     infrastructure are trained again in another round, up to `max_infra_retries` times. Never
-    raises for a problem of the sweep's own: the sweep ends `failed` with the message."""
+    raises: a problem of the sweep's own ends it `failed` with the message, and a database or
+    Ray outage leaves it to be claimed again (nothing stored is touched)."""
+    sink = DatabaseSink(factory, sweep_id, worker_id, settings)
     try:
         with session_scope(factory) as session:
             spec = SweepSpec.model_validate(get_sweep(session, sweep_id).spec)
             cancelled = cancel_requested(session, sweep_id)
-        sink = DatabaseSink(factory, sweep_id, worker_id, settings)
         max_attempts = 1 + settings.max_infra_retries
-        while not cancelled and not stop.is_set():
+        while not (cancelled or stop.is_set() or sink.lost_claim):
             with session_scope(factory) as session:
                 exhausted = fail_exhausted_runs(
                     session, sweep_id, max_attempts,
                     f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
                     + (sink.lost[-1] if sink.lost else "the worker training it stopped heartbeating"))
                 pending = pending_runs(session, sweep_id)
-                if pending:
-                    start_attempt(session, sweep_id)
             if exhausted:
                 log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
             trials = plan_trials(spec, pending)
             if not trials:
                 break
-            log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
             from service import tune_runner  # imports Ray: only a worker that trains needs it
 
             tune_runner.ensure_ray(settings.ray_address)
-            waiting = _waiting_for(spec, tune_runner.cluster_resources())
+            waiting = _waiting_for(spec, tune_runner.node_resources())
             if waiting:
                 with session_scope(factory) as session:
-                    undo_attempt(session, sweep_id)
                     release_sweep(session, sweep_id, worker_id, detail=waiting,
                                   wait_seconds=settings.resource_wait_seconds)
                 log.info("sweep %s %s; back in the queue", sweep_id, waiting)
                 return
+            log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
             lost_before = len(sink.lost)
             tune_runner.run_trials(
-                trials, sink=sink, should_stop=lambda: stop.is_set() or sink.cancelled,
+                trials, sink=sink, should_stop=lambda: stop.is_set() or sink.should_stop_trials,
                 cpus_per_trial=spec.resources.cpus_per_trial,
                 gpus_per_trial=spec.resources.gpus_per_trial,
                 max_concurrent_trials=spec.resources.max_concurrent_trials,
@@ -199,23 +219,40 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
             cancelled = sink.cancelled
             if len(sink.lost) == lost_before:
                 break  # nothing was lost: every trial reported, raised, or was stopped
-        _retrying(f"sweep {sweep_id}: ending it", lambda: _end_sweep(factory, sweep_id, worker_id), stop)
+        _retrying(f"sweep {sweep_id}: ending it", lambda: _end_sweep(factory, sweep_id, worker_id, sink), stop)
+    except DBAPIError:
+        log.exception("sweep %s: the database failed; leaving the sweep to be claimed again", sweep_id)
+    except ConnectionError as exc:  # ray.init could not reach the cluster
+        log.exception("sweep %s: Ray is unavailable", sweep_id)
+        _give_back_quietly(factory, sweep_id, worker_id, f"waiting for Ray: {exc}", settings.resource_wait_seconds)
     except Exception as exc:
         log.exception("sweep %s could not run", sweep_id)
         message = f"{type(exc).__name__}: {exc}"
         with session_scope(factory) as session:
-            fail_sweep(session, sweep_id, message)
+            if holds(session, sweep_id, worker_id):
+                fail_sweep(session, sweep_id, message)
 
 
-def _end_sweep(factory: sessionmaker[Session], sweep_id: int, worker_id: str) -> None:
+def _give_back_quietly(factory: sessionmaker[Session], sweep_id: int, worker_id: str, detail: str | None,
+                       wait_seconds: float) -> None:
+    try:
+        with session_scope(factory) as session:
+            release_sweep(session, sweep_id, worker_id, detail=detail, wait_seconds=wait_seconds)
+    except DBAPIError:
+        log.exception("sweep %s: could not give it back; it will be claimed again", sweep_id)
+
+
+def _end_sweep(factory: sessionmaker[Session], sweep_id: int, worker_id: str, sink: DatabaseSink) -> None:
     with session_scope(factory) as session:
-        if cancel_requested(session, sweep_id):
-            finish_cancelled(session, sweep_id)
+        if not holds(session, sweep_id, worker_id):
+            log.warning("sweep %s is no longer held by %s; leaving it to its holder", sweep_id, worker_id)
+        elif cancel_requested(session, sweep_id):
+            finish_cancelled_by(session, sweep_id, worker_id)
             log.info("sweep %s cancelled", sweep_id)
         elif pending_runs(session, sweep_id):
-            # Stopped before every run had an outcome: another worker (or this one, after a
-            # restart) resumes exactly the runs still missing, with their retry budget intact.
-            undo_attempt(session, sweep_id)
+            # Stopped on purpose before every run had an outcome: another worker (or this one,
+            # after a restart) resumes exactly the runs still missing, their retry budget intact.
+            count_attempts(session, sweep_id, sink.started, delta=-1)
             release_sweep(session, sweep_id, worker_id)
             log.info("sweep %s released unfinished", sweep_id)
         else:
@@ -273,12 +310,19 @@ class Worker:
                 del self.drivers[sweep_id]
         if len(self.drivers) >= self.settings.max_sweeps_per_worker:
             return False
+        env = self._env_for_drivers()  # before claiming: a claim must not wait on Ray starting
         sweep_id = self.claim()
         if sweep_id is None:
             return False
-        self.drivers[sweep_id] = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "drive", str(sweep_id), "--worker-id", self.id],
-            env=self._env_for_drivers())
+        if sweep_id in self.drivers:  # our own driver went silent and we re-claimed: it must go
+            self._stop_driver(self.drivers.pop(sweep_id))
+        try:
+            self.drivers[sweep_id] = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "drive", str(sweep_id), "--worker-id", self.id,
+                 "--parent-pid", str(os.getpid())], env=env)
+        except OSError:
+            _give_back_quietly(self.factory, sweep_id, self.id, None, 0)
+            raise
         return True
 
     def _env_for_drivers(self) -> dict[str, str]:
@@ -294,17 +338,25 @@ class Worker:
         return self._driver_env
 
     def _stop_drivers(self, timeout: float = 60.0) -> None:
-        """SIGTERM every driver: each gives its sweep back before it exits."""
+        """SIGTERM every driver: each gives its sweep back before it exits. One that does not
+        within `timeout` is killed; its sweep is claimed again when its heartbeat lapses."""
         for process in self.drivers.values():
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + timeout
         for process in self.drivers.values():
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+            self._stop_driver(process, max(0.0, deadline - time.monotonic()))
         self.drivers.clear()
+
+    @staticmethod
+    def _stop_driver(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def install_signal_handlers(self) -> None:
         def _stop(signum: int, _frame: object) -> None:
@@ -345,11 +397,13 @@ def hold_sqlite_worker_lock(database_url: str) -> IO[str] | None:
     return handle
 
 
-def stop_when_orphaned(stop: threading.Event, poll_seconds: float = 1.0) -> threading.Thread:
+def stop_when_orphaned(stop: threading.Event, parent: int | None = None,
+                       poll_seconds: float = 1.0) -> threading.Thread:
     """Set `stop` once this process's parent is gone (its parent pid changes): the worker that
     `clipsweep serve` runs must not outlive it, even when serve is killed with SIGKILL, or it would
-    keep training next to the worker of the next serve. Stopping gives the sweep back."""
-    parent = os.getppid()
+    keep training next to the worker of the next serve. Stopping gives the sweep back. `parent`
+    is the pid the caller was started by, when known (it may already be gone at this point)."""
+    parent = parent if parent is not None else os.getppid()
 
     def watch() -> None:
         while not stop.wait(poll_seconds):

@@ -9,6 +9,11 @@ makes those blocks reused instead. The price is that the process keeps its peak 
 for a process that trains chunk after chunk is the size it needs anyway. This is the effect
 PyTorch's CPU performance guide gets by preloading jemalloc or tcmalloc, without another library.
 
+mallopt applies to the main thread's heap. A thread gets an arena of its own, and glibc still
+serves big blocks there with mmap; Ray Tune runs a trial in such a thread. So processes that train
+in threads (Ray's workers) are started with the same settings as environment variables
+(`allocator_environment`, which glibc reads at process start), including one arena for all threads.
+
 Set CLIPSWEEP_KEEP_FREED_MEMORY=0 to leave the allocator alone.
 """
 
@@ -25,11 +30,28 @@ _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
 
 
+_TRIM_THRESHOLD = 2**31 - 1   # the heap is (practically) never trimmed
+_TOP_PAD = 64 * 2**20          # and grows in 64 MiB steps rather than page by page
+
+
+def _enabled() -> bool:
+    return os.environ.get("CLIPSWEEP_KEEP_FREED_MEMORY", "1") != "0" and sys.platform.startswith("linux")
+
+
+def allocator_environment() -> dict[str, str]:
+    """The same settings as glibc environment variables, for processes started to train (their
+    threads included); empty when disabled."""
+    if not _enabled():
+        return {}
+    return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(_TRIM_THRESHOLD),
+            "MALLOC_TOP_PAD_": str(_TOP_PAD), "MALLOC_ARENA_MAX": "1"}
+
+
 @functools.cache
 def keep_freed_memory() -> bool:
     """Ask glibc to reuse freed memory instead of returning it to the kernel, once per process.
     True if the setting took effect; False off glibc or when disabled by the environment."""
-    if os.environ.get("CLIPSWEEP_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    if not _enabled():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -37,7 +59,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return all(mallopt(param, value) == 1 for param, value in (
-        (_M_MMAP_MAX, 0),                  # large blocks come from the heap, which is reused
-        (_M_TRIM_THRESHOLD, 2**31 - 1),    # and the heap is (practically) never trimmed
-        (_M_TOP_PAD, 64 * 2**20),          # grow it in 64 MiB steps rather than page by page
+        (_M_MMAP_MAX, 0),  # large blocks come from the heap, which is reused
+        (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD),
+        (_M_TOP_PAD, _TOP_PAD),
     ))

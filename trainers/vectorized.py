@@ -84,7 +84,11 @@ class _VectorizedChunk:
         self.initial_loss: torch.Tensor | None = None
         # A model may batch seeds itself (`forward_stacked(params, x)`, e.g. TanhRNN's recurrence
         # with hand-written BPTT), which beats vmap where vmap leaves many small autograd nodes.
-        self._forward_stacked = getattr(type(models[0]), "forward_stacked", None)
+        # Only a class that defines it itself (a subclass with another forward must opt in again)
+        # and has no buffers, which forward_stacked does not take.
+        model_type = type(models[0])
+        self._forward_stacked = (model_type.forward_stacked
+                                 if "forward_stacked" in model_type.__dict__ and not self.buffers else None)
         self._losses = vmap(self._loss_one)
         self._task_losses = vmap(task.loss)
 

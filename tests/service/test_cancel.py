@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Run, Sweep
 from service.db.session import session_scope
-from service.queue import SweepAlreadyFinished, claim_next_sweep, release_sweep, request_cancel
+from service.queue import (
+    SweepAlreadyFinished,
+    claim_next_sweep,
+    finish_sweep,
+    heartbeat,
+    holds,
+    release_sweep,
+    request_cancel,
+)
 from service.results import ReportedRun, now, store_results
 from tests.conftest import ROOT, Server
 from tests.service.test_store import make_sweep
@@ -75,7 +83,7 @@ def test_a_sweep_waiting_for_resources_is_not_claimed_before_its_time(session_fa
     with session_scope(session_factory) as session:
         assert claim_next_sweep(session, "w", heartbeat_timeout=60) == first
         assert session.get(Sweep, first).status_detail is None
-        assert session.get(Sweep, first).claims == 2
+        assert session.get(Sweep, first).claims == 1  # the look that found no room is not counted
 
 
 LONG: dict[str, Any] = {
@@ -131,3 +139,34 @@ def test_a_sweep_the_cluster_cannot_place_says_so_and_the_queue_goes_on(server: 
     shown = cli(server, "status", str(gpu_id))
     assert "waiting for resources: needs 0.25 GPU" in shown.stdout
     assert server.http.post(f"/api/v1/sweeps/{gpu_id}/cancel").json()["status"] == "cancelled"
+
+
+def test_a_cancel_never_overwrites_a_sweep_that_finished_meanwhile(session_factory) -> None:
+    sweep_id = make_sweep(session_factory)
+    with session_scope(session_factory) as session:
+        claim_next_sweep(session, "w", heartbeat_timeout=60)
+    with session_factory() as session:
+        seen = session.get(Sweep, sweep_id)  # the API read it while it was running...
+        with session_scope(session_factory) as other:  # ...and the worker finished it meanwhile
+            other.execute(update(Run).where(Run.sweep_id == sweep_id).values(outcome="unconverged"))
+            finish_sweep(other, sweep_id)
+        with pytest.raises(SweepAlreadyFinished, match="already ended succeeded"):
+            request_cancel(session, seen, heartbeat_timeout=60)
+        session.commit()
+    assert set(outcomes(session_factory, sweep_id)) == {"unconverged"}
+    with session_factory() as session:
+        assert session.get(Sweep, sweep_id).cancel_requested_at is None
+
+
+def test_a_worker_whose_claim_lapsed_and_was_taken_holds_nothing(session_factory) -> None:
+    sweep_id = make_sweep(session_factory)
+    with session_scope(session_factory) as session:
+        claim_next_sweep(session, "old", heartbeat_timeout=60)
+        session.execute(update(Sweep).values(heartbeat_at=now() - timedelta(minutes=5)))
+    with session_scope(session_factory) as session:
+        assert claim_next_sweep(session, "new", heartbeat_timeout=60) == sweep_id
+    with session_scope(session_factory) as session:
+        assert not heartbeat(session, sweep_id, "old") and not holds(session, sweep_id, "old")
+        release_sweep(session, sweep_id, "old")  # a stale worker's give-back changes nothing
+        assert holds(session, sweep_id, "new")
+        assert session.get(Sweep, sweep_id).claims == 2

@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from trainers.config import ConfigError
 from trainers.seeding import generator
@@ -136,6 +137,7 @@ class _TanhRecurrence(torch.autograd.Function):
         return states[-1].clone()
 
     @staticmethod
+    @once_differentiable  # the saved states are not a graph: no second derivative through them
     def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         states, w_hh = ctx.saved_tensors
         T, S, B, H = states.shape
