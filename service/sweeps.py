@@ -12,7 +12,18 @@ from sqlalchemy.orm import Session
 from service.db.models import Run, RunOutcome, Sweep, SweepStatus
 from service.results import now
 from service.spec import SpecError, SweepSpec, cells, resolve_spec
-from service.statistics import median_steps_to_target, wilson_interval
+from service.statistics import (
+    Estimate,
+    PairedComparison,
+    Unavailable,
+    expected_steps_to_success,
+    median_steps_converged_only,
+    median_steps_to_target,
+    paired_comparison,
+    stable_learning_rate,
+    steps_to_target,
+    wilson_interval,
+)
 
 
 class SweepNotFound(LookupError):
@@ -98,6 +109,20 @@ class CellSummary:
     divergence_rate: float | None
     divergence_ci: tuple[float, float] | None
     median_steps_to_target: float | None
+    # Only over a finished cell (unfinished runs would otherwise count as never converging):
+    steps_to_target: Estimate | Unavailable
+    median_steps_converged_only: float | Unavailable
+    expected_steps_with_restarts: float | Unavailable
+    # Against the `none` arm at the same learning rate, seed by seed; None for `none` itself or
+    # when the sweep has no `none` arm.
+    vs_none: PairedComparison | Unavailable | None
+
+
+@dataclass(frozen=True)
+class ArmFrontier:
+    clipping: str
+    clip_method: str
+    stable_lr: float | Unavailable  # highest lr whose divergence upper bound is under the tolerance
 
 
 def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
@@ -105,7 +130,7 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
     diverged, unconverged); failed and cancelled runs say nothing about divergence."""
     rows = session.execute(
         select(Run.cell_index, Run.lr, Run.clip_label, Run.clip_method, Run.outcome,
-               Run.converged_at_step)
+               Run.converged_at_step, Run.steps_done, Run.seed)
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.cell_index, Run.seed)
     ).all()
@@ -113,12 +138,23 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
     for row in rows:
         by_cell.setdefault(row.cell_index, []).append(row)
     trained = {RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value}
+    # Each learning rate's `none` arm, seed -> diverged, for the paired comparisons.
+    reference = {
+        cell_rows[0].lr: {r.seed: r.outcome == RunOutcome.DIVERGED.value for r in cell_rows if r.outcome in trained}
+        for cell_rows in by_cell.values() if cell_rows[0].clip_method == "none"
+    }
+    unfinished = Unavailable("the cell has runs still training")
     out = []
     for index, cell_rows in by_cell.items():
         done = [r for r in cell_rows if r.outcome in trained]
         diverged = sum(r.outcome == RunOutcome.DIVERGED.value for r in done)
         converged = sum(r.outcome == RunOutcome.CONVERGED.value for r in done)
         all_done = len(done) == len(cell_rows)
+        steps = [r.converged_at_step for r in done]
+        lr, method = cell_rows[0].lr, cell_rows[0].clip_method
+        vs_none = None
+        if method != "none" and lr in reference:
+            vs_none = paired_comparison(reference[lr], {r.seed: r.outcome == RunOutcome.DIVERGED.value for r in done})
         out.append(CellSummary(
             cell_index=index,
             lr=cell_rows[0].lr,
@@ -131,10 +167,24 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
             divergence_rate=diverged / len(done) if done else None,
             divergence_ci=wilson_interval(diverged, len(done)) if done else None,
             # Only over a complete cell: unfinished runs would otherwise count as never converging.
-            median_steps_to_target=(median_steps_to_target([r.converged_at_step for r in done])
-                                    if all_done else None),
+            median_steps_to_target=median_steps_to_target(steps) if all_done else None,
+            steps_to_target=steps_to_target(steps, seed=index) if all_done else unfinished,
+            median_steps_converged_only=median_steps_converged_only(steps) if all_done else unfinished,
+            expected_steps_with_restarts=(expected_steps_to_success([r.steps_done or 0 for r in done], converged)
+                                          if all_done else unfinished),
+            vs_none=vs_none,
         ))
     return out
+
+
+def stability_frontier(cells: list[CellSummary], tolerance: float) -> list[ArmFrontier]:
+    """Per arm, the highest learning rate whose divergence-rate upper bound is under `tolerance`."""
+    arms: dict[str, list[CellSummary]] = {}
+    for cell in cells:
+        arms.setdefault(cell.clipping, []).append(cell)
+    return [ArmFrontier(clipping=label, clip_method=arm[0].clip_method,
+                        stable_lr=stable_learning_rate({c.lr: (c.diverged, c.finished) for c in arm}, tolerance))
+            for label, arm in arms.items()]
 
 
 def list_runs(session: Session, sweep_id: int, *, limit: int, offset: int) -> tuple[list[Run], int]:

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.models import Run, Sweep
+from service.statistics import Estimate, PairedComparison, Unavailable
 from service.sweeps import CellSummary
 
 T = TypeVar("T")
@@ -69,6 +70,36 @@ class SweepOut(ApiModel):
         )
 
 
+class StatOut(ApiModel):
+    """A statistic: `value` (with `low`/`high`, its 95% interval, where it has one), or `value`
+    null and `reason` saying why it cannot be computed yet."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, stat: Estimate | Unavailable | float) -> StatOut:
+        if isinstance(stat, Unavailable):
+            return cls(value=None, reason=stat.reason)
+        if isinstance(stat, Estimate):
+            return cls(value=stat.value, low=stat.low, high=stat.high)
+        return cls(value=stat)
+
+
+class PairedOut(ApiModel):
+    """This arm against `none` at the same learning rate, on the seeds both have outcomes for."""
+
+    pairs: int
+    none_only_diverged: int = Field(description="Seeds that diverged without clipping but not with this arm.")
+    arm_only_diverged: int = Field(description="Seeds that diverged with this arm but not without clipping.")
+    none_rate: float
+    arm_rate: float
+    rate_difference: float = Field(description="arm rate − none rate over the pairs.")
+    p_value: float = Field(description="Exact McNemar test on the discordant pairs.")
+
+
 class CellOut(ApiModel):
     cell_index: int
     lr: float
@@ -83,6 +114,13 @@ class CellOut(ApiModel):
     median_steps_to_target: float | None = Field(
         description="Over all finished runs, unconverged counting as never; null if fewer than half "
                     "converged or the cell is not finished.")
+    steps_to_target: StatOut = Field(description="Median steps to target with a seeded bootstrap 95% interval.")
+    median_steps_converged_only: StatOut = Field(description="Median over the converged runs only (optimistic).")
+    expected_steps_with_restarts: StatOut = Field(
+        description="Mean steps per attempt ÷ success probability: the steps to one good model when "
+                    "failures are restarted; Infinity when nothing converged.")
+    vs_none: PairedOut | StatOut | None = Field(
+        description="Paired comparison with the `none` arm at this learning rate; null for `none` itself.")
 
     @classmethod
     def build(cls, cell: CellSummary) -> CellOut:
@@ -90,13 +128,34 @@ class CellOut(ApiModel):
                    clip_method=cell.clip_method, runs=cell.runs, finished=cell.finished,
                    diverged=cell.diverged, divergence_rate=cell.divergence_rate,
                    divergence_ci95=cell.divergence_ci, converged=cell.converged,
-                   median_steps_to_target=cell.median_steps_to_target)
+                   median_steps_to_target=cell.median_steps_to_target,
+                   steps_to_target=StatOut.of(cell.steps_to_target),
+                   median_steps_converged_only=StatOut.of(cell.median_steps_converged_only),
+                   expected_steps_with_restarts=StatOut.of(cell.expected_steps_with_restarts),
+                   vs_none=_paired(cell.vs_none))
+
+
+def _paired(result: PairedComparison | Unavailable | None) -> PairedOut | StatOut | None:
+    if result is None or isinstance(result, Unavailable):
+        return None if result is None else StatOut.of(result)
+    return PairedOut(pairs=result.pairs, none_only_diverged=result.reference_only,
+                     arm_only_diverged=result.arm_only, none_rate=result.reference_rate,
+                     arm_rate=result.arm_rate, rate_difference=result.rate_difference, p_value=result.p_value)
+
+
+class FrontierOut(ApiModel):
+    clipping: str
+    clip_method: str
+    stable_lr: StatOut = Field(description="Highest learning rate whose divergence-rate upper bound is under "
+                                           "the tolerance.")
 
 
 class SummaryOut(ApiModel):
     sweep_id: int
     status: str
+    tolerance: float = Field(description="Divergence-rate tolerance of the stability frontier.")
     cells: list[CellOut]
+    frontier: list[FrontierOut]
 
 
 class RunOut(ApiModel):

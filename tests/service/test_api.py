@@ -53,6 +53,20 @@ def test_post_to_finished_summary(server: Server) -> None:
     lo, hi = unclipped["divergence_ci95"]
     assert lo <= unclipped["divergence_rate"] <= hi
     assert clipped["divergence_ci95"][0] == 0.0
+    # seed by seed against none at lr 0.6: the seeds that diverged only unclipped are the discordant pairs
+    paired = clipped["vs_none"]
+    assert paired["pairs"] == 6 and paired["arm_only_diverged"] == 0
+    assert paired["none_only_diverged"] == unclipped["diverged"]
+    assert paired["p_value"] == 2 * 0.5 ** unclipped["diverged"]
+    assert unclipped["vs_none"] is None
+    assert clipped["steps_to_target"]["value"] is None and clipped["steps_to_target"]["reason"]
+
+    summary = server.http.get(f"/api/v1/sweeps/{created['id']}/summary", params={"tolerance": 0.5}).json()
+    frontier = {f["clipping"]: f["stable_lr"] for f in summary["frontier"]}
+    assert summary["tolerance"] == 0.5
+    assert frontier["norm(max_norm=1.0)"]["value"] == 0.6  # 0/6 diverged: upper bound 0.39 < 50%
+    assert frontier["none"]["value"] in (0.1, None)
+    assert server.http.get(f"/api/v1/sweeps/{created['id']}/summary", params={"tolerance": 2}).status_code == 422
 
     runs = server.http.get(f"/api/v1/sweeps/{created['id']}/runs", params={"limit": 100}).json()
     assert runs["total"] == 24 and len(runs["items"]) == 24

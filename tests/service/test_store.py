@@ -17,7 +17,8 @@ from service.db.session import session_scope
 from service.queue import claim_next_sweep, finish_sweep, heartbeat, release_sweep
 from service.results import ReportedRun, fail_runs, now, pending_runs, store_results
 from service.spec import SpecError, parse_spec
-from service.sweeps import create_sweep, list_sweeps, outcome_counts, summarize_cells
+from service.statistics import PairedComparison, Unavailable
+from service.sweeps import create_sweep, list_sweeps, outcome_counts, stability_frontier, summarize_cells
 
 SPEC: dict[str, Any] = {
     "name": "store-test",
@@ -200,3 +201,35 @@ def test_a_run_reported_twice_in_one_batch_is_stored_once(session_factory: sessi
         assert run.outcome == "unconverged"
         n_points = session.scalar(select(func.count()).select_from(RunPoint).where(RunPoint.run_id == run.id))
         assert n_points == len(result(0, 0).run["points"])
+
+
+def test_summary_compares_each_arm_with_none_on_the_same_seeds_and_finds_the_frontier(
+        session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory, {**SPEC, "seeds": 4})
+    # cells: 0 = (0.1, none), 1 = (0.1, norm), 2 = (0.5, none), 3 = (0.5, norm)
+    reports = [result(0, s) for s in range(4)]
+    reports += [result(1, s, outcome="converged", converged_at_step=10 * (s + 1), steps_done=10 * (s + 1))
+                for s in range(4)]
+    reports += [result(2, s, outcome="diverged", trigger="loss_explosion") for s in range(3)] + [result(2, 3)]
+    reports += [result(3, s) for s in range(3)] + [result(3, 3, outcome="diverged", trigger="loss_explosion")]
+    with session_scope(session_factory) as session:
+        store_results(session, sweep_id, reports)
+    with session_scope(session_factory) as session:
+        cells = {c.cell_index: c for c in summarize_cells(session, sweep_id)}
+    paired = cells[3].vs_none
+    assert isinstance(paired, PairedComparison)
+    # seeds 0-2 diverged only without clipping, seed 3 only with it: p = 2·(1 + 4)/16
+    assert (paired.pairs, paired.reference_only, paired.arm_only, paired.p_value) == (4, 3, 1, 0.625)
+    assert paired.rate_difference == -0.5
+    assert cells[2].vs_none is None and cells[0].vs_none is None
+    assert cells[1].steps_to_target.value == 25.0
+    assert cells[1].median_steps_converged_only == 25.0
+    assert cells[1].expected_steps_with_restarts == 25.0  # mean steps 25 ÷ success 4/4
+    assert cells[0].expected_steps_with_restarts == math.inf
+    assert cells[0].steps_to_target == Unavailable("only 0 of 4 runs reached the target: the median run did not")
+    # Wilson upper bounds: 0/4 0.490, 1/4 0.699, 3/4 0.954
+    frontier = {f.clipping: f.stable_lr for f in stability_frontier(list(cells.values()), 0.75)}
+    assert frontier == {"none": 0.1, "norm(max_norm=1.0)": 0.5}
+    strict = {f.clipping: f.stable_lr for f in stability_frontier(list(cells.values()), 0.05)}
+    assert strict["none"] == Unavailable("with 4 runs per learning rate even no divergence leaves an upper "
+                                         "bound above 5%; it takes at least 73 seeds")

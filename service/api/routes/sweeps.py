@@ -7,11 +7,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from service.api.deps import SessionDep, SettingsDep
-from service.api.schemas import CellOut, Page, RunOut, SummaryOut, SweepCreated, SweepOut
+from service.api.schemas import CellOut, FrontierOut, Page, RunOut, StatOut, SummaryOut, SweepCreated, SweepOut
 from service.db.models import SweepStatus
 from service.queue import request_cancel
 from service.spec import SweepSpec
-from service.sweeps import create_sweep, get_sweep, list_runs, list_sweeps, outcome_counts, summarize_cells
+from service.sweeps import (
+    create_sweep,
+    get_sweep,
+    list_runs,
+    list_sweeps,
+    outcome_counts,
+    stability_frontier,
+    summarize_cells,
+)
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
@@ -46,11 +54,19 @@ def get_one_sweep(*, sweep_id: int, session: SessionDep) -> SweepOut:
 
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)
-def get_summary(*, sweep_id: int, session: SessionDep) -> SummaryOut:
-    """Per cell: divergence rate with its Wilson 95% interval, convergence, median steps."""
+def get_summary(*, sweep_id: int, session: SessionDep,
+                tolerance: Annotated[float, Query(gt=0, lt=1, description="Divergence-rate tolerance of "
+                                                                          "the stability frontier.")] = 0.05,
+                ) -> SummaryOut:
+    """Per cell: divergence rate with its Wilson 95% interval, the paired comparison with `none`,
+    convergence speed; per arm: the highest stable learning rate at `tolerance`."""
     sweep = get_sweep(session, sweep_id)
-    return SummaryOut(sweep_id=sweep.id, status=sweep.status,
-                      cells=[CellOut.build(c) for c in summarize_cells(session, sweep_id)])
+    cells = summarize_cells(session, sweep_id)
+    return SummaryOut(sweep_id=sweep.id, status=sweep.status, tolerance=tolerance,
+                      cells=[CellOut.build(c) for c in cells],
+                      frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
+                                            stable_lr=StatOut.of(f.stable_lr))
+                                for f in stability_frontier(cells, tolerance)])
 
 
 @router.get("/{sweep_id}/runs", response_model=Page[RunOut])
