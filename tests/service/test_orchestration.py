@@ -24,7 +24,7 @@ from service.db.models import Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.spec import SweepSpec
 from service.sweeps import create_sweep
-from tests.conftest import ROOT, Server, free_port
+from tests.conftest import ROOT, Server, free_port, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -94,13 +94,7 @@ class WorkerProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture
