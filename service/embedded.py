@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 
+from service.processes import stop_process
+
 log = logging.getLogger("clipsweep.serve")
 
 
@@ -45,12 +47,5 @@ class EmbeddedWorker:
 
     def stop(self, timeout: float = 60.0) -> None:
         self._stopping.set()
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("worker did not stop within %.0f s; killing it", timeout)
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)

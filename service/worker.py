@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.planning import plan_trials
+from service.processes import stop_process
 from service.queue import (
     cancel_requested,
     claim_next_sweep,
@@ -315,7 +316,7 @@ class Worker:
         if sweep_id is None:
             return False
         if sweep_id in self.drivers:  # our own driver went silent and we re-claimed: it must go
-            self._stop_driver(self.drivers.pop(sweep_id))
+            stop_process(self.drivers.pop(sweep_id))
         try:
             self.drivers[sweep_id] = subprocess.Popen(
                 [sys.executable, "-m", "service.cli", "drive", str(sweep_id), "--worker-id", self.id,
@@ -345,18 +346,8 @@ class Worker:
                 process.terminate()
         deadline = time.monotonic() + timeout
         for process in self.drivers.values():
-            self._stop_driver(process, max(0.0, deadline - time.monotonic()))
+            stop_process(process, max(0.0, deadline - time.monotonic()))
         self.drivers.clear()
-
-    @staticmethod
-    def _stop_driver(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
     def install_signal_handlers(self) -> None:
         def _stop(signum: int, _frame: object) -> None:

@@ -24,7 +24,8 @@ from service.db.models import Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.spec import SweepSpec
 from service.sweeps import create_sweep
-from tests.conftest import ROOT, Server, free_port, stop_process
+from service.processes import stop_process
+from tests.conftest import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
 
