@@ -71,10 +71,6 @@ class SweepStatus(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def is_finished(self) -> bool:
-        return self in (SweepStatus.SUCCEEDED, SweepStatus.FAILED, SweepStatus.CANCELLED)
-
 
 class RunOutcome(str, enum.Enum):
     """A run's final outcome. NULL in the database means the run has none yet."""
