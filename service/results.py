@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from service.db.models import Run, RunOutcome, RunPoint
 
 RUN_RESULT_FIELDS = ("trigger", "diverged_at_step", "converged_at_step", "steps_done", "initial_loss",
-                     "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm")
+                     "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm",
+                     "divergence_grad_norm")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ def now() -> datetime:
 def _finite_or_none(value: Any) -> Any:
     """NaN is stored as NULL (service.db.models.NanAsNull); COPY bypasses the column types."""
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _histogram(bins: dict[int, int] | None) -> dict[str, int] | None:
+    """JSON keys are strings; None (a trainer that predates telemetry) stays None."""
+    return None if bins is None else {str(index): count for index, count in bins.items()}
 
 
 def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun]) -> int:
@@ -74,11 +80,12 @@ def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun
         updates.append({
             "b_id": run_id, "b_outcome": RunOutcome(result.run["outcome"]).value, "b_device": result.device,
             "b_node": result.node, "b_finished_at": finished_at,
+            "b_norm_histogram": _histogram(result.run.get("norm_histogram")),
             **{f"b_{name}": _finite_or_none(result.run.get(name)) for name in RUN_RESULT_FIELDS},
         })
         points.extend((run_id, step, _finite_or_none(loss), _finite_or_none(grad_norm), bool(clipped))
                       for step, loss, grad_norm, clipped in result.run["points"])
-    columns = ("outcome", "device", "node", "finished_at", *RUN_RESULT_FIELDS)
+    columns = ("outcome", "device", "node", "finished_at", "norm_histogram", *RUN_RESULT_FIELDS)
     session.execute(
         update(runs).where(runs.c.id == bindparam("b_id"), runs.c.outcome.is_(None))
         .values({name: bindparam(f"b_{name}") for name in columns}),

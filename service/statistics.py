@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from trainers.norm_histogram import bin_centre
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.959963984540054
 
@@ -143,10 +146,11 @@ def steps_to_target(steps: Sequence[int | None], *, resamples: int = 2000, seed:
     if value is None:
         converged = sum(1 for s in steps if s is not None)
         return Unavailable(f"only {converged} of {len(steps)} runs reached the target: the median run did not")
-    values = [math.inf if s is None else float(s) for s in steps]
-    rng = random.Random(seed)
-    medians = sorted(_median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return Estimate(value, _percentile(medians, 0.025), _percentile(medians, 0.975))
+    values = np.array([math.inf if s is None else float(s) for s in steps])
+    # All resamples at once: a summary bootstraps every cell of a sweep on each request.
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
+    ordered = np.sort(np.median(values[draws], axis=1)).tolist()
+    return Estimate(value, _percentile(ordered, 0.025), _percentile(ordered, 0.975))
 
 
 def median_steps_converged_only(steps: Sequence[int | None]) -> float | Unavailable:
@@ -194,24 +198,51 @@ def stable_learning_rate(cells: Mapping[float, tuple[int, int]], tolerance: floa
 
 @dataclass(frozen=True)
 class Telemetry:
-    """Clipping telemetry of a cell's recorded steps."""
+    """Clipping telemetry of a cell: over every update its runs made, not only the recorded points."""
 
-    steps: int
+    steps: int  # steps that computed a gradient
     clipped_fraction: float
-    norm_p50: float
+    norm_p50: float  # quantiles of the finite pre-clip norms, to within 6% (one histogram bin)
     norm_p90: float
     norm_p99: float
-    norm_max: float
+    norm_max: float  # exact; infinite if a norm overflowed
+    divergence_norm: float | Unavailable  # median over diverged runs of the norm that threw them off
+    diverged_with_norm: int  # diverged runs that had computed a norm
 
 
-def clipping_telemetry(norms: Sequence[float | None], clipped: Sequence[bool]) -> Telemetry | Unavailable:
-    """Fraction of recorded steps clipped and quantiles of the pre-clip gradient norm (finite
-    norms only: a non-finite norm is a divergence, reported as such)."""
-    if len(norms) != len(clipped):
-        raise ValueError("norms and clipped must have one entry per step")
-    finite = sorted(float(x) for x in norms if x is not None and math.isfinite(x))
-    if not finite:
-        return Unavailable("no step recorded a finite gradient norm")
-    return Telemetry(steps=len(norms), clipped_fraction=sum(map(bool, clipped)) / len(clipped),
-                     norm_p50=_percentile(finite, 0.5), norm_p90=_percentile(finite, 0.9),
-                     norm_p99=_percentile(finite, 0.99), norm_max=finite[-1])
+def histogram_quantile(histogram: Mapping[int, int], q: float) -> float:
+    """The q-quantile (nearest rank) of values counted in norm-histogram bins, as its bin's centre."""
+    total = sum(histogram.values())
+    if total <= 0:
+        raise ValueError("the histogram is empty")
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        if seen >= rank:
+            return bin_centre(index)
+    raise AssertionError("unreachable: the ranks add up to the total")
+
+
+def merge_histograms(histograms: Iterable[Mapping[int | str, int]]) -> dict[int, int]:
+    """Sum per-run histograms (JSON gives their bins back as strings)."""
+    merged: dict[int, int] = {}
+    for histogram in histograms:
+        for index, count in histogram.items():
+            merged[int(index)] = merged.get(int(index), 0) + count
+    return merged
+
+
+def clipping_telemetry(histogram: Mapping[int, int], *, steps: int, clipped_steps: int, max_norm: float,
+                       divergence_norms: Sequence[float]) -> Telemetry | Unavailable:
+    """A cell's clipping telemetry from its runs' merged norm histogram, how many steps computed a
+    gradient and how many of those were clipped, the largest pre-clip norm any saw, and each diverged run's last norm (NaN as infinite)."""
+    if steps <= 0 or not histogram:
+        return Unavailable("no update with a finite gradient norm has been recorded")
+    # A quantile cannot exceed the exact maximum, which the bin centre may.
+    quantile = lambda q: min(histogram_quantile(histogram, q), max_norm)  # noqa: E731
+    norms = [math.inf if math.isnan(x) else x for x in divergence_norms]
+    return Telemetry(steps=steps, clipped_fraction=clipped_steps / steps, norm_p50=quantile(0.5),
+                     norm_p90=quantile(0.9), norm_p99=quantile(0.99), norm_max=max_norm,
+                     divergence_norm=_median(norms) if norms else Unavailable("no run diverged after an update"),
+                     diverged_with_norm=len(norms))

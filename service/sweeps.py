@@ -3,6 +3,7 @@ commits once per use case."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,14 @@ from service.spec import SpecError, SweepSpec, cells, resolve_spec
 from service.statistics import (
     Estimate,
     PairedComparison,
+    Telemetry,
     Unavailable,
+    clipping_telemetry,
+    converged_fraction,
     expected_steps_to_success,
     median_steps_converged_only,
     median_steps_to_target,
+    merge_histograms,
     paired_comparison,
     stable_learning_rate,
     steps_to_target,
@@ -116,6 +121,9 @@ class CellSummary:
     # Against the `none` arm at the same learning rate, seed by seed; None for `none` itself or
     # when the sweep has no `none` arm.
     vs_none: PairedComparison | Unavailable | None
+    # (step, fraction of finished runs converged by then) at each step where one converged.
+    converged_by_step: list[tuple[int, float]]
+    telemetry: Telemetry | Unavailable
 
 
 @dataclass(frozen=True)
@@ -129,24 +137,24 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
     """One entry per cell. Rates are over finished runs that trained to an outcome (converged,
     diverged, unconverged); failed and cancelled runs say nothing about divergence."""
     rows = session.execute(
-        select(Run.cell_index, Run.lr, Run.clip_label, Run.clip_method, Run.outcome,
-               Run.converged_at_step, Run.steps_done, Run.seed)
+        select(Run.cell_index, Run.lr, Run.clip_label, Run.clip_method, Run.outcome, Run.trigger,
+               Run.converged_at_step, Run.steps_done, Run.seed, Run.clipped_steps, Run.max_grad_norm,
+               Run.norm_histogram, Run.divergence_grad_norm)
         .where(Run.sweep_id == sweep_id)
         .order_by(Run.cell_index, Run.seed)
     ).all()
     by_cell: dict[int, list[Any]] = {}
     for row in rows:
         by_cell.setdefault(row.cell_index, []).append(row)
-    trained = {RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value}
     # Each learning rate's `none` arm, seed -> diverged, for the paired comparisons.
     reference = {
-        cell_rows[0].lr: {r.seed: r.outcome == RunOutcome.DIVERGED.value for r in cell_rows if r.outcome in trained}
+        cell_rows[0].lr: {r.seed: r.outcome == RunOutcome.DIVERGED.value for r in cell_rows if r.outcome in TRAINED}
         for cell_rows in by_cell.values() if cell_rows[0].clip_method == "none"
     }
     unfinished = Unavailable("the cell has runs still training")
     out = []
     for index, cell_rows in by_cell.items():
-        done = [r for r in cell_rows if r.outcome in trained]
+        done = [r for r in cell_rows if r.outcome in TRAINED]
         diverged = sum(r.outcome == RunOutcome.DIVERGED.value for r in done)
         converged = sum(r.outcome == RunOutcome.CONVERGED.value for r in done)
         all_done = len(done) == len(cell_rows)
@@ -155,6 +163,7 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
         vs_none = None
         if method != "none" and lr in reference:
             vs_none = paired_comparison(reference[lr], {r.seed: r.outcome == RunOutcome.DIVERGED.value for r in done})
+        at = sorted({s for s in steps if s is not None})
         out.append(CellSummary(
             cell_index=index,
             lr=cell_rows[0].lr,
@@ -173,8 +182,34 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
             expected_steps_with_restarts=(expected_steps_to_success([r.steps_done or 0 for r in done], converged)
                                           if all_done else unfinished),
             vs_none=vs_none,
+            converged_by_step=list(zip(at, converged_fraction(steps, at))),
+            telemetry=_telemetry(done),
         ))
     return out
+
+
+TRAINED = frozenset({RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value})
+
+
+def _telemetry(done: list[Any]) -> Telemetry | Unavailable:
+    """Clipping telemetry of a cell's finished runs. A NULL norm whose trigger is nonfinite_grad
+    was a NaN (service.db.models.restore_nan): it counts as the most extreme norm, infinite."""
+    def norm(value: float | None, trigger: str | None) -> float | None:
+        return math.inf if value is None and trigger == "nonfinite_grad" else value
+
+    recorded = [r for r in done if r.norm_histogram is not None]
+    if not recorded:
+        return Unavailable("no finished run has norm telemetry (runs stored before it was recorded have none)")
+    maxima = [m for m in (norm(r.max_grad_norm, r.trigger) for r in recorded) if m is not None]
+    histogram = merge_histograms(r.norm_histogram for r in recorded)
+    return clipping_telemetry(
+        histogram,
+        # Steps that computed a gradient: the binned finite norms and each run's non-finite one.
+        steps=sum(histogram.values()) + sum(r.trigger == "nonfinite_grad" for r in recorded),
+        clipped_steps=sum(r.clipped_steps or 0 for r in recorded),
+        max_norm=max(maxima, default=0.0),
+        divergence_norms=[n for n in (norm(r.divergence_grad_norm, r.trigger) for r in recorded
+                                      if r.outcome == RunOutcome.DIVERGED.value) if n is not None])
 
 
 def stability_frontier(cells: list[CellSummary], tolerance: float) -> list[ArmFrontier]:
@@ -185,12 +220,3 @@ def stability_frontier(cells: list[CellSummary], tolerance: float) -> list[ArmFr
     return [ArmFrontier(clipping=label, clip_method=arm[0].clip_method,
                         stable_lr=stable_learning_rate({c.lr: (c.diverged, c.finished) for c in arm}, tolerance))
             for label, arm in arms.items()]
-
-
-def list_runs(session: Session, sweep_id: int, *, limit: int, offset: int) -> tuple[list[Run], int]:
-    runs = session.scalars(
-        select(Run).where(Run.sweep_id == sweep_id).order_by(Run.cell_index, Run.seed)
-        .limit(limit).offset(offset)
-    ).all()
-    total = session.scalar(select(func.count()).select_from(Run).where(Run.sweep_id == sweep_id))
-    return list(runs), total or 0

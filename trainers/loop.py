@@ -21,6 +21,7 @@ import torch
 from trainers.clipping import ClipContext, build_clipper
 from trainers.config import TrainConfig
 from trainers.detection import Trigger, grad_trigger, is_converged, loss_trigger
+from trainers.norm_histogram import norm_bin
 from trainers.optim import build_optimizer, lr_at, set_lr
 from trainers.tasks import build_task
 
@@ -144,6 +145,11 @@ class RunResult:
     final_eval_loss: float | None = None
     clipped_steps: int = 0
     max_grad_norm: float | None = None
+    # Finite pre-clip norms of every step, counted per bin (trainers.norm_histogram).
+    norm_histogram: dict[int, int] = field(default_factory=dict)
+    # A diverged run's last computed pre-clip norm: at the divergence step when it diverged on the
+    # gradient, else the update just before the loss exploded (the step that threw it off the cliff).
+    divergence_grad_norm: float | None = None
     points: list[Point] = field(default_factory=list)
 
 
@@ -160,6 +166,8 @@ class RunRecorder:
         self.max_norm: float | None = None
         self.final_eval: float | None = None
         self.clipped_steps = 0
+        self.histogram: dict[int, int] = {}
+        self.last_norm: float | None = None
 
     def add(self, rec: StepRecord) -> None:
         if self.initial is None:
@@ -168,6 +176,11 @@ class RunRecorder:
             self.min_loss = rec.loss if self.min_loss is None else min(self.min_loss, rec.loss)
         if rec.grad_norm is not None and (self.max_norm is None or not rec.grad_norm <= self.max_norm):
             self.max_norm = rec.grad_norm  # a NaN norm is kept: it is the most extreme value seen
+        if rec.grad_norm is not None:
+            self.last_norm = rec.grad_norm
+            if math.isfinite(rec.grad_norm):
+                index = norm_bin(rec.grad_norm)
+                self.histogram[index] = self.histogram.get(index, 0) + 1
         if rec.eval_loss is not None:
             self.final_eval = rec.eval_loss
         self.clipped_steps += rec.clipped
@@ -196,6 +209,8 @@ class RunRecorder:
             final_eval_loss=self.final_eval,
             clipped_steps=self.clipped_steps,
             max_grad_norm=self.max_norm,
+            norm_histogram=dict(self.histogram),
+            divergence_grad_norm=self.last_norm if outcome is Outcome.DIVERGED else None,
             points=points,
         )
 

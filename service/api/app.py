@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
-from service.api.routes import meta, pages, sweeps
+from service.api.routes import meta, pages, runs, sweeps
 from service.db.open import open_database
 from service.settings import Settings, get_settings
 from service.spec import SpecError, format_validation_errors
 from service.queue import SweepAlreadyFinished
+from service.runs import BadFilter, RunNotFound
 from service.sweeps import SweepNotFound
 from service.web import STATIC_DIR
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="How often does training blow up, and does gradient clipping stop it?")
     app.state.settings = settings
     app.include_router(sweeps.router)
+    app.include_router(runs.router)
     app.include_router(meta.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -59,7 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(SweepNotFound)
-    async def _not_found(request: Request, exc: SweepNotFound) -> JSONResponse:
+    @app.exception_handler(RunNotFound)
+    async def _not_found(request: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(BadFilter)
+    async def _bad_filter(request: Request, exc: BadFilter) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": [
+            {"loc": ["query", exc.name], "msg": str(exc), "type": "value_error"}]})
 
     return app

@@ -6,14 +6,15 @@ infinite), so they are serialized as the strings "NaN", "Infinity" and "-Infinit
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.db.models import Run, Sweep
-from service.statistics import Estimate, PairedComparison, Unavailable
+from service.db.models import Run, Sweep, restore_nan
+from service.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.sweeps import CellSummary
 
 T = TypeVar("T")
@@ -100,6 +101,30 @@ class PairedOut(ApiModel):
     p_value: float = Field(description="Exact McNemar test on the discordant pairs.")
 
 
+class TelemetryOut(ApiModel):
+    """Over every step of the cell's finished runs that computed a gradient, not only stored points."""
+
+    steps: int = Field(description="Steps that computed a gradient.")
+    clipped_fraction: float
+    norm_p50: float = Field(description="Pre-clip norm quantiles, to within 6% (log-binned per run, merged).")
+    norm_p90: float
+    norm_p99: float
+    norm_max: float = Field(description="Exact; Infinity if a norm overflowed or was NaN.")
+    divergence_norm: StatOut = Field(
+        description="Median over diverged runs of the last pre-clip norm before divergence (the update "
+                    "that threw the run off the cliff, or the divergence step's own norm).")
+    diverged_with_norm: int
+
+    @classmethod
+    def of(cls, telemetry: Telemetry | Unavailable) -> TelemetryOut | StatOut:
+        if isinstance(telemetry, Unavailable):
+            return StatOut.of(telemetry)
+        return cls(steps=telemetry.steps, clipped_fraction=telemetry.clipped_fraction,
+                   norm_p50=telemetry.norm_p50, norm_p90=telemetry.norm_p90, norm_p99=telemetry.norm_p99,
+                   norm_max=telemetry.norm_max, divergence_norm=StatOut.of(telemetry.divergence_norm),
+                   diverged_with_norm=telemetry.diverged_with_norm)
+
+
 class CellOut(ApiModel):
     cell_index: int
     lr: float
@@ -121,6 +146,10 @@ class CellOut(ApiModel):
                     "failures are restarted; Infinity when nothing converged.")
     vs_none: PairedOut | StatOut | None = Field(
         description="Paired comparison with the `none` arm at this learning rate; null for `none` itself.")
+    converged_by_step: list[tuple[int, float]] = Field(
+        description="[step, fraction of finished runs converged by then] at each step where a run converged; "
+                    "diverged and budget-exhausted runs never converge.")
+    telemetry: TelemetryOut | StatOut = Field(description="Clipping telemetry, or a reason it is missing.")
 
     @classmethod
     def build(cls, cell: CellSummary) -> CellOut:
@@ -132,7 +161,8 @@ class CellOut(ApiModel):
                    steps_to_target=StatOut.of(cell.steps_to_target),
                    median_steps_converged_only=StatOut.of(cell.median_steps_converged_only),
                    expected_steps_with_restarts=StatOut.of(cell.expected_steps_with_restarts),
-                   vs_none=_paired(cell.vs_none))
+                   vs_none=_paired(cell.vs_none), converged_by_step=cell.converged_by_step,
+                   telemetry=TelemetryOut.of(cell.telemetry))
 
 
 def _paired(result: PairedComparison | Unavailable | None) -> PairedOut | StatOut | None:
@@ -154,6 +184,7 @@ class SummaryOut(ApiModel):
     sweep_id: int
     status: str
     tolerance: float = Field(description="Divergence-rate tolerance of the stability frontier.")
+    headline: str | None = Field(description="The answer in one sentence; null before any run finished.")
     cells: list[CellOut]
     frontier: list[FrontierOut]
 
@@ -173,6 +204,7 @@ class RunOut(ApiModel):
     min_loss: float | None
     clipped_steps: int | None
     max_grad_norm: float | None
+    divergence_grad_norm: float | None = Field(description="A diverged run's last pre-clip norm.")
     device: str | None
     node: str | None
     error: str | None
@@ -181,12 +213,61 @@ class RunOut(ApiModel):
     @classmethod
     def build(cls, run: Run) -> RunOut:
         # NaN is stored as NULL; the trigger says where a NULL was a NaN (see service.db.models).
-        final_loss = math.nan if run.final_loss is None and run.trigger == "nonfinite_loss" else run.final_loss
-        max_norm = math.nan if run.max_grad_norm is None and run.trigger == "nonfinite_grad" else run.max_grad_norm
+        final_loss = restore_nan(run.final_loss, run.trigger, "nonfinite_loss")
+        max_norm = restore_nan(run.max_grad_norm, run.trigger, "nonfinite_grad")
+        divergence_norm = restore_nan(run.divergence_grad_norm, run.trigger, "nonfinite_grad")
         return cls(id=run.id, seed=run.seed, cell_index=run.cell_index, lr=run.lr,
                    clipping=run.clip_label, outcome=run.outcome, trigger=run.trigger,
                    diverged_at_step=run.diverged_at_step, converged_at_step=run.converged_at_step,
                    steps_done=run.steps_done, final_loss=final_loss, min_loss=run.min_loss,
-                   clipped_steps=run.clipped_steps, max_grad_norm=max_norm, device=run.device,
+                   clipped_steps=run.clipped_steps, max_grad_norm=max_norm,
+                   divergence_grad_norm=divergence_norm, device=run.device,
                    node=run.node, error=run.error, attempts=run.attempts)
 
+
+
+class RunDetailOut(RunOut):
+    sweep_id: int
+    sweep_name: str
+    initial_loss: float | None
+    final_eval_loss: float | None
+    config: dict[str, Any] = Field(description="The trainer config it ran with; with `seed`, it reproduces the run.")
+    reproduce: str = Field(description="Python that trains this run again with torch and trainers/ alone.")
+
+    @classmethod
+    def detail(cls, run: Run, config: dict[str, Any]) -> RunDetailOut:
+        # JSON inside a string literal: the config may hold Infinity, which Python has no literal for.
+        code = ("import json\nfrom trainers import TrainConfig, run_seed\n"
+                f"config = TrainConfig.from_dict(json.loads({json.dumps(json.dumps(config))}))\n"
+                f"result = run_seed(config, seed={run.seed})\n"
+                "print(result.outcome, result.diverged_at_step, result.converged_at_step)")
+        return cls(**RunOut.build(run).model_dump(), sweep_id=run.sweep_id, sweep_name=run.sweep.name,
+                   initial_loss=run.initial_loss, final_eval_loss=run.final_eval_loss, config=config,
+                   reproduce=code)
+
+
+class SeriesOut(ApiModel):
+    """One run's stored points, column by column (every `record_every`-th step and the last)."""
+
+    run_id: int
+    steps: list[int]
+    loss: list[float]
+    grad_norm: list[float | None] = Field(description="Pre-clip norm; null where the loss diverged before "
+                                                      "backward computed one.")
+    clipped: list[bool]
+
+
+class CellRunSeriesOut(SeriesOut):
+    seed: int
+    outcome: str | None
+    trigger: str | None
+    diverged_at_step: int | None
+    converged_at_step: int | None
+
+
+class CellSeriesOut(ApiModel):
+    cell_index: int
+    lr: float
+    clipping: str
+    clip_params: dict[str, Any]
+    runs: list[CellRunSeriesOut]

@@ -51,6 +51,11 @@ class NanAsNull(TypeDecorator[float]):
         return None if value is None or math.isnan(value) else value
 
 
+def restore_nan(value: float | None, trigger: str | None, nan_trigger: str) -> float | None:
+    """A stored value with NaN put back where the run's trigger says its NULL was one."""
+    return math.nan if value is None and trigger == nan_trigger else value
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp that always comes back timezone-aware in UTC. PostgreSQL keeps the zone;
     SQLite returns naive datetimes, which API clients would read as their local time."""
@@ -137,6 +142,10 @@ class Run(Base):
     final_eval_loss: Mapped[float | None] = mapped_column(NanAsNull)
     clipped_steps: Mapped[int | None] = mapped_column(Integer)
     max_grad_norm: Mapped[float | None] = mapped_column(NanAsNull)
+    # Every step's finite pre-clip norm counted per bin, {"bin": count} (trainers.norm_histogram).
+    norm_histogram: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # A diverged run's last computed pre-clip norm (NaN stored as NULL, as max_grad_norm).
+    divergence_grad_norm: Mapped[float | None] = mapped_column(NanAsNull)
     device: Mapped[str | None] = mapped_column(String(50))
     node: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)

@@ -18,15 +18,18 @@ from service.statistics import (
     clipping_telemetry,
     converged_fraction,
     expected_steps_to_success,
+    histogram_quantile,
     mcnemar_exact,
     median_steps_converged_only,
     median_steps_to_target,
+    merge_histograms,
     min_runs_for_tolerance,
     paired_comparison,
     stable_learning_rate,
     steps_to_target,
     wilson_interval,
 )
+from trainers.norm_histogram import bin_centre
 
 
 @pytest.mark.parametrize(("k", "n", "low", "high"), [
@@ -139,12 +142,27 @@ def test_stable_learning_rate_uses_the_wilson_upper_bound() -> None:
         "every learning rate's divergence upper bound is at or above 5%")
 
 
-def test_clipping_telemetry_quantiles() -> None:
-    norms = [float(x) for x in range(1, 11)] + [math.nan, None]
-    clipped = [x > 7 for x in range(1, 11)] + [True, False]
-    t = clipping_telemetry(norms, clipped)
+def test_histogram_quantiles_are_nearest_rank_bin_centres() -> None:
+    # 10 values: bins 0 (x4), 3 (x5), 20 (x1); ranks 5 -> bin 3, 9 -> bin 3, 10 -> bin 20
+    histogram = {0: 4, 3: 5, 20: 1}
+    assert histogram_quantile(histogram, 0.4) == bin_centre(0)
+    assert histogram_quantile(histogram, 0.5) == bin_centre(3) == pytest.approx(10 ** (3.5 / 20))
+    assert histogram_quantile(histogram, 0.9) == bin_centre(3)
+    assert histogram_quantile(histogram, 0.99) == bin_centre(20)
+    assert merge_histograms([{"0": 1, "3": 2}, {3: 3, "20": 1}]) == {0: 1, 3: 5, 20: 1}
+
+
+def test_clipping_telemetry() -> None:
+    t = clipping_telemetry({0: 4, 3: 5, 20: 1}, steps=12, clipped_steps=3, max_norm=10.5,
+                           divergence_norms=[4.0, math.nan, 2.0])
     assert isinstance(t, Telemetry)
-    assert t.steps == 12 and t.clipped_fraction == 4 / 12
-    assert (t.norm_p50, t.norm_max) == (5.5, 10.0)
-    assert t.norm_p90 == pytest.approx(9.1) and t.norm_p99 == pytest.approx(9.91)
-    assert clipping_telemetry([math.inf], [True]) == Unavailable("no step recorded a finite gradient norm")
+    assert t.steps == 12 and t.clipped_fraction == 0.25
+    assert t.norm_p50 == t.norm_p90 == pytest.approx(1.4962, abs=1e-4)  # 10^(3.5/20)
+    assert t.norm_p99 == 10.5  # bin 20's centre, 10.59, is capped at the exact maximum
+    assert t.norm_max == 10.5
+    assert t.divergence_norm == 4.0 and t.diverged_with_norm == 3  # median of 2, 4, NaN (as inf)
+    none_diverged = clipping_telemetry({0: 1}, steps=1, clipped_steps=0, max_norm=1.0, divergence_norms=[])
+    assert isinstance(none_diverged, Telemetry)
+    assert none_diverged.divergence_norm == Unavailable("no run diverged after an update")
+    assert clipping_telemetry({}, steps=3, clipped_steps=0, max_norm=math.inf, divergence_norms=[]) == Unavailable(
+        "no update with a finite gradient norm has been recorded")

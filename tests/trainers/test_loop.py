@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from trainers import (
     summarize,
     train,
 )
+from trainers.norm_histogram import bin_centre, norm_bin
 from trainers.optim import build_optimizer, lr_at
 from trainers.tasks.adding import AddingTask
 from trainers.tasks.quadratic import QuadraticTask
@@ -65,6 +67,9 @@ def test_huge_lr_diverges_on_loss_explosion(clipping: ClippingConfig) -> None:
     assert result.converged_at_step is None
     assert result.points[-1].step == result.diverged_at_step
     assert result.final_loss == last.loss
+    # The loss exploded before backward: the norm kept is that of the update that caused it.
+    records = list(train(config, 0))
+    assert result.divergence_grad_norm == records[-2].grad_norm is not None
 
 
 def test_overflowing_loss_diverges_as_nonfinite() -> None:
@@ -92,7 +97,7 @@ def test_grad_norm_over_limit_diverges_even_when_clipped(clipping: ClippingConfi
     assert rec.clipped is (clipping.method == "norm")
     result = run_seed(config, 0)
     assert (result.steps_done, result.diverged_at_step) == (0, 0)
-    assert result.max_grad_norm == rec.grad_norm
+    assert result.max_grad_norm == rec.grad_norm == result.divergence_grad_norm
 
 
 class NanGradAdding(AddingTask):
@@ -117,7 +122,8 @@ def test_nan_gradient_diverges_as_nonfinite_grad(monkeypatch: pytest.MonkeyPatch
     result = run_seed(config, 0)
     assert result.outcome is Outcome.DIVERGED and result.trigger is Trigger.NONFINITE_GRAD
     assert (result.steps_done, result.diverged_at_step) == (0, 0)
-    assert math.isnan(result.max_grad_norm)
+    assert math.isnan(result.max_grad_norm) and math.isnan(result.divergence_grad_norm)
+    assert result.norm_histogram == {}  # a NaN norm is a divergence, not a bin
 
 
 # ---- budget and convergence ----------------------------------------------------------------
@@ -142,6 +148,10 @@ def test_exhausted_budget_is_unconverged() -> None:
     assert result.min_loss == min(r.loss for r in records)
     assert result.max_grad_norm == max(r.grad_norm for r in records)
     assert result.clipped_steps == 0
+    assert result.divergence_grad_norm is None
+    # Every step's norm is counted, not only the recorded points.
+    assert sum(result.norm_histogram.values()) == 6
+    assert result.norm_histogram == dict(Counter(norm_bin(r.grad_norm) for r in records))
 
 
 def test_eval_every_and_the_final_step_are_evaluated() -> None:
@@ -479,9 +489,11 @@ def test_summarize_nonfinite_grad_norm_is_the_max(bad: float) -> None:
     result = summarize(records, 10)
     assert result.max_grad_norm is not None
     if math.isnan(bad):
-        assert math.isnan(result.max_grad_norm)
+        assert math.isnan(result.max_grad_norm) and math.isnan(result.divergence_grad_norm)
     else:
-        assert result.max_grad_norm == bad
+        assert result.max_grad_norm == bad == result.divergence_grad_norm
+    # the non-finite norm is a divergence, not a bin
+    assert result.norm_histogram == {norm_bin(5.0): 1, norm_bin(50.0): 1}
     assert (result.steps_done, result.diverged_at_step) == (2, 2)
 
 
@@ -513,3 +525,15 @@ def test_summarize_counts_clipped_steps() -> None:
 def test_summarize_empty_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
         summarize([], 10)
+
+
+@pytest.mark.parametrize(("norm", "index"), [
+    (1.0, 0), (0.999, -1), (10.0, 20), (1.5, 3),  # 20 · log10(1.5) = 3.52
+    (1e-3, -60), (0.0, -600),  # a zero norm falls in the lowest bin, 1e-30
+])
+def test_norm_bins_are_twentieths_of_a_decade(norm: float, index: int) -> None:
+    assert norm_bin(norm) == index
+    # the centre of a bin is within 6% of every norm in it
+    if norm > 0:
+        assert abs(bin_centre(norm_bin(norm)) / norm - 1) < 0.06
+    assert bin_centre(0) == pytest.approx(10 ** 0.025)

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
 
 from service.api.deps import SessionDep, SettingsDep
-from service.api.schemas import CellOut, FrontierOut, Page, RunOut, StatOut, SummaryOut, SweepCreated, SweepOut
-from service.db.models import SweepStatus
+from service.api.schemas import (
+    CellOut,
+    CellRunSeriesOut,
+    CellSeriesOut,
+    FrontierOut,
+    Page,
+    RunOut,
+    StatOut,
+    SummaryOut,
+    SweepCreated,
+    SweepOut,
+)
+from service.db.models import RunOutcome, SweepStatus
+from service.export import stream_csv, stream_parquet
+from service.headline import headline
 from service.queue import request_cancel
+from service.runs import PENDING, RunFilter, cell_runs, list_runs, series
 from service.spec import SweepSpec
 from service.sweeps import (
     create_sweep,
     get_sweep,
-    list_runs,
     list_sweeps,
     outcome_counts,
     stability_frontier,
@@ -62,20 +77,65 @@ def get_summary(*, sweep_id: int, session: SessionDep,
     convergence speed; per arm: the highest stable learning rate at `tolerance`."""
     sweep = get_sweep(session, sweep_id)
     cells = summarize_cells(session, sweep_id)
+    frontier = stability_frontier(cells, tolerance)
     return SummaryOut(sweep_id=sweep.id, status=sweep.status, tolerance=tolerance,
+                      headline=headline(cells, frontier, tolerance),
                       cells=[CellOut.build(c) for c in cells],
                       frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                             stable_lr=StatOut.of(f.stable_lr))
-                                for f in stability_frontier(cells, tolerance)])
+                                for f in frontier])
+
+
+OutcomeFilter = enum.Enum("OutcomeFilter", {o.name: o.value for o in RunOutcome} | {"PENDING": PENDING},
+                          type=str)
 
 
 @router.get("/{sweep_id}/runs", response_model=Page[RunOut])
-def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100,
-             offset: Offset = 0) -> Page[RunOut]:
-    """Runs in grid order (cell, then seed)."""
+def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: Offset = 0,
+             outcome: Annotated[list[OutcomeFilter] | None, Query(
+                 description="Repeat for several; `pending` is a run without an outcome yet.")] = None,
+             lr: Annotated[float | None, Query(description="One of the sweep's learning rates.")] = None,
+             clipping: Annotated[str | None, Query(description="An arm's label, e.g. norm(max_norm=1.0).")] = None,
+             cell: Annotated[int | None, Query(ge=0)] = None) -> Page[RunOut]:
+    """Runs in grid order (cell, then seed), filtered by outcome, learning rate, arm or cell."""
     get_sweep(session, sweep_id)
-    runs, total = list_runs(session, sweep_id, limit=limit, offset=offset)
+    where = RunFilter(outcomes=[o.value for o in outcome or []], lr=lr, clipping=clipping, cell_index=cell)
+    runs, total = list_runs(session, sweep_id, limit=limit, offset=offset, where=where)
     return Page(items=[RunOut.build(r) for r in runs], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{sweep_id}/cells/{cell_index}/series", response_model=CellSeriesOut)
+def get_cell_series(*, sweep_id: int, cell_index: int, session: SessionDep) -> CellSeriesOut:
+    """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
+    get_sweep(session, sweep_id)
+    runs = cell_runs(session, sweep_id, cell_index)
+    points = series(session, [r.id for r in runs])
+    first = runs[0]
+    return CellSeriesOut(
+        cell_index=cell_index, lr=first.lr, clipping=first.clip_label, clip_params=first.clip_params,
+        runs=[CellRunSeriesOut(run_id=r.id, seed=r.seed, outcome=r.outcome, trigger=r.trigger,
+                               diverged_at_step=r.diverged_at_step, converged_at_step=r.converged_at_step,
+                               steps=points[r.id].steps, loss=points[r.id].loss,
+                               grad_norm=points[r.id].grad_norm, clipped=points[r.id].clipped)
+              for r in runs])
+
+
+@router.get("/{sweep_id}/export", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+                             "description": "The file, streamed."}})
+def export_sweep(*, sweep_id: int, session: SessionDep, request: Request,
+                 format: Literal["csv", "parquet"] = "csv",
+                 include: Annotated[Literal["runs", "points"], Query(
+                     description="`runs`: one row per run; `points`: one row per stored point.")] = "runs",
+                 ) -> StreamingResponse:
+    """The sweep's runs, or its points, as a file (streamed: a sweep of a million points is fine)."""
+    get_sweep(session, sweep_id)
+    factory = request.app.state.session_factory  # the stream outlives this request's session
+    points = include == "points"
+    name = f"sweep-{sweep_id}-{include}.{format}"
+    body = (stream_csv if format == "csv" else stream_parquet)(factory, sweep_id, points=points)
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
+    return StreamingResponse(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
 
 
 @router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut,

@@ -1,0 +1,26 @@
+"""/api/v1/runs: one run with the config that reproduces it, and its stored series."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.deps import SessionDep
+from service.api.schemas import RunDetailOut, SeriesOut
+from service.runs import get_run, reproduce_config, series
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+@router.get("/{run_id}", response_model=RunDetailOut)
+def get_one_run(*, run_id: int, session: SessionDep) -> RunDetailOut:
+    run = get_run(session, run_id)
+    return RunDetailOut.detail(run, reproduce_config(run))
+
+
+@router.get("/{run_id}/points", response_model=SeriesOut)
+def get_points(*, run_id: int, session: SessionDep) -> SeriesOut:
+    """The run's stored points: every `record_every`-th step and its last (divergence or
+    convergence) step, with loss, pre-clip gradient norm and whether the step was clipped."""
+    get_run(session, run_id)
+    s = series(session, [run_id])[run_id]
+    return SeriesOut(run_id=run_id, steps=s.steps, loss=s.loss, grad_norm=s.grad_norm, clipped=s.clipped)
