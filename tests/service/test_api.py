@@ -3,9 +3,11 @@ Ray, embedded SQLite), driven over HTTP as a user would."""
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import Server
@@ -34,8 +36,16 @@ def total_sweeps(server: Server) -> int:
     return server.http.get("/api/v1/sweeps").json()["total"]
 
 
-def test_post_to_finished_summary(server: Server) -> None:
+@pytest.fixture(scope="module")
+def small(server: Server) -> dict[str, Any]:
+    """The SMALL sweep, submitted and trained to the end; the answer to its POST."""
     created = submit(server, SMALL)
+    server.wait_finished(created["id"])
+    return created
+
+
+def test_post_to_finished_summary(server: Server, small: dict[str, Any]) -> None:
+    created = small
     assert created["runs_total"] == 24 and created["status"] == "queued"
     assert created["url"].endswith(f"/sweeps/{created['id']}")
 
@@ -76,6 +86,72 @@ def test_post_to_finished_summary(server: Server) -> None:
     assert all(r["device"] == "cpu" and r["node"] for r in runs["items"])
     # Paired by construction: every cell ran the same seeds.
     assert {r["seed"] for r in runs["items"] if r["cell_index"] == 0} == {r["seed"] for r in runs["items"] if r["cell_index"] == 3}
+
+
+def test_summary_tells_the_answer_and_the_telemetry(server: Server, small: dict[str, Any]) -> None:
+    summary = server.http.get(f"/api/v1/sweeps/{small['id']}/summary", params={"tolerance": 0.5}).json()
+    cells = {(c["lr"], c["clipping"]): c for c in summary["cells"]}
+    unclipped, clipped = cells[(0.6, "none")], cells[(0.6, "norm(max_norm=1.0)")]
+    assert summary["headline"].startswith(f"norm(max_norm=1.0) cut divergence at lr 0.6 from {unclipped['diverged'] / 6:.0%}")
+    assert "; highest stable lr 0.6 vs " in summary["headline"]
+    t = clipped["telemetry"]
+    assert 0 < t["clipped_fraction"] <= 1 and t["steps"] == 6 * 60
+    assert t["norm_p50"] <= t["norm_p90"] <= t["norm_p99"] <= t["norm_max"]
+    assert t["norm_max"] > 1.0  # clipped steps had a pre-clip norm above max_norm
+    assert t["divergence_norm"]["value"] is None and t["diverged_with_norm"] == 0
+    u = unclipped["telemetry"]
+    assert u["diverged_with_norm"] <= unclipped["diverged"] and u["divergence_norm"]["value"] is not None
+    for c in summary["cells"]:
+        fractions = [f for _, f in c["converged_by_step"]]
+        assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
+
+
+def test_runs_filter_series_and_reproduce(server: Server, small: dict[str, Any]) -> None:
+    base = f"/api/v1/sweeps/{small['id']}"
+    diverged = server.http.get(f"{base}/runs", params={"outcome": "diverged", "lr": 0.6, "clipping": "none"}).json()
+    assert diverged["total"] >= 5 and {r["outcome"] for r in diverged["items"]} == {"diverged"}
+    assert {(r["lr"], r["clipping"]) for r in diverged["items"]} == {(0.6, "none")}
+    both = server.http.get(f"{base}/runs", params=[("outcome", "diverged"), ("outcome", "unconverged")]).json()
+    everything = server.http.get(f"{base}/runs").json()["items"]
+    assert both["total"] == sum(r["outcome"] in ("diverged", "unconverged") for r in everything)
+    bad = server.http.get(f"{base}/runs", params={"lr": 0.3})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0] == {"loc": ["query", "lr"], "type": "value_error",
+                                       "msg": "the sweep has no learning rate 0.3; it has [0.1, 0.6]"}
+    assert server.http.get(f"{base}/runs", params={"outcome": "exploded"}).status_code == 422
+
+    run = diverged["items"][0]
+    points = server.http.get(f"/api/v1/runs/{run['id']}/points").json()
+    assert points["steps"][-1] == run["diverged_at_step"] and points["steps"][0] == 0
+    assert len(points["loss"]) == len(points["grad_norm"]) == len(points["clipped"]) == len(points["steps"])
+    series = server.http.get(f"{base}/cells/{run['cell_index']}/series").json()
+    assert [r["seed"] for r in series["runs"]] == list(range(6))
+    [same] = [r for r in series["runs"] if r["run_id"] == run["id"]]
+    assert same["steps"] == points["steps"] and same["diverged_at_step"] == run["diverged_at_step"]
+    assert server.http.get(f"{base}/cells/9/series").status_code == 422
+
+    # The run page's recipe trains the same run again, with torch and trainers/ alone.
+    detail = server.http.get(f"/api/v1/runs/{run['id']}").json()
+    assert detail["sweep_id"] == small["id"] and detail["config"]["lr"] == 0.6
+    scope: dict[str, Any] = {}
+    exec(detail["reproduce"].replace("print(", "_ = ("), scope)
+    again = scope["result"]
+    assert (again.outcome.value, again.diverged_at_step) == ("diverged", run["diverged_at_step"])
+
+
+def test_export_streams_csv_and_parquet(server: Server, small: dict[str, Any]) -> None:
+    base = f"/api/v1/sweeps/{small['id']}/export"
+    runs = server.http.get(base)
+    assert runs.status_code == 200 and runs.headers["content-type"].startswith("text/csv")
+    assert runs.headers["content-disposition"] == f'attachment; filename="sweep-{small["id"]}-runs.csv"'
+    assert len(runs.text.splitlines()) == 1 + 24
+    points = server.http.get(base, params={"format": "parquet", "include": "points"})
+    assert points.headers["content-type"] == "application/vnd.apache.parquet"
+    table = pq.read_table(io.BytesIO(points.content))
+    stored = sum(len(server.http.get(f"/api/v1/runs/{r['id']}/points").json()["steps"])
+                 for r in server.http.get(f"/api/v1/sweeps/{small['id']}/runs").json()["items"])
+    assert table.num_rows == stored
+    assert server.http.get(base, params={"format": "xlsx"}).status_code == 422
 
 
 def test_progress_is_visible_while_the_sweep_runs(server: Server) -> None:
@@ -141,7 +217,9 @@ def test_a_body_that_is_not_json_is_a_422(server: Server) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/v1/sweeps/999999", "/api/v1/sweeps/999999/summary",
-                                  "/api/v1/sweeps/999999/runs"])
+                                  "/api/v1/sweeps/999999/runs", "/api/v1/sweeps/999999/export",
+                                  "/api/v1/sweeps/999999/cells/0/series", "/api/v1/runs/999999",
+                                  "/api/v1/runs/999999/points"])
 def test_an_unknown_sweep_is_a_404(server: Server, path: str) -> None:
     response = server.http.get(path)
     assert response.status_code == 404
