@@ -236,9 +236,9 @@ class RunDetailOut(RunOut):
 
     @classmethod
     def detail(cls, run: Run, config: dict[str, Any]) -> RunDetailOut:
-        # JSON inside a string literal: the config may hold Infinity, which Python has no literal for.
-        code = ("import json\nfrom trainers import TrainConfig, run_seed\n"
-                f"config = TrainConfig.from_dict(json.loads({json.dumps(json.dumps(config))}))\n"
+        # The config as JSON in a raw string: it may hold Infinity, which Python has no literal for.
+        code = ("import json\nfrom trainers import TrainConfig, run_seed\n\n"
+                f"config = TrainConfig.from_dict(json.loads(r\"\"\"\n{json.dumps(config, indent=2)}\n\"\"\"))\n"
                 f"result = run_seed(config, seed={run.seed})\n"
                 "print(result.outcome, result.diverged_at_step, result.converged_at_step)")
         return cls(**RunOut.build(run).model_dump(), sweep_id=run.sweep_id, sweep_name=run.sweep.name,
@@ -269,5 +269,6 @@ class CellSeriesOut(ApiModel):
     cell_index: int
     lr: float
     clipping: str
+    clip_method: str
     clip_params: dict[str, Any]
     runs: list[CellRunSeriesOut]

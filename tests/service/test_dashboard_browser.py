@@ -154,9 +154,19 @@ def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any
     expect(cols.nth(4).locator(".fill")).to_have_attribute("style", re.compile(r"width:\s*100%"))
     expect(cols.nth(5)).to_have_text(str(sweep["progress"]["by_outcome"]["diverged"]))
     expect(cols.nth(6)).to_have_text(local_time(sweep["created_at"]))
+    expect(cols.nth(7)).to_have_text(re.compile(r"^\d+(\.\d)? (s|min|h)$"))
     expect(page.locator("#load-error")).to_be_hidden()
     page.wait_for_load_state("networkidle")
     screenshot(page, "dashboard-sweeps.png")
+
+    # The status filter lists only sweeps with that status, and says so when there are none.
+    page.select_option("#status-filter", "failed")
+    expect(row).to_have_count(0)
+    statuses = page.locator("#sweeps tbody td:nth-child(4)").all_inner_texts()
+    assert all(s == "failed" for s in statuses), statuses
+    assert page.url.endswith("?status=failed")
+    page.select_option("#status-filter", "succeeded")
+    expect(row).to_have_count(1)
 
     # Click through to the sweep's page.
     with page.expect_navigation(url=f"{server.url}/sweeps/{sweep_id}"):
@@ -204,18 +214,90 @@ def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any
     expect(row_cols.nth(1)).to_have_text("none")
     expect(row_cols.nth(3)).to_have_text(str(unclipped["diverged"]))
 
+    check_charts(page, sweep)
     page.wait_for_load_state("networkidle")
     screenshot(page, "dashboard-sweep.png")
+    check_run_page(page, sweep)
 
     assert watched.problems == []
     outside = [url for url in watched.requests if not url.startswith(server.url + "/")]
     assert outside == [], f"the dashboard loaded from outside the server: {outside}"
-    for path in ("/static/dashboard.js", "/static/style.css", f"/api/v1/sweeps/{sweep_id}/summary"):
+    for path in ("/static/dashboard.js", "/static/style.css", "/vendor/plotly.min.js",
+                 f"/api/v1/sweeps/{sweep_id}/summary?tolerance=0.05"):
         assert server.url + path in watched.requests
+
+
+def marks(page: Page, chart: str, what: str) -> int:
+    return page.locator(f"#{chart} {what}").count()
+
+
+def check_charts(page: Page, sweep: dict[str, Any]) -> None:
+    """Each chart drew one mark per thing it shows: a labelled square per cell, a line and band per
+    arm, a curve per seed and an x per divergence."""
+    page.wait_for_selector("html[data-rendered]")
+    summary = sweep["summary"]
+    cells = summary["cells"]
+    arms = sorted({c["clipping"] for c in cells})
+    expect(page.locator("#headline")).to_have_text(summary["headline"])
+    assert summary["headline"].startswith("norm(max_norm=1.0) cut divergence at lr 0.5")
+
+    # heatmap: one labelled square per cell, showing the rate and the counts
+    labels = page.locator("#heatmap .hm text").all_text_contents()
+    assert sorted(labels) == sorted(f'{js_pct(c["divergence_rate"])}%{c["diverged"]}/{c["finished"]}' for c in cells)
+    # frontier: a band and a line per arm, a point per cell, the tolerance line
+    assert marks(page, "frontier", ".scatterlayer .trace") == 2 * len(arms)
+    assert marks(page, "frontier", ".scatterlayer .trace .points path") == len(cells)
+    assert marks(page, "frontier", ".shapelayer path") == 1
+    expect(page.locator("#frontier-note")).to_contain_text("Highest stable learning rate")
+    # convergence: a curve per arm at the chosen learning rate (that of the cliff, 0.5)
+    assert page.locator("#convergence-lr").input_value() == "0.5"
+    assert marks(page, "convergence", ".scatterlayer .trace") == len(arms)
+
+    # every seed of the cell shown first: the unclipped one at lr 0.5, where seeds diverged
+    [cliff] = [c for c in cells if c["lr"] == 0.5 and c["clipping"] == "none"]
+    assert cliff["diverged"] > 0
+    assert page.locator("#cell-select").input_value() == str(cliff["cell_index"])
+    seeds = SPEC["seeds"]
+    assert marks(page, "losses", ".scatterlayer .trace") == seeds + 1  # + the divergence marks
+    assert marks(page, "losses", ".scatterlayer .trace:last-child .points path") == cliff["diverged"]
+    assert marks(page, "norms", ".shapelayer path") == 0  # no clip threshold without clipping
+    expect(page.locator("#cell-runs tbody tr")).to_have_count(seeds)
+    expect(page.locator("#cell-runs tbody tr td.outcome-diverged")).to_have_count(cliff["diverged"])
+
+    # the clipped cell at the same rate: no divergence, and the clip threshold drawn on the norms
+    [clipped] = [c for c in cells if c["lr"] == 0.5 and c["clipping"] == "norm(max_norm=1.0)"]
+    page.select_option("#cell-select", str(clipped["cell_index"]))
+    expect(page.locator("#threshold-note")).to_have_text("; dashed: the clip threshold 1")
+    assert marks(page, "norms", ".shapelayer path") == 1
+    assert marks(page, "losses", ".scatterlayer .trace") == seeds + (clipped["diverged"] > 0)
+
+    # telemetry: a row per cell; the clipped cell at lr 0.5 clipped some of its steps
+    expect(page.locator("#telemetry tbody tr")).to_have_count(len(cells))
+    clipped_share = page.locator(f'#telemetry tr[data-cell="{clipped["cell_index"]}"] td').nth(3).inner_text()
+    assert clipped_share == f'{js_pct(clipped["telemetry"]["clipped_fraction"])}%'
+
+
+def check_run_page(page: Page, sweep: dict[str, Any]) -> None:
+    """A run's page: outcome, its two charts, and the recipe that trains it again."""
+    page.select_option("#cell-select", page.locator("#cell-select option").first.get_attribute("value"))
+    link = page.locator("#cell-runs tbody a").first
+    expect(link).to_have_text(re.compile(r"^run \d+$"))
+    run_id = int(link.inner_text().split()[1])
+    with page.expect_navigation(url=re.compile(rf"/runs/{run_id}$")):
+        link.click()
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("h1")).to_have_text(re.compile(rf"^Run {run_id}: seed \d+$"))
+    expect(page.locator("#outcome")).to_contain_text("lr 0.1")
+    assert marks(page, "run-loss", ".scatterlayer .trace") >= 1
+    assert marks(page, "run-norm", ".scatterlayer .trace") >= 1
+    expect(page.locator("#reproduce")).to_contain_text("result = run_seed(config, seed=")
+    expect(page.locator("#facts")).to_contain_text("attempts")
+    screenshot(page, "dashboard-run.png")
 
 
 def test_unknown_sweep_page_is_404(server: Server, watched: Watched) -> None:
     assert server.http.get("/sweeps/999999").status_code == 404
+    assert server.http.get("/runs/999999").status_code == 404
     page = watched.page
     response = page.goto(server.url + "/sweeps/999999")
     assert response is not None and response.status == 404

@@ -3,16 +3,32 @@ so what a page shows is exactly what the API answers, and it updates while a swe
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from service.api.deps import SessionDep
+from service.runs import RunNotFound, get_run
 from service.sweeps import SweepNotFound, get_sweep
 from service.web import STATIC_DIR, TEMPLATES_DIR
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def _plotly_js() -> Path:
+    """plotly.js as the `plotly` Python package bundles it (found without importing the package):
+    the charts never load from a CDN."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the `plotly` package (which bundles plotly.js for the dashboard) is not installed")
+    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
+
+
+PLOTLY_JS = _plotly_js()
 
 
 @router.get("/", response_class=HTMLResponse, name="sweeps_page")
@@ -28,6 +44,22 @@ def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResp
         return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
                                           status_code=404)
     return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
+def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
+    try:
+        run = get_run(session, run_id)
+    except RunNotFound as exc:
+        return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
+                                          status_code=404)
+    return templates.TemplateResponse(request, "run.html", {"run_id": run.id, "seed": run.seed,
+                                                            "sweep_id": run.sweep_id, "sweep_name": run.sweep.name})
+
+
+@router.get("/vendor/plotly.min.js", name="plotly_js")
+def plotly_js() -> FileResponse:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"cache-control": "public, max-age=86400"})
 
 
 @router.get("/favicon.ico")

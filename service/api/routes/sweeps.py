@@ -112,7 +112,8 @@ def get_cell_series(*, sweep_id: int, cell_index: int, session: SessionDep) -> C
     points = series(session, [r.id for r in runs])
     first = runs[0]
     return CellSeriesOut(
-        cell_index=cell_index, lr=first.lr, clipping=first.clip_label, clip_params=first.clip_params,
+        cell_index=cell_index, lr=first.lr, clipping=first.clip_label, clip_method=first.clip_method,
+        clip_params=first.clip_params,
         runs=[CellRunSeriesOut(run_id=r.id, seed=r.seed, outcome=r.outcome, trigger=r.trigger,
                                diverged_at_step=r.diverged_at_step, converged_at_step=r.converged_at_step,
                                steps=points[r.id].steps, loss=points[r.id].loss,

@@ -1,4 +1,5 @@
-// Fills the dashboard pages from the JSON API and refreshes them while sweeps run.
+// Fills the dashboard pages from the JSON API and refreshes them while sweeps run. Charts are
+// drawn with plotly.js, served by the app itself (/vendor/plotly.min.js), never from a CDN.
 "use strict";
 const clipsweep = (() => {
   const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -9,6 +10,15 @@ const clipsweep = (() => {
   };
   const text = (value) => String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const pct = (x) => `${(100 * x).toFixed(0)}%`;
+  // The API writes non-finite numbers as the strings "NaN", "Infinity", "-Infinity".
+  const num = (v) => (typeof v === "string" ? Number(v) : v);
+  const fmt = (v) => {
+    const x = num(v);
+    if (x === null || x === undefined) return "–";
+    if (Number.isNaN(x)) return "NaN";
+    if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
+    return Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : String(Number(x.toPrecision(3)));
+  };
   const bar = (p) => {
     const share = p.runs_total ? p.done / p.runs_total : 0;
     return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(share)}"></span></span>${p.done}/${p.runs_total}`;
@@ -25,6 +35,11 @@ const clipsweep = (() => {
     if (seconds < 90) return `${Math.round(seconds)} s`;
     if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
     return `${(seconds / 3600).toFixed(1)} h`;
+  };
+  const took = (sweep) => {
+    if (!sweep.started_at) return "–";
+    const end = sweep.finished_at ? parseTime(sweep.finished_at) : new Date();
+    return duration((end - parseTime(sweep.started_at)) / 1000) + (sweep.finished_at ? "" : " so far");
   };
   // Calls `load` now and again every `seconds` while it answers true. A failed load is shown in
   // #load-error and retried more slowly, so a restarting server does not freeze the page.
@@ -46,21 +61,154 @@ const clipsweep = (() => {
     tick();
   };
 
+  // ---- charts ------------------------------------------------------------------------------
+  const ARM_COLORS = ["#0969da", "#1a7f37", "#8250df", "#bf8700", "#1b7c83", "#953800", "#57606a"];
+  const NONE_COLOR = "#d1242f";
+  const DIVERGED = "#d1242f";
+  const armColor = (arms, label) => (label === "none" ? NONE_COLOR
+    : ARM_COLORS[arms.filter((a) => a !== "none").indexOf(label) % ARM_COLORS.length]);
+  const alpha = (hex, a) => `rgba(${[1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(",")},${a})`;
+  const PLOT_CONFIG = { displaylogo: false, responsive: true };
+  const layout = (extra) => ({
+    margin: { l: 64, r: 16, t: 8, b: 48 }, font: { family: "system-ui, sans-serif", size: 12 },
+    paper_bgcolor: "#fff", plot_bgcolor: "#fff", hovermode: "closest",
+    legend: { orientation: "h", y: -0.22 }, ...extra,
+  });
+  const draw = (id, traces, extra) => Plotly.react(id, traces, layout(extra), PLOT_CONFIG);
+  const unique = (xs) => [...new Set(xs)];
+  const lrAxis = (lrs) => ({ title: { text: "learning rate" }, tickvals: lrs, ticktext: lrs.map(String),
+    type: lrs.length > 1 && Math.max(...lrs) / Math.min(...lrs) >= 10 ? "log" : "linear" });
+  // A series on a log axis: non-finite and non-positive values are gaps.
+  const positive = (ys) => ys.map((y) => { const x = num(y); return Number.isFinite(x) && x > 0 ? x : null; });
+
+  function drawHeatmap(cells) {
+    const lrs = unique(cells.map((c) => c.lr)).sort((a, b) => a - b);
+    const arms = unique(cells.map((c) => c.clipping));
+    const at = (lr, arm) => cells.find((c) => c.lr === lr && c.clipping === arm);
+    const grid = (f) => lrs.map((lr) => arms.map((arm) => f(at(lr, arm))));
+    draw("heatmap", [{
+      type: "heatmap", x: arms, y: lrs.map(String), zmin: 0, zmax: 1, xgap: 2, ygap: 2,
+      z: grid((c) => (c && c.divergence_rate !== null ? c.divergence_rate : null)),
+      text: grid((c) => (c && c.divergence_rate !== null ? `${pct(c.divergence_rate)}<br>${c.diverged}/${c.finished}` : "–")),
+      customdata: grid((c) => (c && c.divergence_ci95
+        ? `${c.diverged} of ${c.finished} diverged (${c.runs} runs): ${pct(c.divergence_rate)} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`
+        : "no finished runs yet")),
+      texttemplate: "%{text}", hovertemplate: "lr %{y} · %{x}<br>%{customdata}<extra></extra>",
+      colorscale: [[0, "#e3f5e6"], [0.5, "#fff3d6"], [1, "#f5b5b5"]],
+      colorbar: { title: { text: "diverged" }, tickformat: ".0%", thickness: 12 },
+    }], { xaxis: { type: "category", title: { text: "clipping" } },
+      yaxis: { type: "category", title: { text: "learning rate" } } });
+  }
+
+  function drawFrontier(summary) {
+    const cells = summary.cells.filter((c) => c.divergence_rate !== null);
+    const arms = unique(summary.cells.map((c) => c.clipping));
+    const traces = [];
+    for (const arm of arms) {
+      const own = cells.filter((c) => c.clipping === arm).sort((a, b) => a.lr - b.lr);
+      const color = armColor(arms, arm);
+      traces.push({ // the Wilson band: up along the upper bounds, back along the lower ones
+        x: [...own.map((c) => c.lr), ...own.map((c) => c.lr).reverse()],
+        y: [...own.map((c) => c.divergence_ci95[1]), ...own.map((c) => c.divergence_ci95[0]).reverse()],
+        fill: "toself", fillcolor: alpha(color, 0.15), line: { width: 0 }, hoverinfo: "skip",
+        showlegend: false, legendgroup: arm, mode: "lines",
+      });
+      traces.push({
+        x: own.map((c) => c.lr), y: own.map((c) => c.divergence_rate), name: arm, legendgroup: arm,
+        mode: "lines+markers", line: { color, width: 2 }, marker: { color, size: 7 },
+        customdata: own.map((c) => `${c.diverged}/${c.finished} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`),
+        hovertemplate: `${text(arm)}<br>lr %{x}: %{y:.0%} %{customdata}<extra></extra>`,
+      });
+    }
+    draw("frontier", traces, {
+      xaxis: lrAxis(unique(summary.cells.map((c) => c.lr))),
+      yaxis: { title: { text: "divergence rate" }, tickformat: ".0%", range: [-0.02, 1.02] },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: summary.tolerance, y1: summary.tolerance,
+        line: { color: "#57606a", dash: "dot", width: 1 } }],
+    });
+    const reasons = unique(summary.frontier.filter((f) => f.stable_lr.value === null).map((f) => f.stable_lr.reason));
+    document.getElementById("frontier-note").innerHTML = `Highest stable learning rate (upper bound under ${pct(summary.tolerance)}, dotted): ` +
+      summary.frontier.map((f) => `<span class="part"><b>${text(f.clipping)}</b> ${f.stable_lr.value !== null
+        ? fmt(f.stable_lr.value) : "none"}</span>`).join(" · ") + reasons.map((r) => `<br>${text(r)}`).join("");
+  }
+
+  function drawConvergence(summary, lr, maxSteps) {
+    const arms = unique(summary.cells.map((c) => c.clipping));
+    const traces = summary.cells.filter((c) => c.lr === lr).map((c) => {
+      const steps = c.converged_by_step.map(([s]) => s);
+      const share = c.converged_by_step.map(([, f]) => f);
+      const last = share.length ? share[share.length - 1] : 0;
+      return {
+        x: [0, ...steps, maxSteps], y: [0, ...share, last], name: `${c.clipping} (${c.converged}/${c.finished})`,
+        mode: "lines", line: { shape: "hv", color: armColor(arms, c.clipping), width: 2 },
+        hovertemplate: `${text(c.clipping)}<br>by step %{x}: %{y:.0%}<extra></extra>`,
+      };
+    });
+    draw("convergence", traces, {
+      xaxis: { title: { text: "step" }, range: [0, maxSteps] },
+      yaxis: { title: { text: "fraction converged" }, tickformat: ".0%", range: [0, 1.02] },
+    });
+  }
+
+  // Loss and gradient-norm curves of every seed of a cell; diverged seeds in red, an x at the
+  // divergence step. A series with a single finite point is drawn as a marker, not an invisible line.
+  function drawSeeds(id, series, key, threshold) {
+    const traces = series.runs.map((r) => {
+      const y = positive(r[key]);
+      return {
+        x: r.steps, y, name: `seed ${r.seed}`, showlegend: false,
+        mode: y.filter((v) => v !== null).length > 1 ? "lines" : "markers",
+        line: { width: 1, color: r.outcome === "diverged" ? DIVERGED : r.outcome === "converged" ? "#1a7f37" : "#0969da" },
+        opacity: r.outcome === "diverged" ? 0.9 : 0.55,
+        hovertemplate: `seed ${r.seed} (${text(r.outcome ?? "training")})<br>step %{x}: %{y:.3g}<extra></extra>`,
+      };
+    });
+    // The value at the divergence step: finite, non-finite (NaN or infinite: marked at the top of
+    // the chart), or never computed (a norm after the loss exploded: no mark on the norm chart).
+    const last = (r) => r[key][r[key].length - 1];
+    const diverged = series.runs.filter((r) => r.outcome === "diverged" && last(r) !== null);
+    if (diverged.length) {
+      const top = Math.max(...traces.flatMap((t) => t.y.filter((y) => y !== null)), 1e-12);
+      traces.push({
+        x: diverged.map((r) => r.diverged_at_step),
+        y: diverged.map((r) => positive([last(r)])[0] ?? top),
+        name: "divergence step", mode: "markers", showlegend: false,
+        marker: { symbol: "x", size: 9, color: DIVERGED },
+        customdata: diverged.map((r) => `seed ${r.seed}: ${r.trigger}, ${key === "loss" ? "loss" : "norm"} ${fmt(last(r))}`),
+        hovertemplate: "%{customdata}<br>diverged at step %{x}<extra></extra>",
+      });
+    }
+    const shapes = threshold === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
+      line: { color: "#1f2328", dash: "dash", width: 1.5 } }];
+    draw(id, traces, { xaxis: { title: { text: "step" } },
+      yaxis: { title: { text: key === "loss" ? "loss" : "pre-clip norm" }, type: "log", exponentformat: "power" },
+      shapes });
+  }
+
+  // ---- pages -------------------------------------------------------------------------------
   function sweepsPage() {
     const body = document.querySelector("#sweeps tbody");
     const more = document.getElementById("more");
-    repeatWhile(async () => {
-      const page = await api("/api/v1/sweeps?limit=100");
+    const filter = document.getElementById("status-filter");
+    filter.value = new URLSearchParams(location.search).get("status") ?? "";
+    filter.addEventListener("change", () => {
+      history.replaceState(null, "", filter.value ? `?status=${filter.value}` : location.pathname);
+      load();
+    });
+    const load = async () => {
+      const status = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
+      const page = await api(`/api/v1/sweeps?limit=100${status}`);
       body.innerHTML = page.items.length ? page.items.map((s) => `<tr data-sweep="${s.id}">
         <td class="num">${s.id}</td><td><a href="/sweeps/${s.id}">${text(s.name)}</a></td><td>${text(s.task)}</td>
         <td class="status-${text(s.status)}">${text(s.status)}</td><td class="progress">${bar(s.progress)}</td>
         <td class="num">${s.progress.by_outcome.diverged ?? 0}</td>
-        <td>${when(s.created_at)}</td></tr>`).join("")
-        : `<tr><td colspan="7" class="muted">No sweeps yet.</td></tr>`;
+        <td>${when(s.created_at)}</td><td class="num">${took(s)}</td></tr>`).join("")
+        : `<tr><td colspan="8" class="muted">No ${filter.value ? `${text(filter.value)} ` : ""}sweeps.</td></tr>`;
       more.hidden = page.total <= page.items.length;
       more.textContent = `Showing the newest ${page.items.length} of ${page.total} sweeps.`;
       return page.items.some((s) => !FINISHED.has(s.status));
-    }, 2);
+    };
+    repeatWhile(load, 2);
   }
 
   // One line on what the sweep trains, from its stored spec (HTML).
@@ -80,31 +228,132 @@ const clipsweep = (() => {
     return html.map((part) => `<span class="part">${part}</span>`).join(" · ");
   };
 
-  function sweepPage(id) {
-    const body = document.querySelector("#cells tbody");
-    repeatWhile(async () => {
-      const [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`), api(`/api/v1/sweeps/${id}/summary`)]);
-      const p = sweep.progress;
-      const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
-      document.getElementById("status").innerHTML =
-        `<span class="status-${text(sweep.status)}">${text(sweep.status)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
-      document.getElementById("bar-fill").style.width = pct(p.runs_total ? p.done / p.runs_total : 0);
-      document.getElementById("about").innerHTML = about(sweep);
-      const error = document.getElementById("error");
-      error.hidden = !sweep.error;
-      error.textContent = sweep.error || "";
-      body.innerHTML = summary.cells.map((c) => {
-        const rate = c.divergence_rate;
-        const shade = rate === null ? "" : rate >= 0.5 ? "rate-high" : rate > 0 ? "rate-mid" : "rate-low";
-        const ci = c.divergence_ci95 ? ` [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]` : "";
-        return `<tr data-cell="${c.cell_index}"><td class="num">${c.lr}</td><td>${text(c.clipping)}</td>
-          <td class="num">${c.finished}/${c.runs}</td><td class="num">${c.diverged}</td>
-          <td class="num ${shade}">${rate === null ? "–" : pct(rate) + ci}</td>
-          <td class="num">${c.converged}</td><td class="num">${c.median_steps_to_target ?? "–"}</td></tr>`;
-      }).join("");
-      return !FINISHED.has(sweep.status);
-    }, 2);
+  const fillSelect = (select, options, chosen) => {
+    const html = options.map(([value, label]) => `<option value="${value}">${text(label)}</option>`).join("");
+    if (select.innerHTML !== html) select.innerHTML = html;
+    select.value = String(chosen);
+  };
+
+  function cellRows(summary) {
+    return summary.cells.map((c) => {
+      const rate = c.divergence_rate;
+      const shade = rate === null ? "" : rate >= 0.5 ? "rate-high" : rate > 0 ? "rate-mid" : "rate-low";
+      const ci = c.divergence_ci95 ? ` [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]` : "";
+      return `<tr data-cell="${c.cell_index}"><td class="num">${c.lr}</td><td>${text(c.clipping)}</td>
+        <td class="num">${c.finished}/${c.runs}</td><td class="num">${c.diverged}</td>
+        <td class="num ${shade}">${rate === null ? "–" : pct(rate) + ci}</td>
+        <td class="num">${c.converged}</td><td class="num">${c.median_steps_to_target ?? "–"}</td></tr>`;
+    }).join("");
   }
 
-  return { sweepsPage, sweepPage };
+  function telemetryRows(summary) {
+    return summary.cells.map((c) => {
+      const t = c.telemetry;
+      const head = `<td class="num">${c.lr}</td><td>${text(c.clipping)}</td>`;
+      if (t.steps === undefined) return `<tr data-cell="${c.cell_index}">${head}<td colspan="7" class="muted">${text(t.reason)}</td></tr>`;
+      const atDivergence = t.divergence_norm.value !== null
+        ? `${fmt(t.divergence_norm.value)} (${t.diverged_with_norm})` : `<span class="muted">${text(t.divergence_norm.reason)}</span>`;
+      return `<tr data-cell="${c.cell_index}">${head}<td class="num">${t.steps}</td><td class="num">${pct(t.clipped_fraction)}</td>
+        <td class="num">${fmt(t.norm_p50)}</td><td class="num">${fmt(t.norm_p90)}</td><td class="num">${fmt(t.norm_p99)}</td>
+        <td class="num">${fmt(t.norm_max)}</td><td class="num">${atDivergence}</td></tr>`;
+    }).join("");
+  }
+
+  // The cell to show first: the unclipped cell that diverged most (the cliff), else the first.
+  const interestingCell = (cells) => {
+    const unclipped = cells.filter((c) => c.clip_method === "none" && c.diverged > 0);
+    unclipped.sort((a, b) => b.diverged - a.diverged || b.lr - a.lr);
+    return (unclipped[0] ?? cells[0]).cell_index;
+  };
+
+  function sweepPage(id) {
+    const state = { cell: null, lr: null, tolerance: 0.05, series: null };
+    const $ = (x) => document.getElementById(x);
+    let sweep = null;
+    let summary = null;
+
+    const drawCell = async () => {
+      const series = await api(`/api/v1/sweeps/${id}/cells/${state.cell}/series`);
+      const threshold = series.clip_method === "norm" ? series.clip_params.max_norm : null;
+      drawSeeds("losses", series, "loss", null);
+      drawSeeds("norms", series, "grad_norm", threshold);
+      $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
+      document.querySelector("#cell-runs tbody").innerHTML = series.runs.map((r) => `<tr data-run="${r.run_id}">
+        <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
+        <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
+        <td><a href="/runs/${r.run_id}">run ${r.run_id}</a></td></tr>`).join("");
+    };
+    const drawSummary = () => {
+      const p = sweep.progress;
+      const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
+      $("status").innerHTML = `<span class="status-${text(sweep.status)}">${text(sweep.status)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
+      $("bar-fill").style.width = pct(p.runs_total ? p.done / p.runs_total : 0);
+      $("about").innerHTML = about(sweep);
+      $("error").hidden = !sweep.error;
+      $("error").textContent = sweep.error || "";
+      $("headline").hidden = !summary.headline;
+      $("headline").textContent = summary.headline ?? "";
+      const cells = summary.cells;
+      if (state.cell === null) state.cell = interestingCell(cells);
+      if (state.lr === null) state.lr = cells.find((c) => c.cell_index === state.cell).lr;
+      fillSelect($("cell-select"), cells.map((c) => [c.cell_index, `lr ${c.lr} · ${c.clipping}`]), state.cell);
+      fillSelect($("convergence-lr"), unique(cells.map((c) => c.lr)).sort((a, b) => a - b).map((lr) => [lr, lr]), state.lr);
+      drawHeatmap(cells);
+      drawFrontier(summary);
+      drawConvergence(summary, state.lr, sweep.spec.budget.max_steps);
+      document.querySelector("#cells tbody").innerHTML = cellRows(summary);
+      document.querySelector("#telemetry tbody").innerHTML = telemetryRows(summary);
+    };
+    const load = async () => {
+      [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
+        api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`)]);
+      drawSummary();
+      await drawCell();
+      // Every chart has drawn once: bench/api.py and the browser test wait for this.
+      document.documentElement.dataset.rendered = "1";
+      return !FINISHED.has(sweep.status);
+    };
+    $("cell-select").addEventListener("change", (e) => { state.cell = Number(e.target.value); drawCell(); });
+    $("convergence-lr").addEventListener("change", (e) => {
+      state.lr = Number(e.target.value);
+      drawConvergence(summary, state.lr, sweep.spec.budget.max_steps);
+    });
+    $("tolerance").addEventListener("change", async (e) => {
+      state.tolerance = Number(e.target.value);
+      summary = await api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`);
+      drawSummary();
+    });
+    repeatWhile(load, 2);
+  }
+
+  function runPage(id) {
+    const $ = (x) => document.getElementById(x);
+    const load = async () => {
+      const [run, points] = await Promise.all([api(`/api/v1/runs/${id}`), api(`/api/v1/runs/${id}/points`)]);
+      const done = run.outcome === "diverged" ? `diverged at step ${run.diverged_at_step} (${run.trigger})`
+        : run.outcome === "converged" ? `converged at step ${run.converged_at_step}`
+          : run.outcome === "unconverged" ? `did not reach the target in ${run.steps_done} steps`
+            : run.outcome ?? "still training";
+      $("outcome").innerHTML = `<span class="outcome-${text(run.outcome ?? "pending")}">${text(done)}</span> · lr ${run.lr} · ${text(run.clipping)}`;
+      const facts = [["sweep", `<a href="/sweeps/${run.sweep_id}">${text(run.sweep_name)}</a>`], ["seed", run.seed],
+        ["outcome", run.outcome ?? "–"], ["trigger", run.trigger ?? "–"], ["steps done", run.steps_done ?? "–"],
+        ["initial loss", fmt(run.initial_loss)], ["final loss", fmt(run.final_loss)], ["min loss", fmt(run.min_loss)],
+        ["final eval loss", fmt(run.final_eval_loss)], ["clipped steps", run.clipped_steps ?? "–"],
+        ["max pre-clip norm", fmt(run.max_grad_norm)], ["norm before divergence", fmt(run.divergence_grad_norm)],
+        ["device", text(run.device ?? "–")], ["node", text(run.node ?? "–")], ["attempts", run.attempts]];
+      if (run.error) facts.push(["error", `<span class="error">${text(run.error)}</span>`]);
+      document.querySelector("#facts tbody").innerHTML = facts.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("");
+      const series = { runs: [{ ...points, seed: run.seed, outcome: run.outcome, trigger: run.trigger, diverged_at_step: run.diverged_at_step }] };
+      const clip = run.config.clipping;
+      drawSeeds("run-loss", series, "loss", null);
+      drawSeeds("run-norm", series, "grad_norm", clip.method === "norm" ? clip.params.max_norm : null);
+      $("reproduce").textContent = run.reproduce;
+      $("config").textContent = JSON.stringify({ ...run.config, seed: run.seed }, null, 2);
+      document.documentElement.dataset.rendered = "1";
+      return run.outcome === null;
+    };
+    repeatWhile(load, 2);
+  }
+
+  return { sweepsPage, sweepPage, runPage };
 })();
