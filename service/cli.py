@@ -182,8 +182,9 @@ def summary_table(summary: dict[str, Any]) -> str:
         steps = c["median_steps_to_target"]
         rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], rate,
                      c["converged"], "-" if steps is None else f"{steps:g}"])
-    return _table(["lr", "clipping", "runs", "diverged", "divergence [95% CI]", "converged",
-                   "median steps"], rows)
+    table = _table(["lr", "clipping", "runs", "diverged", "divergence [95% CI]", "converged",
+                    "median steps"], rows)
+    return table + (f"\n\n{summary['headline']}" if summary.get("headline") else "")
 
 
 def _progress_line(sweep: dict[str, Any], width: int = 30) -> str:

@@ -57,6 +57,8 @@ def test_the_readme_example_shows_what_the_readme_promises(server: Server) -> No
     assert rows[("0.5", "none")] >= 12
     assert rows[("0.5", "norm(max_norm=1.0)")] == 0
     assert rows[("0.1", "none")] == rows[("0.1", "norm(max_norm=1.0)")] == 0
+    # and the answer in a sentence under the table
+    assert "norm(max_norm=1.0) cut divergence at lr 0.5 from " in result.stdout
 
 
 def test_a_rejected_spec_prints_each_field_and_exits_non_zero(server: Server, tmp_path: Path) -> None:
