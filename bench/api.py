@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def build_sweep(settings: Settings, seeds: int) -> tuple[int, collections.Counte
         draws = rng.random((len(LRS), seeds))  # shared by the arms of one (lr, seed)
         half = {arm["method"]: lr50 for arm, lr50 in ARMS}
         outcomes: collections.Counter[str] = collections.Counter()
-        points, batch = 0, []
+        points = 0
+        batch: list[ReportedRun] = []
         for cell in cells(spec):
             p_diverge = 1 / (1 + (half[cell.clipping.method] / cell.lr) ** 2)
             for j, seed in enumerate(spec.seed_list):
@@ -214,7 +216,8 @@ def serve(data_dir: Path, database_url: str | None) -> Iterator[tuple[httpx.Clie
 
 def timed(http: httpx.Client, path: str, n: int, **params: Any) -> tuple[list[float], int]:
     """Milliseconds of `n` GETs one after another, and the size of the last body."""
-    times, size = [], 0
+    times: list[float] = []
+    size = 0
     for _ in range(n):
         start = time.perf_counter()
         response = http.get(path, params=params)
@@ -275,6 +278,7 @@ def main() -> None:
     parser.add_argument("--page-loads", type=int, default=5, help="cold loads of the sweep page; 0 skips it [5]")
     parser.add_argument("--render-timeout", type=float, default=30.0, help="longest wait for a render, s [30]")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # clean up as on Ctrl-C
 
     print(f"# {platform.node()} · {os.cpu_count()} cores · load average {os.getloadavg()[0]:.2f} · "
           f"{args.database} · sqlalchemy {sqlalchemy.__version__} · {time.strftime('%Y-%m-%d %H:%M %Z')}")
