@@ -100,7 +100,8 @@ class Watched:
 def watched(browser: Browser) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US",
                                   timezone_id=TIMEZONE)
-    context.set_default_timeout(15_000)
+    # Generous: the machine has 2 cores, and the tests around this one may be training.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     yield Watched(page)
     context.close()
@@ -283,7 +284,7 @@ def check_run_page(page: Page, sweep: dict[str, Any]) -> None:
     link = page.locator("#cell-runs tbody a").first
     expect(link).to_have_text(re.compile(r"^run \d+$"))
     run_id = int(link.inner_text().split()[1])
-    with page.expect_navigation(url=re.compile(rf"/runs/{run_id}$")):
+    with page.expect_navigation(url=re.compile(rf"/runs/{run_id}$"), wait_until="commit"):
         link.click()
     page.wait_for_selector("html[data-rendered]")
     expect(page.locator("h1")).to_have_text(re.compile(rf"^Run {run_id}: seed \d+$"))

@@ -75,6 +75,13 @@ const clipsweep = (() => {
     legend: { orientation: "h", y: -0.22 }, ...extra,
   });
   const draw = (id, traces, extra) => Plotly.react(id, traces, layout(extra), PLOT_CONFIG);
+  // plotly.js (4.8 MB) loads deferred, so the page's API requests run while the browser parses it;
+  // drawing waits for it.
+  const plotlyLoaded = () => (window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
+    const script = document.getElementById("plotly-js");
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error("could not load the chart library")));
+  }));
   const unique = (xs) => [...new Set(xs)];
   const lrAxis = (lrs) => ({ title: { text: "learning rate" }, tickvals: lrs, ticktext: lrs.map(String),
     type: lrs.length > 1 && Math.max(...lrs) / Math.min(...lrs) >= 10 ? "log" : "linear" });
@@ -306,7 +313,7 @@ const clipsweep = (() => {
     };
     const load = async () => {
       [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
-        api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`)]);
+        api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`), plotlyLoaded()]);
       drawSummary();
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
@@ -329,7 +336,8 @@ const clipsweep = (() => {
   function runPage(id) {
     const $ = (x) => document.getElementById(x);
     const load = async () => {
-      const [run, points] = await Promise.all([api(`/api/v1/runs/${id}`), api(`/api/v1/runs/${id}/points`)]);
+      const [run, points] = await Promise.all([api(`/api/v1/runs/${id}`), api(`/api/v1/runs/${id}/points`),
+        plotlyLoaded()]);
       const done = run.outcome === "diverged" ? `diverged at step ${run.diverged_at_step} (${run.trigger})`
         : run.outcome === "converged" ? `converged at step ${run.converged_at_step}`
           : run.outcome === "unconverged" ? `did not reach the target in ${run.steps_done} steps`
