@@ -7,7 +7,6 @@ experiment when the worker is asked to stop.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading

@@ -7,7 +7,6 @@ infinite), so they are serialized as the strings "NaN", "Infinity" and "-Infinit
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 

@@ -27,7 +27,8 @@ from tests.trainers.helpers import small_config
 
 # What the service reads from a payload (service/results.py), plus outcome and points.
 FIELDS = {"outcome", "trigger", "diverged_at_step", "converged_at_step", "steps_done", "initial_loss",
-          "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm", "points"}
+          "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm", "divergence_grad_norm",
+          "norm_histogram", "points"}
 
 
 def test_hand_built_result() -> None:
