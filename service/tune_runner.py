@@ -7,6 +7,7 @@ experiment when the worker is asked to stop.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -67,6 +68,11 @@ def trial_exception(trial: Any) -> BaseException | None:
         return cloudpickle.loads(Path(path).read_bytes())
     except Exception:  # an exception that cannot be unpickled here: treat it as the code's
         return None
+
+
+# With Tune's loggers off, its result summary cannot find per-trial files and warns for each
+# trial; the results are in the database.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def node_resources() -> list[dict[str, float]]:

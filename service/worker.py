@@ -73,7 +73,12 @@ class DatabaseSink:
         self.lost_claim = False  # another worker holds the sweep now: stop, write nothing more
         self.lost: list[str] = []  # errors of trials lost to infrastructure
         self.to_count: list[Chunk] = []  # chunks whose trial started, attempt not yet written
-        self.started: list[Chunk] = []  # every chunk started by this worker
+        # Chunks started this round and not lost: a clean stop gives their attempt back (a lost
+        # chunk's attempt stands, so restarts cannot reset the retry budget).
+        self.started: set[Chunk] = set()
+
+    def new_round(self) -> None:
+        self.started = set()
 
     def add(self, result: ReportedRun) -> None:
         self.buffer.append(result)
@@ -86,8 +91,9 @@ class DatabaseSink:
 
     def start_chunk(self, cell_index: int, seeds: Sequence[int]) -> None:
         """A trial started training these runs: one more attempt each (written with the next batch)."""
-        self.to_count.append((cell_index, seeds))
-        self.started.append((cell_index, seeds))
+        chunk = (cell_index, tuple(seeds))
+        self.to_count.append(chunk)
+        self.started.add(chunk)
         self.oldest = self.oldest or time.monotonic()
 
     def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
@@ -96,6 +102,14 @@ class DatabaseSink:
         log.warning("sweep %s: a trial of cell %s was lost (%s); its unfinished runs will be retried",
                     self.sweep_id, cell_index, error)
         self.lost.append(error)
+        chunk = (cell_index, tuple(seeds))
+        if chunk in self.started:
+            self.started.discard(chunk)
+        else:
+            # Lost before it started (its actor could not be created): that still spends an
+            # attempt, or a cluster that never places it would be retried forever.
+            self.to_count.append(chunk)
+            self.oldest = self.oldest or time.monotonic()
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -208,6 +222,7 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
                 log.info("sweep %s %s; back in the queue", sweep_id, waiting)
                 return
             log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
+            sink.new_round()
             lost_before = len(sink.lost)
             tune_runner.run_trials(
                 trials, sink=sink, should_stop=lambda: stop.is_set() or sink.should_stop_trials,
@@ -253,7 +268,7 @@ def _end_sweep(factory: sessionmaker[Session], sweep_id: int, worker_id: str, si
         elif pending_runs(session, sweep_id):
             # Stopped on purpose before every run had an outcome: another worker (or this one,
             # after a restart) resumes exactly the runs still missing, their retry budget intact.
-            count_attempts(session, sweep_id, sink.started, delta=-1)
+            count_attempts(session, sweep_id, list(sink.started), delta=-1)
             release_sweep(session, sweep_id, worker_id)
             log.info("sweep %s released unfinished", sweep_id)
         else:

@@ -102,6 +102,7 @@ def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_running_sweep_within_seconds(server: Server) -> None:
     sweep_id = server.http.post("/api/v1/sweeps", json=LONG).json()["id"]
     deadline = time.monotonic() + 120
@@ -127,6 +128,7 @@ def test_cancel_stops_a_running_sweep_within_seconds(server: Server) -> None:
     assert server.http.post("/api/v1/sweeps/999999/cancel").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_sweep_the_cluster_cannot_place_says_so_and_the_queue_goes_on(server: Server) -> None:
     gpu = {**LONG, "name": "needs-gpu", "seeds": 2, "resources": {"gpus_per_trial": 0.25, "device": "cuda"}}
     cpu = {**LONG, "name": "after-it", "seeds": 2, "budget": {"max_steps": 50}}

@@ -1,12 +1,20 @@
-"""Pure decisions of the worker: where a trial fits, what counts as lost infrastructure."""
+"""Decisions of the worker: where a trial fits, what counts as lost infrastructure, and how lost
+trials spend the runs' attempts (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import ray.exceptions
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.models import Run
+from service.db.session import session_scope
+from service.results import count_attempts, fail_exhausted_runs
+from service.settings import Settings
 from service.spec import SweepSpec
 from service.tune_runner import is_infrastructure_error
-from service.worker import _waiting_for
+from service.worker import DatabaseSink, _waiting_for
+from tests.service.test_store import make_sweep
 from trainers.allocator import allocator_environment
 
 
@@ -42,3 +50,46 @@ def test_training_processes_are_started_with_the_allocator_settings(monkeypatch)
     assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_ARENA_MAX"] == "1"
     monkeypatch.setenv("CLIPSWEEP_KEEP_FREED_MEMORY", "0")
     assert allocator_environment() == {}
+
+
+def attempts(factory: sessionmaker[Session], sweep_id: int) -> dict[tuple[int, int], int]:
+    with session_scope(factory) as session:
+        rows = session.execute(select(Run.cell_index, Run.seed, Run.attempts).where(Run.sweep_id == sweep_id))
+        return {(cell, seed): n for cell, seed, n in rows}
+
+
+def test_every_lost_trial_spends_an_attempt_even_one_that_never_started(
+        session_factory: sessionmaker[Session]) -> None:
+    """A trial whose actor could not be created is lost without Tune ever starting it; if that
+    cost nothing, a cluster that never places it would be retried forever."""
+    sweep_id = make_sweep(session_factory)
+    sink = DatabaseSink(session_factory, sweep_id, "w1", Settings())
+    sink.new_round()
+    sink.start_chunk(0, [0, 1])
+    sink.lose_chunk(0, [0, 1], "RayActorError")  # started, then lost: its one attempt stands
+    sink.lose_chunk(1, [0], "RuntimeEnvSetupError")  # never started
+    sink.flush()
+    assert attempts(session_factory, sweep_id)[(0, 0)] == 1 and attempts(session_factory, sweep_id)[(1, 0)] == 1
+    sink.new_round()
+    sink.lose_chunk(1, [0], "RuntimeEnvSetupError")
+    sink.flush()
+    with session_scope(session_factory) as session:
+        assert fail_exhausted_runs(session, sweep_id, max_attempts=2, error="lost twice") == 1
+    assert sink.started == set()
+
+
+def test_a_clean_stop_gives_back_only_this_rounds_unlost_attempts(session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    sink = DatabaseSink(session_factory, sweep_id, "w1", Settings())
+    sink.new_round()
+    sink.start_chunk(0, [0])
+    sink.lose_chunk(0, [0], "NodeDiedError")
+    sink.new_round()
+    sink.start_chunk(0, [0])
+    sink.start_chunk(2, [1])
+    sink.flush()
+    with session_scope(session_factory) as session:
+        count_attempts(session, sweep_id, list(sink.started), delta=-1)  # what a clean stop does
+    counted = attempts(session_factory, sweep_id)
+    assert counted[(0, 0)] == 1  # the lost round's attempt stands
+    assert counted[(2, 1)] == 0
