@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import tempfile
 from typing import Any, Callable, Iterator
 
@@ -20,19 +19,25 @@ import pyarrow.parquet as pq
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import Run, RunPoint, restore_nan
+from service.db.models import NAN_TRIGGERS, Run, RunPoint, restore_nan, restore_point_nan
 
 BATCH = 10_000
 
-RUN_COLUMNS: dict[str, pa.DataType] = {
-    "run_id": pa.int64(), "sweep_id": pa.int64(), "cell_index": pa.int32(), "lr": pa.float64(),
-    "clipping": pa.string(), "clip_method": pa.string(), "seed": pa.int64(), "outcome": pa.string(),
-    "trigger": pa.string(), "diverged_at_step": pa.int64(), "converged_at_step": pa.int64(),
-    "steps_done": pa.int64(), "initial_loss": pa.float64(), "final_loss": pa.float64(), "min_loss": pa.float64(),
-    "final_eval_loss": pa.float64(), "clipped_steps": pa.int64(), "max_grad_norm": pa.float64(),
-    "divergence_grad_norm": pa.float64(), "device": pa.string(), "node": pa.string(), "attempts": pa.int32(),
-    "error": pa.string(),
+# Each exported run column: the model column it reads and its Parquet type, in file order.
+_RUN_FIELDS: dict[str, tuple[Any, pa.DataType]] = {
+    "run_id": (Run.id, pa.int64()), "sweep_id": (Run.sweep_id, pa.int64()), "cell_index": (Run.cell_index, pa.int32()),
+    "lr": (Run.lr, pa.float64()), "clipping": (Run.clip_label, pa.string()),
+    "clip_method": (Run.clip_method, pa.string()), "seed": (Run.seed, pa.int64()),
+    "outcome": (Run.outcome, pa.string()), "trigger": (Run.trigger, pa.string()),
+    "diverged_at_step": (Run.diverged_at_step, pa.int64()), "converged_at_step": (Run.converged_at_step, pa.int64()),
+    "steps_done": (Run.steps_done, pa.int64()), "initial_loss": (Run.initial_loss, pa.float64()),
+    "final_loss": (Run.final_loss, pa.float64()), "min_loss": (Run.min_loss, pa.float64()),
+    "final_eval_loss": (Run.final_eval_loss, pa.float64()), "clipped_steps": (Run.clipped_steps, pa.int64()),
+    "max_grad_norm": (Run.max_grad_norm, pa.float64()),
+    "divergence_grad_norm": (Run.divergence_grad_norm, pa.float64()), "device": (Run.device, pa.string()),
+    "node": (Run.node, pa.string()), "attempts": (Run.attempts, pa.int32()), "error": (Run.error, pa.string()),
 }
+RUN_COLUMNS: dict[str, pa.DataType] = {name: kind for name, (_, kind) in _RUN_FIELDS.items()}
 POINT_COLUMNS: dict[str, pa.DataType] = {
     "run_id": pa.int64(), "cell_index": pa.int32(), "lr": pa.float64(), "clipping": pa.string(),
     "seed": pa.int64(), "outcome": pa.string(), "step": pa.int64(), "loss": pa.float64(),
@@ -41,17 +46,14 @@ POINT_COLUMNS: dict[str, pa.DataType] = {
 
 
 def _runs_query(sweep_id: int) -> tuple[Select[Any], Callable[[Any], tuple[Any, ...]]]:
-    query = (select(Run.id, Run.sweep_id, Run.cell_index, Run.lr, Run.clip_label, Run.clip_method, Run.seed,
-                    Run.outcome, Run.trigger, Run.diverged_at_step, Run.converged_at_step, Run.steps_done,
-                    Run.initial_loss, Run.final_loss, Run.min_loss, Run.final_eval_loss, Run.clipped_steps,
-                    Run.max_grad_norm, Run.divergence_grad_norm, Run.device, Run.node, Run.attempts, Run.error)
+    query = (select(*(column for column, _ in _RUN_FIELDS.values()))
              .where(Run.sweep_id == sweep_id).order_by(Run.cell_index, Run.seed))
 
     def row(r: Any) -> tuple[Any, ...]:
-        # NaN is stored as NULL; the trigger says which NULLs were NaN (service.db.models).
-        return (*r[:13], restore_nan(r.final_loss, r.trigger, "nonfinite_loss"), *r[14:17],
-                restore_nan(r.max_grad_norm, r.trigger, "nonfinite_grad"),
-                restore_nan(r.divergence_grad_norm, r.trigger, "nonfinite_grad"), *r[19:])
+        values = dict(zip(_RUN_FIELDS, r))
+        for name, nan_trigger in NAN_TRIGGERS.items():  # NaN is stored as NULL (service.db.models)
+            values[name] = restore_nan(values[name], values["trigger"], nan_trigger)
+        return tuple(values.values())
 
     return query, row
 
@@ -63,11 +65,8 @@ def _points_query(sweep_id: int) -> tuple[Select[Any], Callable[[Any], tuple[Any
              .where(Run.sweep_id == sweep_id).order_by(Run.cell_index, Run.seed, RunPoint.step))
 
     def row(r: Any) -> tuple[Any, ...]:
-        # A loss is always computed, so NULL was NaN; a NULL norm was NaN only at a nonfinite_grad
-        # run's last step (its divergence step), elsewhere it was never computed.
-        nan_norm = r.trigger == "nonfinite_grad" and r.step == r.diverged_at_step
-        return (*r[:7], math.nan if r.loss is None else r.loss,
-                math.nan if r.grad_norm is None and nan_norm else r.grad_norm, r.clipped)
+        loss, grad_norm = restore_point_nan(r.loss, r.grad_norm, r.trigger, r.step == r.diverged_at_step)
+        return (*r[:7], loss, grad_norm, r.clipped)
 
     return query, row
 

@@ -3,14 +3,13 @@ reproduces it, and read stored series (one run's, or every run's of a cell for t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Run, RunPoint
+from service.db.models import Run, RunPoint, restore_point_nan
 from service.spec import SweepSpec, cells
 
 PENDING = "pending"  # the outcome filter's name for runs without an outcome yet
@@ -22,11 +21,12 @@ class RunNotFound(LookupError):
 
 
 class BadFilter(ValueError):
-    """A filter that names something the sweep does not have; the message lists what it has."""
+    """A filter (a query or path parameter) that names something the sweep does not have; the
+    message lists what it has."""
 
-    def __init__(self, name: str, message: str) -> None:
+    def __init__(self, name: str, message: str, source: str = "query") -> None:
         super().__init__(message)
-        self.name = name
+        self.loc = [source, name]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class RunFilter:
 
 def _check_filter(session: Session, sweep_id: int, wanted: RunFilter) -> None:
     """Refuse a learning rate, arm or cell the sweep does not have, rather than answer nothing."""
+    if wanted.lr is None and wanted.clipping is None and wanted.cell_index is None:
+        return
     grid = session.execute(select(Run.cell_index, Run.lr, Run.clip_label).where(Run.sweep_id == sweep_id)
                            .distinct()).all()
     if wanted.lr is not None and wanted.lr not in {lr for _, lr, _ in grid}:
@@ -104,24 +106,28 @@ class Series:
 
 def series(session: Session, run_ids: Sequence[int]) -> dict[int, Series]:
     """The stored points of each run in `run_ids`, in step order, with one query."""
-    triggers = dict(session.execute(select(Run.id, Run.trigger).where(Run.id.in_(run_ids))).tuples().all())
     out = {run_id: Series(run_id, [], [], [], []) for run_id in run_ids}
-    rows = session.execute(select(RunPoint.run_id, RunPoint.step, RunPoint.loss, RunPoint.grad_norm, RunPoint.clipped)
-                           .where(RunPoint.run_id.in_(run_ids)).order_by(RunPoint.run_id, RunPoint.step))
-    for run_id, step, loss, grad_norm, clipped in rows:
+    rows = session.execute(
+        select(RunPoint.run_id, RunPoint.step, RunPoint.loss, RunPoint.grad_norm, RunPoint.clipped, Run.trigger,
+               Run.diverged_at_step)
+        .join(Run, Run.id == RunPoint.run_id)
+        .where(RunPoint.run_id.in_(run_ids)).order_by(RunPoint.run_id, RunPoint.step))
+    for run_id, step, loss, grad_norm, clipped, trigger, diverged_at in rows:
         s = out[run_id]
+        loss, grad_norm = restore_point_nan(loss, grad_norm, trigger, step == diverged_at)
         s.steps.append(step)
-        s.loss.append(math.nan if loss is None else loss)  # a loss is always computed: NULL was NaN
+        s.loss.append(loss)
         s.grad_norm.append(grad_norm)
         s.clipped.append(clipped)
-    for run_id, s in out.items():
-        if triggers.get(run_id) == "nonfinite_grad" and s.grad_norm and s.grad_norm[-1] is None:
-            s.grad_norm[-1] = math.nan
     return out
 
 
 def cell_runs(session: Session, sweep_id: int, cell_index: int) -> list[Run]:
     """Every run of one cell, by seed (for the loss curves of all its seeds)."""
-    _check_filter(session, sweep_id, RunFilter(cell_index=cell_index))
-    return list(session.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.cell_index == cell_index)
+    runs = list(session.scalars(select(Run).where(Run.sweep_id == sweep_id, Run.cell_index == cell_index)
                                 .order_by(Run.seed)).all())
+    if not runs:
+        cells = session.scalar(select(func.count(func.distinct(Run.cell_index))).where(Run.sweep_id == sweep_id))
+        raise BadFilter("cell_index", f"the sweep has no cell {cell_index}; its cells are 0 to {(cells or 0) - 1}",
+                        source="path")
+    return runs

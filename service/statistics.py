@@ -37,7 +37,7 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 def median_steps_to_target(steps: Sequence[int | None]) -> float | None:
     """Median steps to target over all runs of a cell, where a run that never converged counts as
-    infinitely slow. Defined only when at least half the runs converged; None otherwise.
+    infinitely slow. Defined only when more than half the runs converged; None otherwise.
 
     `steps` holds each run's converged_at_step, None for runs that did not converge.
     """
@@ -233,12 +233,15 @@ def merge_histograms(histograms: Iterable[Mapping[int | str, int]]) -> dict[int,
     return merged
 
 
-def clipping_telemetry(histogram: Mapping[int, int], *, steps: int, clipped_steps: int, max_norm: float,
+def clipping_telemetry(histogram: Mapping[int, int], *, steps: int, clipped_steps: int, max_norms: Sequence[float],
                        divergence_norms: Sequence[float]) -> Telemetry | Unavailable:
     """A cell's clipping telemetry from its runs' merged norm histogram, how many steps computed a
-    gradient and how many of those were clipped, the largest pre-clip norm any saw, and each diverged run's last norm (NaN as infinite)."""
+    gradient and how many of those were clipped, each run's largest pre-clip norm, and each
+    diverged run's last norm. NaN norms count as infinite."""
     if steps <= 0 or not histogram:
         return Unavailable("no update with a finite gradient norm has been recorded")
+    # A NaN norm is the most extreme one there is.
+    max_norm = max((math.inf if math.isnan(x) else x for x in max_norms), default=0.0)
     # A quantile cannot exceed the exact maximum, which the bin centre may.
     quantile = lambda q: min(histogram_quantile(histogram, q), max_norm)  # noqa: E731
     norms = [math.inf if math.isnan(x) else x for x in divergence_norms]

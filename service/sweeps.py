@@ -3,14 +3,13 @@ commits once per use case."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Run, RunOutcome, Sweep, SweepStatus
+from service.db.models import NAN_TRIGGERS, Run, RunOutcome, Sweep, SweepStatus, restore_nan
 from service.results import now
 from service.spec import SpecError, SweepSpec, cells, resolve_spec
 from service.statistics import (
@@ -133,6 +132,10 @@ class ArmFrontier:
     stable_lr: float | Unavailable  # highest lr whose divergence upper bound is under the tolerance
 
 
+# Outcomes of runs that trained to the end; failed and cancelled runs say nothing about divergence.
+TRAINED = frozenset({RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value})
+
+
 def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
     """One entry per cell. Rates are over finished runs that trained to an outcome (converged,
     diverged, unconverged); failed and cancelled runs say nothing about divergence."""
@@ -157,7 +160,9 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
         done = [r for r in cell_rows if r.outcome in TRAINED]
         diverged = sum(r.outcome == RunOutcome.DIVERGED.value for r in done)
         converged = sum(r.outcome == RunOutcome.CONVERGED.value for r in done)
-        all_done = len(done) == len(cell_rows)
+        # Every run has an outcome (failed and cancelled ones too): the statistics over the trained
+        # runs are final. Before that, unfinished runs would count as never converging.
+        all_done = all(r.outcome is not None for r in cell_rows)
         steps = [r.converged_at_step for r in done]
         lr, method = cell_rows[0].lr, cell_rows[0].clip_method
         vs_none = None
@@ -166,16 +171,15 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
         at = sorted({s for s in steps if s is not None})
         out.append(CellSummary(
             cell_index=index,
-            lr=cell_rows[0].lr,
+            lr=lr,
             clipping=cell_rows[0].clip_label,
-            clip_method=cell_rows[0].clip_method,
+            clip_method=method,
             runs=len(cell_rows),
             finished=len(done),
             diverged=diverged,
             converged=converged,
             divergence_rate=diverged / len(done) if done else None,
             divergence_ci=wilson_interval(diverged, len(done)) if done else None,
-            # Only over a complete cell: unfinished runs would otherwise count as never converging.
             median_steps_to_target=median_steps_to_target(steps) if all_done else None,
             steps_to_target=steps_to_target(steps, seed=index) if all_done else unfinished,
             median_steps_converged_only=median_steps_converged_only(steps) if all_done else unfinished,
@@ -188,28 +192,25 @@ def summarize_cells(session: Session, sweep_id: int) -> list[CellSummary]:
     return out
 
 
-TRAINED = frozenset({RunOutcome.CONVERGED.value, RunOutcome.DIVERGED.value, RunOutcome.UNCONVERGED.value})
-
-
 def _telemetry(done: list[Any]) -> Telemetry | Unavailable:
-    """Clipping telemetry of a cell's finished runs. A NULL norm whose trigger is nonfinite_grad
-    was a NaN (service.db.models.restore_nan): it counts as the most extreme norm, infinite."""
-    def norm(value: float | None, trigger: str | None) -> float | None:
-        return math.inf if value is None and trigger == "nonfinite_grad" else value
-
+    """Clipping telemetry of a cell's finished runs."""
     recorded = [r for r in done if r.norm_histogram is not None]
     if not recorded:
         return Unavailable("no finished run has norm telemetry (runs stored before it was recorded have none)")
-    maxima = [m for m in (norm(r.max_grad_norm, r.trigger) for r in recorded) if m is not None]
+
+    def stored(name: str, runs: list[Any]) -> list[float]:  # with NaN put back, without never-computed values
+        values = (restore_nan(getattr(r, name), r.trigger, NAN_TRIGGERS[name]) for r in runs)
+        return [v for v in values if v is not None]
+
     histogram = merge_histograms(r.norm_histogram for r in recorded)
     return clipping_telemetry(
         histogram,
         # Steps that computed a gradient: the binned finite norms and each run's non-finite one.
         steps=sum(histogram.values()) + sum(r.trigger == "nonfinite_grad" for r in recorded),
         clipped_steps=sum(r.clipped_steps or 0 for r in recorded),
-        max_norm=max(maxima, default=0.0),
-        divergence_norms=[n for n in (norm(r.divergence_grad_norm, r.trigger) for r in recorded
-                                      if r.outcome == RunOutcome.DIVERGED.value) if n is not None])
+        max_norms=stored("max_grad_norm", recorded),
+        divergence_norms=stored("divergence_grad_norm",
+                                [r for r in recorded if r.outcome == RunOutcome.DIVERGED.value]))
 
 
 def stability_frontier(cells: list[CellSummary], tolerance: float) -> list[ArmFrontier]:

@@ -68,6 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(BadFilter)
     async def _bad_filter(request: Request, exc: BadFilter) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": [
-            {"loc": ["query", exc.name], "msg": str(exc), "type": "value_error"}]})
+            {"loc": exc.loc, "msg": str(exc), "type": "value_error"}]})
 
     return app

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.db.models import Run, Sweep, restore_nan
+from service.db.models import NAN_TRIGGERS, Run, Sweep, restore_nan
 from service.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.sweeps import CellSummary
 
@@ -101,23 +101,27 @@ class PairedOut(ApiModel):
 
 
 class TelemetryOut(ApiModel):
-    """Over every step of the cell's finished runs that computed a gradient, not only stored points."""
+    """Over every step of the cell's finished runs that computed a gradient, not only stored points;
+    all null with a `reason` when there is none. (One model rather than a union with StatOut: in a
+    union FastAPI would write an infinite norm as null instead of "Infinity".)"""
 
-    steps: int = Field(description="Steps that computed a gradient.")
-    clipped_fraction: float
-    norm_p50: float = Field(description="Pre-clip norm quantiles, to within 6% (log-binned per run, merged).")
-    norm_p90: float
-    norm_p99: float
-    norm_max: float = Field(description="Exact; Infinity if a norm overflowed or was NaN.")
-    divergence_norm: StatOut = Field(
+    steps: int | None = Field(description="Steps that computed a gradient.")
+    clipped_fraction: float | None
+    norm_p50: float | None = Field(description="Pre-clip norm quantiles, to within 6% (log-binned per run, merged).")
+    norm_p90: float | None
+    norm_p99: float | None
+    norm_max: float | None = Field(description="Exact; Infinity if a norm overflowed or was NaN.")
+    divergence_norm: StatOut | None = Field(
         description="Median over diverged runs of the last pre-clip norm before divergence (the update "
                     "that threw the run off the cliff, or the divergence step's own norm).")
-    diverged_with_norm: int
+    diverged_with_norm: int | None
+    reason: str | None = None
 
     @classmethod
-    def of(cls, telemetry: Telemetry | Unavailable) -> TelemetryOut | StatOut:
+    def of(cls, telemetry: Telemetry | Unavailable) -> TelemetryOut:
         if isinstance(telemetry, Unavailable):
-            return StatOut.of(telemetry)
+            return cls(steps=None, clipped_fraction=None, norm_p50=None, norm_p90=None, norm_p99=None,
+                       norm_max=None, divergence_norm=None, diverged_with_norm=None, reason=telemetry.reason)
         return cls(steps=telemetry.steps, clipped_fraction=telemetry.clipped_fraction,
                    norm_p50=telemetry.norm_p50, norm_p90=telemetry.norm_p90, norm_p99=telemetry.norm_p99,
                    norm_max=telemetry.norm_max, divergence_norm=StatOut.of(telemetry.divergence_norm),
@@ -136,8 +140,8 @@ class CellOut(ApiModel):
     divergence_ci95: tuple[float, float] | None = Field(description="Wilson 95% interval.")
     converged: int
     median_steps_to_target: float | None = Field(
-        description="Over all finished runs, unconverged counting as never; null if fewer than half "
-                    "converged or the cell is not finished.")
+        description="Over all finished runs, unconverged counting as never; null unless more than half "
+                    "converged and the cell is finished.")
     steps_to_target: StatOut = Field(description="Median steps to target with a seeded bootstrap 95% interval.")
     median_steps_converged_only: StatOut = Field(description="Median over the converged runs only (optimistic).")
     expected_steps_with_restarts: StatOut = Field(
@@ -148,7 +152,7 @@ class CellOut(ApiModel):
     converged_by_step: list[tuple[int, float]] = Field(
         description="[step, fraction of finished runs converged by then] at each step where a run converged; "
                     "diverged and budget-exhausted runs never converge.")
-    telemetry: TelemetryOut | StatOut = Field(description="Clipping telemetry, or a reason it is missing.")
+    telemetry: TelemetryOut = Field(description="Clipping telemetry, or a reason it is missing.")
 
     @classmethod
     def build(cls, cell: CellSummary) -> CellOut:
@@ -212,9 +216,9 @@ class RunOut(ApiModel):
     @classmethod
     def build(cls, run: Run) -> RunOut:
         # NaN is stored as NULL; the trigger says where a NULL was a NaN (see service.db.models).
-        final_loss = restore_nan(run.final_loss, run.trigger, "nonfinite_loss")
-        max_norm = restore_nan(run.max_grad_norm, run.trigger, "nonfinite_grad")
-        divergence_norm = restore_nan(run.divergence_grad_norm, run.trigger, "nonfinite_grad")
+        final_loss, max_norm, divergence_norm = (
+            restore_nan(getattr(run, name), run.trigger, NAN_TRIGGERS[name])
+            for name in ("final_loss", "max_grad_norm", "divergence_grad_norm"))
         return cls(id=run.id, seed=run.seed, cell_index=run.cell_index, lr=run.lr,
                    clipping=run.clip_label, outcome=run.outcome, trigger=run.trigger,
                    diverged_at_step=run.diverged_at_step, converged_at_step=run.converged_at_step,
@@ -222,7 +226,6 @@ class RunOut(ApiModel):
                    clipped_steps=run.clipped_steps, max_grad_norm=max_norm,
                    divergence_grad_norm=divergence_norm, device=run.device,
                    node=run.node, error=run.error, attempts=run.attempts)
-
 
 
 class RunDetailOut(RunOut):

@@ -56,6 +56,19 @@ def restore_nan(value: float | None, trigger: str | None, nan_trigger: str) -> f
     return math.nan if value is None and trigger == nan_trigger else value
 
 
+# The run fields whose NULL is a NaN under a trigger (see the module docstring). A point's loss is
+# always computed (NULL = NaN); its norm is NaN only at a nonfinite_grad run's divergence step.
+NAN_TRIGGERS = {"final_loss": "nonfinite_loss", "max_grad_norm": "nonfinite_grad",
+                "divergence_grad_norm": "nonfinite_grad"}
+
+
+def restore_point_nan(loss: float | None, grad_norm: float | None, trigger: str | None,
+                      at_divergence: bool) -> tuple[float, float | None]:
+    """A stored point's loss and norm with their NaNs put back."""
+    return (math.nan if loss is None else loss,
+            math.nan if grad_norm is None and at_divergence and trigger == "nonfinite_grad" else grad_norm)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp that always comes back timezone-aware in UTC. PostgreSQL keeps the zone;
     SQLite returns naive datetimes, which API clients would read as their local time."""

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.export import POINT_COLUMNS, RUN_COLUMNS, stream_csv, stream_parquet
-from service.results import store_results
+from service.results import fail_runs, store_results
 from service.runs import PENDING, BadFilter, RunFilter, cell_runs, get_run, list_runs, reproduce_config, series
-from service.statistics import Telemetry, Unavailable
+from service.statistics import Estimate, Telemetry, Unavailable
 from service.sweeps import summarize_cells
 from tests.service.test_store import SPEC, make_sweep, result
 from trainers import TrainConfig
@@ -155,3 +155,19 @@ def test_parquet_export_matches_the_csv(session_factory: sessionmaker[Session]) 
     norms = dict(zip(zip(runs.column("cell_index").to_pylist(), runs.column("seed").to_pylist()),
                      runs.column("max_grad_norm").to_pylist()))
     assert math.isnan(norms[(2, 1)]) and norms[(3, 0)] == 12.0 and norms[(3, 1)] is None
+
+
+def test_a_cell_with_failed_or_cancelled_runs_is_finished(session_factory: sessionmaker[Session]) -> None:
+    """Statistics over the trained runs are final once every run has an outcome, failed ones too."""
+    sweep_id = make_sweep(session_factory)
+    with session_scope(session_factory) as session:
+        store_results(session, sweep_id, [
+            result(1, 0, outcome="converged", converged_at_step=4, steps_done=4),
+            result(1, 1, outcome="converged", converged_at_step=8, steps_done=8)])
+        fail_runs(session, sweep_id, 1, [2], "node lost")
+    with session_scope(session_factory) as session:
+        [cell] = [c for c in summarize_cells(session, sweep_id) if c.cell_index == 1]
+    assert (cell.finished, cell.converged) == (2, 2)
+    assert cell.median_steps_to_target == 6.0 and cell.median_steps_converged_only == 6.0
+    assert isinstance(cell.steps_to_target, Estimate) and cell.steps_to_target.value == 6.0
+    assert cell.expected_steps_with_restarts == 6.0

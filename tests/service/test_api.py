@@ -4,13 +4,21 @@ Ray, embedded SQLite), driven over HTTP as a user would."""
 from __future__ import annotations
 
 import io
+import math
 import time
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from service.db.session import make_engine, make_session_factory, session_scope
+from service.queue import finish_sweep
+from service.results import store_results
+from service.settings import Settings
+from service.spec import parse_spec
+from service.sweeps import create_sweep
 from tests.conftest import Server
+from tests.service.test_store import SPEC, result
 from trainers.tasks import TASKS
 
 pytestmark = pytest.mark.slow
@@ -76,7 +84,8 @@ def test_post_to_finished_summary(server: Server, small: dict[str, Any]) -> None
     assert summary["tolerance"] == 0.5
     assert frontier["norm(max_norm=1.0)"]["value"] == 0.6  # 0/6 diverged: upper bound 0.39 < 50%
     assert frontier["none"]["value"] in (0.1, None)
-    assert server.http.get(f"/api/v1/sweeps/{created['id']}/summary", params={"tolerance": 2}).status_code == 422
+    for bad in (2, 0, 1, "high"):
+        assert server.http.get(f"/api/v1/sweeps/{created['id']}/summary", params={"tolerance": bad}).status_code == 422
 
     runs = server.http.get(f"/api/v1/sweeps/{created['id']}/runs", params={"limit": 100}).json()
     assert runs["total"] == 24 and len(runs["items"]) == 24
@@ -92,7 +101,8 @@ def test_summary_tells_the_answer_and_the_telemetry(server: Server, small: dict[
     summary = server.http.get(f"/api/v1/sweeps/{small['id']}/summary", params={"tolerance": 0.5}).json()
     cells = {(c["lr"], c["clipping"]): c for c in summary["cells"]}
     unclipped, clipped = cells[(0.6, "none")], cells[(0.6, "norm(max_norm=1.0)")]
-    assert summary["headline"].startswith(f"norm(max_norm=1.0) cut divergence at lr 0.6 from {unclipped['diverged'] / 6:.0%}")
+    assert summary["headline"].startswith(
+        f"norm(max_norm=1.0) cut divergence at lr 0.6 from {unclipped['diverged'] / 6:.0%}")
     assert "; highest stable lr 0.6 vs " in summary["headline"]
     t = clipped["telemetry"]
     assert 0 < t["clipped_fraction"] <= 1 and t["steps"] == 6 * 60
@@ -104,6 +114,34 @@ def test_summary_tells_the_answer_and_the_telemetry(server: Server, small: dict[
     for c in summary["cells"]:
         fractions = [f for _, f in c["converged_by_step"]]
         assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions)
+
+
+def test_non_finite_statistics_arrive_as_strings(server: Server) -> None:
+    """A NaN gradient norm makes a cell's maximum infinite: JSON has no Infinity, so it must come
+    over HTTP as the string "Infinity", never as null. The sweep is stored whole in one transaction
+    (queued, results, finished), so the server's worker never sees it queued."""
+    engine = make_engine(Settings(data_dir=server.data_dir).resolved_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            sweep = create_sweep(session, parse_spec(SPEC), max_runs=1000)
+            session.flush()
+            store_results(session, sweep.id, [
+                result(cell, seed, outcome="diverged", trigger="nonfinite_grad", diverged_at_step=2, steps_done=2,
+                       max_grad_norm=math.nan, divergence_grad_norm=math.nan, norm_histogram={20: 2},
+                       points=[[0, 0.3, 2.0, False], [2, 5.0, math.nan, False]])
+                for cell in range(4) for seed in range(3)])
+            finish_sweep(session, sweep.id)
+            sweep_id = sweep.id
+    finally:
+        engine.dispose()
+    summary = server.http.get(f"/api/v1/sweeps/{sweep_id}/summary")
+    assert '"norm_max":"Infinity"' in summary.text
+    telemetry = summary.json()["cells"][0]["telemetry"]
+    assert telemetry["divergence_norm"] == {"value": "Infinity", "low": None, "high": None, "reason": None}
+    assert telemetry["reason"] is None and telemetry["steps"] == 3 * 3
+    run = server.http.get(f"/api/v1/sweeps/{sweep_id}/runs", params={"limit": 1}).json()["items"][0]
+    assert run["max_grad_norm"] == "NaN"
+    assert server.http.get(f"/api/v1/runs/{run['id']}/points").json()["grad_norm"] == [2.0, "NaN"]
 
 
 def test_runs_filter_series_and_reproduce(server: Server, small: dict[str, Any]) -> None:
@@ -129,6 +167,12 @@ def test_runs_filter_series_and_reproduce(server: Server, small: dict[str, Any])
     [same] = [r for r in series["runs"] if r["run_id"] == run["id"]]
     assert same["steps"] == points["steps"] and same["diverged_at_step"] == run["diverged_at_step"]
     assert server.http.get(f"{base}/cells/9/series").status_code == 422
+    assert server.http.get(f"{base}/cells/9/series").json()["detail"] == [{
+        "loc": ["path", "cell_index"], "type": "value_error", "msg": "the sweep has no cell 9; its cells are 0 to 3"}]
+    assert server.http.get(f"{base}/cells/-1/series").status_code == 422
+    clipped = server.http.get(f"{base}/runs", params={"clipping": "norm(max_norm=1.0)", "cell": 3}).json()
+    assert clipped["total"] == 6 and {r["clipping"] for r in clipped["items"]} == {"norm(max_norm=1.0)"}
+    assert server.http.get(f"{base}/runs", params={"clipping": "norm"}).status_code == 422
 
     # The run page's recipe trains the same run again, with torch and trainers/ alone.
     detail = server.http.get(f"/api/v1/runs/{run['id']}").json()

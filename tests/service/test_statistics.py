@@ -153,7 +153,7 @@ def test_histogram_quantiles_are_nearest_rank_bin_centres() -> None:
 
 
 def test_clipping_telemetry() -> None:
-    t = clipping_telemetry({0: 4, 3: 5, 20: 1}, steps=12, clipped_steps=3, max_norm=10.5,
+    t = clipping_telemetry({0: 4, 3: 5, 20: 1}, steps=12, clipped_steps=3, max_norms=[10.5, 3.0],
                            divergence_norms=[4.0, math.nan, 2.0])
     assert isinstance(t, Telemetry)
     assert t.steps == 12 and t.clipped_fraction == 0.25
@@ -161,8 +161,8 @@ def test_clipping_telemetry() -> None:
     assert t.norm_p99 == 10.5  # bin 20's centre, 10.59, is capped at the exact maximum
     assert t.norm_max == 10.5
     assert t.divergence_norm == 4.0 and t.diverged_with_norm == 3  # median of 2, 4, NaN (as inf)
-    none_diverged = clipping_telemetry({0: 1}, steps=1, clipped_steps=0, max_norm=1.0, divergence_norms=[])
+    none_diverged = clipping_telemetry({0: 1}, steps=1, clipped_steps=0, max_norms=[1.0], divergence_norms=[])
     assert isinstance(none_diverged, Telemetry)
     assert none_diverged.divergence_norm == Unavailable("no run diverged after an update")
-    assert clipping_telemetry({}, steps=3, clipped_steps=0, max_norm=math.inf, divergence_norms=[]) == Unavailable(
+    assert clipping_telemetry({}, steps=3, clipped_steps=0, max_norms=[math.inf], divergence_norms=[]) == Unavailable(
         "no update with a finite gradient norm has been recorded")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from service.api.deps import SessionDep, SettingsDep
@@ -105,7 +105,7 @@ def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: 
 
 
 @router.get("/{sweep_id}/cells/{cell_index}/series", response_model=CellSeriesOut)
-def get_cell_series(*, sweep_id: int, cell_index: int, session: SessionDep) -> CellSeriesOut:
+def get_cell_series(*, sweep_id: int, cell_index: Annotated[int, Path(ge=0)], session: SessionDep) -> CellSeriesOut:
     """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
     get_sweep(session, sweep_id)
     runs = cell_runs(session, sweep_id, cell_index)

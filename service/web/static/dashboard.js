@@ -77,11 +77,15 @@ const clipsweep = (() => {
   const draw = (id, traces, extra) => Plotly.react(id, traces, layout(extra), PLOT_CONFIG);
   // plotly.js (4.8 MB) loads deferred, so the page's API requests run while the browser parses it;
   // drawing waits for it.
-  const plotlyLoaded = () => (window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
-    const script = document.getElementById("plotly-js");
-    script.addEventListener("load", resolve);
-    script.addEventListener("error", () => reject(new Error("could not load the chart library")));
-  }));
+  let plotly = null;
+  const plotlyLoaded = () => {
+    plotly ??= window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
+      const script = document.getElementById("plotly-js");
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => reject(new Error("could not load the chart library; reload the page")));
+    });
+    return plotly;
+  };
   const unique = (xs) => [...new Set(xs)];
   const lrAxis = (lrs) => ({ title: { text: "learning rate" }, tickvals: lrs, ticktext: lrs.map(String),
     type: lrs.length > 1 && Math.max(...lrs) / Math.min(...lrs) >= 10 ? "log" : "linear" });
@@ -175,7 +179,7 @@ const clipsweep = (() => {
     const last = (r) => r[key][r[key].length - 1];
     const diverged = series.runs.filter((r) => r.outcome === "diverged" && last(r) !== null);
     if (diverged.length) {
-      const top = Math.max(...traces.flatMap((t) => t.y.filter((y) => y !== null)), 1e-12);
+      const top = traces.reduce((m, t) => t.y.reduce((a, y) => (y !== null && y > a ? y : a), m), 1e-12);
       traces.push({
         x: diverged.map((r) => r.diverged_at_step),
         y: diverged.map((r) => positive([last(r)])[0] ?? top),
@@ -192,6 +196,13 @@ const clipsweep = (() => {
       shapes });
   }
 
+  // The norm charts show the global L2 pre-clip norm: only L2 norm clipping's threshold is on that scale.
+  const clipThreshold = (method, params) => (method === "norm" && String(params.norm_type) === "2" ? params.max_norm : null);
+
+  // "running", "cancelling", or "queued (waiting for resources: …)": what the sweep is doing now.
+  const doing = (s) => text(s.status === "running" && s.cancel_requested_at ? "cancelling" : s.status) +
+    (s.status_detail && !FINISHED.has(s.status) ? ` <span class="muted">(${text(s.status_detail)})</span>` : "");
+
   // ---- pages -------------------------------------------------------------------------------
   function sweepsPage() {
     const body = document.querySelector("#sweeps tbody");
@@ -207,7 +218,7 @@ const clipsweep = (() => {
       const page = await api(`/api/v1/sweeps?limit=100${status}`);
       body.innerHTML = page.items.length ? page.items.map((s) => `<tr data-sweep="${s.id}">
         <td class="num">${s.id}</td><td><a href="/sweeps/${s.id}">${text(s.name)}</a></td><td>${text(s.task)}</td>
-        <td class="status-${text(s.status)}">${text(s.status)}</td><td class="progress">${bar(s.progress)}</td>
+        <td class="status-${text(s.status)}">${doing(s)}</td><td class="progress">${bar(s.progress)}</td>
         <td class="num">${s.progress.by_outcome.diverged ?? 0}</td>
         <td>${when(s.created_at)}</td><td class="num">${took(s)}</td></tr>`).join("")
         : `<tr><td colspan="8" class="muted">No ${filter.value ? `${text(filter.value)} ` : ""}sweeps.</td></tr>`;
@@ -224,7 +235,13 @@ const clipsweep = (() => {
     const params = Object.entries(spec.task?.params || {}).map(([k, v]) => `${k}=${v}`).join(", ");
     const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds;
     const parts = [`${spec.task?.name ?? sweep.task}(${params})`];
-    if (spec.optimizer) parts.push(`${spec.optimizer.name}, momentum ${spec.optimizer.momentum}`);
+    const opt = spec.optimizer;
+    if (opt) {
+      const knobs = opt.name === "sgd" ? [`momentum ${opt.momentum}`] : [`betas ${opt.beta1}, ${opt.beta2}`];
+      if (opt.weight_decay) knobs.push(`weight decay ${opt.weight_decay}`);
+      if (opt.warmup_steps) knobs.push(`warm-up ${opt.warmup_steps} steps`);
+      parts.push(`${opt.name}, ${knobs.join(", ")}`);
+    }
     if (seeds) parts.push(`${seeds} seeds per cell`);
     if (spec.budget) parts.push(`${spec.budget.max_steps} steps × batch ${spec.budget.batch_size}`);
     const html = parts.map(text);
@@ -257,7 +274,7 @@ const clipsweep = (() => {
     return summary.cells.map((c) => {
       const t = c.telemetry;
       const head = `<td class="num">${c.lr}</td><td>${text(c.clipping)}</td>`;
-      if (t.steps === undefined) return `<tr data-cell="${c.cell_index}">${head}<td colspan="7" class="muted">${text(t.reason)}</td></tr>`;
+      if (t.reason) return `<tr data-cell="${c.cell_index}">${head}<td colspan="7" class="muted">${text(t.reason)}</td></tr>`;
       const atDivergence = t.divergence_norm.value !== null
         ? `${fmt(t.divergence_norm.value)} (${t.diverged_with_norm})` : `<span class="muted">${text(t.divergence_norm.reason)}</span>`;
       return `<tr data-cell="${c.cell_index}">${head}<td class="num">${t.steps}</td><td class="num">${pct(t.clipped_fraction)}</td>
@@ -274,14 +291,15 @@ const clipsweep = (() => {
   };
 
   function sweepPage(id) {
-    const state = { cell: null, lr: null, tolerance: 0.05, series: null };
+    const ui = { cell: null, lr: null, tolerance: 0.05 };
     const $ = (x) => document.getElementById(x);
     let sweep = null;
     let summary = null;
 
     const drawCell = async () => {
-      const series = await api(`/api/v1/sweeps/${id}/cells/${state.cell}/series`);
-      const threshold = series.clip_method === "norm" ? series.clip_params.max_norm : null;
+      const series = await api(`/api/v1/sweeps/${id}/cells/${ui.cell}/series`);
+      if (series.cell_index !== ui.cell) return; // another cell was chosen meanwhile
+      const threshold = clipThreshold(series.clip_method, series.clip_params);
       drawSeeds("losses", series, "loss", null);
       drawSeeds("norms", series, "grad_norm", threshold);
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
@@ -293,7 +311,7 @@ const clipsweep = (() => {
     const drawSummary = () => {
       const p = sweep.progress;
       const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
-      $("status").innerHTML = `<span class="status-${text(sweep.status)}">${text(sweep.status)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
+      $("status").innerHTML = `<span class="status-${text(sweep.status)}">${doing(sweep)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
       $("bar-fill").style.width = pct(p.runs_total ? p.done / p.runs_total : 0);
       $("about").innerHTML = about(sweep);
       $("error").hidden = !sweep.error;
@@ -301,35 +319,45 @@ const clipsweep = (() => {
       $("headline").hidden = !summary.headline;
       $("headline").textContent = summary.headline ?? "";
       const cells = summary.cells;
-      if (state.cell === null) state.cell = interestingCell(cells);
-      if (state.lr === null) state.lr = cells.find((c) => c.cell_index === state.cell).lr;
-      fillSelect($("cell-select"), cells.map((c) => [c.cell_index, `lr ${c.lr} · ${c.clipping}`]), state.cell);
-      fillSelect($("convergence-lr"), unique(cells.map((c) => c.lr)).sort((a, b) => a - b).map((lr) => [lr, lr]), state.lr);
+      if (ui.cell === null) ui.cell = interestingCell(cells);
+      if (ui.lr === null) ui.lr = cells.find((c) => c.cell_index === ui.cell).lr;
+      fillSelect($("cell-select"), cells.map((c) => [c.cell_index, `lr ${c.lr} · ${c.clipping}`]), ui.cell);
+      fillSelect($("convergence-lr"), unique(cells.map((c) => c.lr)).sort((a, b) => a - b).map((lr) => [lr, lr]), ui.lr);
       drawHeatmap(cells);
       drawFrontier(summary);
-      drawConvergence(summary, state.lr, sweep.spec.budget.max_steps);
+      drawConvergence(summary, ui.lr, sweep.spec.budget.max_steps);
       document.querySelector("#cells tbody").innerHTML = cellRows(summary);
       document.querySelector("#telemetry tbody").innerHTML = telemetryRows(summary);
     };
     const load = async () => {
       [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
-        api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`), plotlyLoaded()]);
+        api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`), plotlyLoaded()]);
       drawSummary();
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
       document.documentElement.dataset.rendered = "1";
       return !FINISHED.has(sweep.status);
     };
-    $("cell-select").addEventListener("change", (e) => { state.cell = Number(e.target.value); drawCell(); });
-    $("convergence-lr").addEventListener("change", (e) => {
-      state.lr = Number(e.target.value);
-      drawConvergence(summary, state.lr, sweep.spec.budget.max_steps);
-    });
-    $("tolerance").addEventListener("change", async (e) => {
-      state.tolerance = Number(e.target.value);
-      summary = await api(`/api/v1/sweeps/${id}/summary?tolerance=${state.tolerance}`);
-      drawSummary();
-    });
+    // A failure in a handler shows in #load-error like a failed refresh.
+    const shown = (action) => async (e) => {
+      try {
+        await action(e);
+        $("load-error").hidden = true;
+      } catch (err) {
+        $("load-error").textContent = `Could not update the page (${err.message}).`;
+        $("load-error").hidden = false;
+      }
+    };
+    $("cell-select").addEventListener("change", shown((e) => { ui.cell = Number(e.target.value); return drawCell(); }));
+    $("convergence-lr").addEventListener("change", shown((e) => {
+      ui.lr = Number(e.target.value);
+      if (sweep) drawConvergence(summary, ui.lr, sweep.spec.budget.max_steps);
+    }));
+    $("tolerance").addEventListener("change", shown(async (e) => {
+      ui.tolerance = Number(e.target.value);
+      summary = await api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`);
+      if (sweep) drawSummary();
+    }));
     repeatWhile(load, 2);
   }
 
@@ -354,7 +382,7 @@ const clipsweep = (() => {
       const series = { runs: [{ ...points, seed: run.seed, outcome: run.outcome, trigger: run.trigger, diverged_at_step: run.diverged_at_step }] };
       const clip = run.config.clipping;
       drawSeeds("run-loss", series, "loss", null);
-      drawSeeds("run-norm", series, "grad_norm", clip.method === "norm" ? clip.params.max_norm : null);
+      drawSeeds("run-norm", series, "grad_norm", clipThreshold(clip.method, clip.params));
       $("reproduce").textContent = run.reproduce;
       $("config").textContent = JSON.stringify({ ...run.config, seed: run.seed }, null, 2);
       document.documentElement.dataset.rendered = "1";
