@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainers import ClippingConfig, ConvergenceConfig, TrainConfig, run_seed  # noqa: E402
+from trainers.loop import resolve_device  # noqa: E402
 from trainers.vectorized import run_chunk  # noqa: E402
 
 SEQ_LEN, HIDDEN, BATCH = 50, 64, 32
@@ -82,14 +83,25 @@ def timed(fn) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 16, 64, 256])
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--sequential-runs", type=int, default=5,
+    parser.add_argument("--seeds", type=positive, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--steps", type=positive, default=500)
+    parser.add_argument("--sequential-runs", type=positive, default=5,
                         help="runs timed on the sequential path (its rate does not depend on the chunk)")
     args = parser.parse_args()
+    try:
+        resolve_device(args.device)  # says plainly when there is no CUDA device
+    except RuntimeError as exc:
+        parser.error(str(exc))
 
     cfg = config(args.steps, args.device)
     print(f"# {platform.node()} · {platform.processor() or platform.machine()} · torch {torch.__version__} · "

@@ -6,8 +6,7 @@ these dataclasses; the Ray adapter turns Tune's plain-dict config back into them
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
 
@@ -83,8 +82,7 @@ class ClippingConfig:
         if cls is None:
             shown = dict(sorted(self.params.items()))
         else:
-            fields = dataclasses.fields(cls.Params)
-            shown = {f.name: self.params.get(f.name, f.default) for i, f in enumerate(fields)
+            shown = {f.name: self.params.get(f.name, f.default) for i, f in enumerate(fields(cls.Params))
                      if i == 0 or (f.name in self.params and self.params[f.name] != f.default)}
         if not shown:
             return self.method

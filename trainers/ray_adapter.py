@@ -1,4 +1,4 @@
-"""The one module of trainers/ that imports Ray: a Tune trainable around `run_seed`.
+"""The one module of trainers/ that imports Ray: a Tune trainable around `run_chunk`.
 
 Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, the chunk of seeds is
 trained by the Ray-free engine (vectorized where the task allows), and every seed is reported the

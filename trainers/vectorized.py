@@ -8,9 +8,11 @@ instead of S small ones. What must stay per seed does:
   exactly seed s's own gradient, since no operation mixes seeds;
 - clipping: every clipper decides per seed, with per-seed state (trainers/clipping/base.py);
 - the optimizer: SGD, Adam and AdamW are element-wise, so stacked parameters get per-seed updates;
-- divergence and convergence: a seed that diverges or converges leaves the batch before the
-  optimizer steps (its parameters, optimizer state and clipper state are dropped), so it stops
-  updating, its NaNs never reach anyone, and the rest of the chunk no longer pays for it.
+- divergence and convergence: a seed that diverges leaves the batch before the optimizer steps,
+  one that converges right after its last update and evaluation (its parameters, optimizer state
+  and clipper state are dropped), so it stops updating, its NaNs never reach anyone, and the rest
+  of the chunk no longer pays for it. The divergence rules are the sequential loop's own
+  (trainers/detection.py), applied on the host in float64.
 
 `run_chunk` is the entry point: vectorized when the task allows it, seed after seed otherwise. The
 step order is the sequential loop's (trainers/loop.py), and a test holds the two together.
@@ -19,7 +21,6 @@ step order is the sequential loop's (trainers/loop.py), and a test holds the two
 from __future__ import annotations
 
 import copy
-import math
 from typing import Iterator, Sequence
 
 import torch
@@ -27,8 +28,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from trainers.allocator import keep_freed_memory
 from trainers.clipping import ClipContext, Clipper, build_clipper
-from trainers.config import TrainConfig
-from trainers.detection import Trigger, is_converged
+from trainers.config import DivergenceConfig, TrainConfig
+from trainers.detection import grad_trigger, is_converged, loss_trigger
 from trainers.loop import Outcome, RunRecorder, RunResult, StepRecord, is_eval_step, resolve_device, run_seed
 from trainers.optim import build_optimizer, lr_at, set_lr
 from trainers.tasks import Task, build_task
@@ -114,20 +115,17 @@ class _VectorizedChunk:
             loss_values = losses.detach()
             if self.initial_loss is None:
                 self.initial_loss = loss_values.clone()
-            loss_bad = ~torch.isfinite(loss_values) | (loss_values > rule.loss_factor * self.initial_loss[alive])
 
             for p in self.params:
                 p.grad = None
             losses.sum().backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
             telemetry = self.clipper.clip(grads, [p.detach() for p in self.params])
-            pre = telemetry.pre_norm
-            grad_bad = ~loss_bad & (~torch.isfinite(pre) | (pre > rule.grad_norm_limit))
-
-            # One host transfer per step for everything the records need.
-            rows = torch.stack([loss_values.double(), pre.double(), telemetry.clipped.double(),
-                                loss_bad.double(), grad_bad.double()]).cpu().T.tolist()
-            records = [self._step_record(step, *row) for row in rows]
+            # One host transfer per step for everything the records need; the divergence rules
+            # then run on the host in float64, exactly as in the sequential loop.
+            rows = torch.stack([loss_values.double(), self.initial_loss[alive].double(),
+                                telemetry.pre_norm.double(), telemetry.clipped.double()]).cpu().T.tolist()
+            records = [self._step_record(step, *row, rule) for row in rows]
             # Seeds that diverged leave before the update: they stop, and their NaNs go with them.
             yield from self._finish(records, record_all=False)
             records = [rec for rec in records if rec.outcome is None]
@@ -149,14 +147,14 @@ class _VectorizedChunk:
             yield self.seeds[original], self.recorders[original].result()
 
     @staticmethod
-    def _step_record(step: int, loss: float, pre: float, clipped: float, loss_bad: float,
-                     grad_bad: float) -> StepRecord:
-        """The record of one seed's step, with the same triggers the sequential loop gives."""
-        if loss_bad:
-            trigger = Trigger.NONFINITE_LOSS if not math.isfinite(loss) else Trigger.LOSS_EXPLOSION
+    def _step_record(step: int, loss: float, initial: float, pre: float, clipped: float,
+                     rule: DivergenceConfig) -> StepRecord:
+        """The record of one seed's step, judged by the sequential loop's own rules."""
+        trigger = loss_trigger(loss, initial, rule)
+        if trigger is not None:  # diverged before backward: in the sequential loop no norm exists
             return StepRecord(step, loss, outcome=Outcome.DIVERGED, trigger=trigger)
-        if grad_bad:
-            trigger = Trigger.NONFINITE_GRAD if not math.isfinite(pre) else Trigger.GRAD_EXPLOSION
+        trigger = grad_trigger(pre, rule)
+        if trigger is not None:
             return StepRecord(step, loss, pre, bool(clipped), outcome=Outcome.DIVERGED, trigger=trigger)
         return StepRecord(step, loss, pre, bool(clipped))
 

@@ -258,3 +258,8 @@ def test_unknown_parameter_names_key_and_known_ones(method: str, key: str, known
     assert info.value.path == f"params.{key}"
     assert info.value.message == f"unknown parameter; known: {known}"
     assert str(info.value) == f"params.{key}: unknown parameter; known: {known}"
+
+
+def test_clipping_before_bind_says_what_to_call() -> None:
+    with pytest.raises(RuntimeError, match=r"the 'norm' clipper is not bound: call bind\(ClipContext"):
+        build_clipper("norm", {}).clip([torch.ones(1, 3)], [torch.ones(1, 3)])

@@ -88,7 +88,7 @@ def test_real_runs_serialize(config: TrainConfig, outcome: str, trigger: str | N
 def test_train_chunk_reports_each_seed_of_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """The trainable turns Tune's plain dict back into the TrainConfig, trains the chunk with
     run_chunk (vectorized here: 3 seeds of the adding task) and reports one payload per seed, as
-    each finishes: the lr-1000 seeds diverge at once and are reported before the budget ends."""
+    each finishes."""
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: reports.append({"threads": n}))

@@ -76,6 +76,8 @@ class Clipper(Parametrized, ABC):
     def clip(self, grads: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> ClipTelemetry:
         """Clip `grads` (each (S, ...), modified in place) given the current `weights` (same
         shapes, read only)."""
+        if not hasattr(self, "context"):
+            raise RuntimeError(f"the {self.name!r} clipper is not bound: call bind(ClipContext(...)) once before clip")
         pre = seed_norms(grads)
         clipped = self._clip(grads, weights, pre)
         return ClipTelemetry(pre_norm=pre, post_norm=seed_norms(grads), clipped=clipped)

@@ -16,9 +16,9 @@ from torch import nn
 
 from trainers.seeding import generator
 from trainers.tasks.base import Task
-from trainers.tasks.rnn import TanhRNN, TanhRNNParams, build_tanh_rnn
+from trainers.tasks.rnn import TanhRNNParams, build_tanh_rnn
 
-__all__ = ["AddingParams", "AddingTask", "TanhRNN"]
+__all__ = ["AddingParams", "AddingTask"]
 
 
 @dataclass(frozen=True)
