@@ -16,9 +16,16 @@ import click
 import yaml
 
 from service.client import ApiError, Client
-from service.settings import Settings, get_settings
+from service.settings import Settings, SettingsError, get_settings
 
 FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _setup_logging() -> None:
@@ -59,7 +66,7 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
 
     _setup_logging()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = get_settings().model_copy(update=overrides)
+    settings = _settings().model_copy(update=overrides)
     _open_or_exit(settings)  # migrate or refuse before anything starts
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
@@ -86,7 +93,7 @@ def worker(exit_with_parent: bool) -> None:
     from service.worker import Worker, WorkerAlreadyRunning, hold_sqlite_worker_lock, stop_when_orphaned
 
     _setup_logging()
-    settings = get_settings()
+    settings = _settings()
     try:
         lock = hold_sqlite_worker_lock(settings.resolved_database_url)  # noqa: F841 (held while we run)
         _, factory = open_database(settings)
@@ -111,7 +118,7 @@ def drive(sweep_id: int, worker_id: str, parent_pid: int | None) -> None:
     from service.worker import execute_sweep, stop_when_orphaned
 
     _setup_logging()
-    settings = get_settings()
+    settings = _settings()
     _, factory = open_database(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -130,7 +137,7 @@ def upgrade() -> None:
     """Upgrade the configured database (CLIPSWEEP_DATABASE_URL) to this version's schema."""
     from service.db import schema
 
-    url = get_settings().resolved_database_url
+    url = _settings().resolved_database_url
     schema.upgrade(url)
     click.echo(f"database at revision {schema.head_revision()}: {url}")
 
@@ -141,7 +148,7 @@ def current() -> None:
     from service.db import schema
     from service.db.session import make_engine
 
-    url = get_settings().resolved_database_url
+    url = _settings().resolved_database_url
     engine = make_engine(url)
     click.echo(f"database: {schema.current_revision(engine) or 'empty'}; "
                f"this clipsweep needs: {schema.head_revision()}")
@@ -156,7 +163,7 @@ server_option = click.option(
 
 
 def _client(server: str | None) -> Client:
-    return Client(server or get_settings().resolved_server_url)
+    return Client(server or _settings().resolved_server_url)
 
 
 def _fail(exc: ApiError) -> None:

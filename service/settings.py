@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         return (self.server_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class SettingsError(ValueError):
+    """A CLIPSWEEP_ variable with a bad value; the message names each variable and what it needs."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"CLIPSWEEP_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                    for e in exc.errors()]
+        raise SettingsError("bad settings in the environment:\n  " + "\n  ".join(problems)) from None

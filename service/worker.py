@@ -68,7 +68,6 @@ class DatabaseSink:
         self.failures: list[tuple[int, Sequence[int], str]] = []  # chunks whose code raised
         self.oldest: float | None = None
         self.last_beat = self.last_control = time.monotonic()
-        self.stored = 0
         self.cancelled = False
         self.lost_claim = False  # another worker holds the sweep now: stop, write nothing more
         self.lost: list[str] = []  # errors of trials lost to infrastructure
@@ -145,14 +144,17 @@ class DatabaseSink:
     def flush(self) -> None:
         """Write what is buffered in one transaction. Results go first: the runs a failed chunk
         reported before it raised keep their outcomes, only the rest end `failed`."""
+        if self.lost_claim:
+            # Another worker trains these runs now: results are idempotent and still go in, but
+            # attempts and failures are its to write.
+            self.to_count, self.failures = [], []
         if not self.buffer and not self.failures and not self.to_count:
             return
         with session_scope(self.factory) as session:
             count_attempts(session, self.sweep_id, self.to_count)
-            stored = store_results(session, self.sweep_id, self.buffer)
+            store_results(session, self.sweep_id, self.buffer)
             for cell_index, seeds, error in self.failures:
                 fail_runs(session, self.sweep_id, cell_index, seeds, error)
-        self.stored += stored
         self.buffer, self.failures, self.to_count, self.oldest = [], [], [], None
 
     @property
@@ -242,6 +244,13 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
         log.exception("sweep %s: Ray is unavailable", sweep_id)
         _give_back_quietly(factory, sweep_id, worker_id, f"waiting for Ray: {exc}", settings.resource_wait_seconds)
     except Exception as exc:
+        from service import tune_runner  # Ray's own exceptions tell lost infrastructure apart
+
+        if tune_runner.is_infrastructure_error(exc):  # Ray went away under Tune: not the sweep's fault
+            log.exception("sweep %s: Ray failed under the trials; giving the sweep back", sweep_id)
+            _give_back_quietly(factory, sweep_id, worker_id, f"waiting for Ray: {type(exc).__name__}",
+                               settings.resource_wait_seconds)
+            return
         log.exception("sweep %s could not run", sweep_id)
         message = f"{type(exc).__name__}: {exc}"
         with session_scope(factory) as session:

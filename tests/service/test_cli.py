@@ -90,3 +90,13 @@ def test_an_unreachable_server_says_how_to_fix_it() -> None:
 def test_an_unknown_sweep_is_reported(server: Server) -> None:
     result = clipsweep("status", "999999", server=server.url)
     assert result.returncode != 0 and "no sweep with id 999999" in result.stderr
+
+
+def test_a_bad_setting_names_the_variable_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "CLIPSWEEP_DATA_DIR": str(tmp_path), "CLIPSWEEP_MAX_SWEEPS_PER_WORKER": "0",
+           "CLIPSWEEP_PORT": "eighty"}
+    result = subprocess.run([sys.executable, "-m", "service.cli", "db", "current"], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "CLIPSWEEP_MAX_SWEEPS_PER_WORKER='0': Input should be greater than or equal to 1" in result.stderr
+    assert "CLIPSWEEP_PORT='eighty'" in result.stderr
