@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from enum import Enum
 
+import torch
+
 from trainers.config import DivergenceConfig
 
 
@@ -26,6 +28,11 @@ def loss_trigger(loss: float, initial_loss: float, rule: DivergenceConfig) -> Tr
     return None
 
 
+def loss_ok(losses: torch.Tensor, initial: torch.Tensor, rule: DivergenceConfig) -> torch.Tensor:
+    """Where `loss_trigger` gives None, for float64 tensors of many seeds at once."""
+    return torch.isfinite(losses) & (losses <= rule.loss_factor * initial)
+
+
 def grad_trigger(pre_clip_norm: float, rule: DivergenceConfig) -> Trigger | None:
     """Divergence read off the pre-clip gradient norm: not finite, or above the limit.
 
@@ -38,6 +45,16 @@ def grad_trigger(pre_clip_norm: float, rule: DivergenceConfig) -> Trigger | None
     return None
 
 
+def grad_ok(pre_clip_norms: torch.Tensor, rule: DivergenceConfig) -> torch.Tensor:
+    """Where `grad_trigger` gives None, for a float64 tensor of many seeds at once."""
+    return torch.isfinite(pre_clip_norms) & (pre_clip_norms <= rule.grad_norm_limit)
+
+
 def is_converged(eval_loss: float, target_loss: float) -> bool:
     """At or under the target. A non-finite loss never converges."""
     return math.isfinite(eval_loss) and eval_loss <= target_loss
+
+
+def converged(eval_losses: torch.Tensor, target_loss: float) -> torch.Tensor:
+    """Where `is_converged` is true, for a float64 tensor of many seeds at once."""
+    return torch.isfinite(eval_losses) & (eval_losses <= target_loss)

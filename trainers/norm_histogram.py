@@ -8,16 +8,22 @@ bin is within 6% (10^(1/40) − 1) of any norm in it.
 
 from __future__ import annotations
 
-import math
+import torch
 
 BINS_PER_DECADE = 20
 # Norms below this (a zero gradient) share the lowest bin.
 SMALLEST = 1e-30
 
 
+def norm_bins(norms: torch.Tensor) -> torch.Tensor:
+    """The bins (int64) of finite, non-negative norms: floor(20 · log10(norm)), computed in float64.
+    The one rule for a single run and a chunk of seeds alike, so both bin a norm the same way."""
+    return torch.floor(BINS_PER_DECADE * torch.log10(norms.double().clamp(min=SMALLEST))).long()
+
+
 def norm_bin(norm: float) -> int:
-    """The bin of a finite, non-negative norm: floor(20 · log10(norm))."""
-    return math.floor(BINS_PER_DECADE * math.log10(max(norm, SMALLEST)))
+    """The bin of one finite, non-negative norm."""
+    return int(norm_bins(torch.tensor([norm], dtype=torch.float64))[0])
 
 
 def bin_centre(index: int) -> float:

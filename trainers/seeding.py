@@ -2,8 +2,10 @@
 
 Each purpose (initial weights, training data, evaluation data) draws from its own generator derived
 from (seed, stream name), so that changing how much one stream consumes never shifts another: the
-clipped and unclipped arms of seed s see identical data even if one stops early. Everything is drawn
-on the CPU and moved to the device afterwards, so a seed means the same numbers on CPU and GPU.
+clipped and unclipped arms of seed s see identical data even if one stops early. These generators
+run on the CPU (tensors are moved to the device afterwards), so a seed means the same numbers on CPU
+and GPU. Tasks whose data must be drawn on the device for many seeds at once use the counter-based
+streams of trainers/counter_rng.py instead, which give the same bits on every device too.
 """
 
 from __future__ import annotations

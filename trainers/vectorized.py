@@ -14,6 +14,11 @@ instead of S small ones. What must stay per seed does:
   of the chunk no longer pays for it. The divergence rules are the sequential loop's own
   (trainers/detection.py), applied on the host in float64.
 
+Nothing runs per seed per step in Python: a task with counter-based data (DrawnDataTask) draws the
+whole chunk's batch on the training device in one call, and ChunkRecorder folds a step of every
+seed into their results with a few tensor operations. At thousands of seeds on a GPU either would
+otherwise cost more than the training.
+
 `run_chunk` is the entry point: vectorized when the task allows it, seed after seed otherwise. The
 step order is the sequential loop's (trainers/loop.py), and a test holds the two together.
 """
@@ -29,10 +34,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from trainers.allocator import keep_freed_memory
 from trainers.clipping import ClipContext, Clipper, build_clipper
 from trainers.config import DivergenceConfig, TrainConfig
-from trainers.detection import grad_trigger, is_converged, loss_trigger
-from trainers.loop import Outcome, RunRecorder, RunResult, StepRecord, is_eval_step, resolve_device, run_seed
+from trainers.chunk_recorder import ChunkRecorder
+from trainers.detection import converged, grad_ok, grad_trigger, loss_ok, loss_trigger
+from trainers.loop import Outcome, RunResult, StepRecord, is_eval_step, resolve_device, run_seed
 from trainers.optim import build_optimizer, lr_at, set_lr
 from trainers.tasks import Task, build_task
+from trainers.tasks.base import DrawnDataTask
 
 
 def run_chunk(config: TrainConfig, seeds: Sequence[int], *,
@@ -76,12 +83,18 @@ class _VectorizedChunk:
         self.clipper: Clipper = build_clipper(config.clipping.method, config.clipping.params)
         self.clipper.bind(ClipContext(n_seeds=len(seeds), max_steps=config.max_steps, device=self.device,
                                       is_head=task.head_mask(self.names)))
-        evals = [task.eval_batch(seed) for seed in seeds]
-        self.eval_x = torch.stack([x for x, _ in evals]).to(self.device)
-        self.eval_y = torch.stack([y for _, y in evals]).to(self.device)
-        # `alive` indexes the original seeds still training, in the order of the batch dimension.
+        # A task with counter-based data draws every seed's batch at once on the device.
+        self.drawn = isinstance(task, DrawnDataTask)
+        self.seed_ids = torch.tensor(seeds, dtype=torch.int64, device=self.device)
+        if self.drawn:
+            self.eval_x, self.eval_y = task.draw(self.seed_ids, "eval", 0, task.params.eval_size)
+        else:
+            evals = [task.eval_batch(seed) for seed in seeds]
+            self.eval_x = torch.stack([x for x, _ in evals]).to(self.device)
+            self.eval_y = torch.stack([y for _, y in evals]).to(self.device)
+        # `alive` holds the positions (in `seeds`) of the seeds still training, in batch order.
         self.alive = torch.arange(len(seeds))
-        self.recorders = [RunRecorder(config.record_every) for _ in seeds]
+        self.recorder = ChunkRecorder(len(seeds), config.record_every)
         self.initial_loss: torch.Tensor | None = None
         # A model may batch seeds itself (`forward_stacked(params, x)`, e.g. TanhRNN's recurrence
         # with hand-written BPTT), which beats vmap where vmap leaves many small autograd nodes.
@@ -103,15 +116,22 @@ class _VectorizedChunk:
             return self._task_losses(self._forward_stacked(params, x), y)
         return self._losses(params, self.buffers, x, y)
 
+    def _batch(self, data: Iterator[tuple[torch.Tensor, torch.Tensor]] | None,
+               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training batch of step `step` for the seeds still training, on the device."""
+        if data is None:  # counter-based data: drawn for exactly these seeds, where they train
+            return self.task.draw(self.seed_ids[self.alive.to(self.device)], "data", step, self.config.batch_size)
+        x, y = next(data)  # every seed's stream advances, finished ones too: streams stay aligned
+        return x[self.alive].to(self.device), y[self.alive].to(self.device)
+
     def run(self) -> Iterator[tuple[int, RunResult]]:
         config, rule = self.config, self.config.divergence
         target = config.convergence.target_loss or self.task.default_target_loss
-        data = _stacked_batches(self.task, self.seeds, config.batch_size)
+        data = None if self.drawn else _stacked_batches(self.task, self.seeds, config.batch_size)
         for step in range(config.max_steps):
             set_lr(self.optimizer, lr_at(step, config.lr, config.optimizer.warmup_steps))
-            x, y = next(data)  # every seed's stream advances, finished ones too: streams stay aligned
             alive = self.alive.to(self.device)
-            losses = self._batch_losses(x[self.alive].to(self.device), y[self.alive].to(self.device))
+            losses = self._batch_losses(*self._batch(data, step))
             loss_values = losses.detach()
             if self.initial_loss is None:
                 self.initial_loss = loss_values.clone()
@@ -122,63 +142,63 @@ class _VectorizedChunk:
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
             telemetry = self.clipper.clip(grads, [p.detach() for p in self.params])
             # One host transfer per step for everything the records need; the divergence rules
-            # then run on the host in float64, exactly as in the sequential loop.
-            rows = torch.stack([loss_values.double(), self.initial_loss[alive].double(),
-                                telemetry.pre_norm.double(), telemetry.clipped.double()]).cpu().T.tolist()
-            records = [self._step_record(step, *row, rule) for row in rows]
+            # then run on the host in float64, as in the sequential loop.
+            loss, initial, norm, clipped = torch.stack([
+                loss_values.double(), self.initial_loss[alive].double(),
+                telemetry.pre_norm.double(), telemetry.clipped.double()]).cpu()
             # Seeds that diverged leave before the update: they stop, and their NaNs go with them.
-            yield from self._finish(records, record_all=False)
-            records = [rec for rec in records if rec.outcome is None]
-            if not records:
-                return
+            loss_fine = loss_ok(loss, initial, rule)
+            diverged = ~(loss_fine & grad_ok(norm, rule))
+            if diverged.any():
+                ids = self.alive[diverged]
+                self.recorder.add(step, ids, loss[diverged], norm[diverged], clipped[diverged],
+                                  has_norm=loss_fine[diverged])
+                for seed, value, initial_value, n, c in zip(ids.tolist(), *(t[diverged].tolist() for t in (
+                        loss, initial, norm, clipped))):
+                    yield self._result(seed, self._diverged_record(step, value, initial_value, n, c, rule))
+                self._keep(~diverged)
+                if not len(self.alive):
+                    return
+                loss, norm, clipped = loss[~diverged], norm[~diverged], clipped[~diverged]
             self.optimizer.step()
 
+            eval_loss = None
             if is_eval_step(step, config):
                 with torch.no_grad():
                     alive = self.alive.to(self.device)
-                    values = self._batch_losses(self.eval_x[alive], self.eval_y[alive]).double().cpu().tolist()
-                records = [StepRecord(rec.step, rec.loss, rec.grad_norm, rec.clipped, value,
-                                      Outcome.CONVERGED if is_converged(value, target) else None)
-                           for rec, value in zip(records, values)]
-            yield from self._finish(records, record_all=True)
-            if not len(self.alive):
-                return
-        for original in self.alive.tolist():
-            yield self.seeds[original], self.recorders[original].result()
+                    eval_loss = self._batch_losses(self.eval_x[alive], self.eval_y[alive]).double().cpu()
+            self.recorder.add(step, self.alive, loss, norm, clipped, eval_loss=eval_loss)
+            if eval_loss is not None and (done := converged(eval_loss, target)).any():
+                for seed, value, n, c, e in zip(*(t[done].tolist() for t in (
+                        self.alive, loss, norm, clipped, eval_loss))):
+                    yield self._result(seed, StepRecord(step, value, n, bool(c), e, Outcome.CONVERGED))
+                self._keep(~done)
+                if not len(self.alive):
+                    return
+                loss, norm, clipped = loss[~done], norm[~done], clipped[~done]
+        for seed, value, n, c in zip(*(t.tolist() for t in (self.alive, loss, norm, clipped))):
+            yield self._result(seed, StepRecord(step, value, n, bool(c)))
+
+    def _result(self, position: int, last: StepRecord) -> tuple[int, RunResult]:
+        return self.seeds[position], self.recorder.result(position, last)
 
     @staticmethod
-    def _step_record(step: int, loss: float, initial: float, pre: float, clipped: float,
-                     rule: DivergenceConfig) -> StepRecord:
-        """The record of one seed's step, judged by the sequential loop's own rules."""
+    def _diverged_record(step: int, loss: float, initial: float, norm: float, clipped: float,
+                         rule: DivergenceConfig) -> StepRecord:
+        """The last record of a seed that diverged, with the trigger the sequential loop's own rules name."""
         trigger = loss_trigger(loss, initial, rule)
         if trigger is not None:  # diverged before backward: in the sequential loop no norm exists
             return StepRecord(step, loss, outcome=Outcome.DIVERGED, trigger=trigger)
-        trigger = grad_trigger(pre, rule)
-        if trigger is not None:
-            return StepRecord(step, loss, pre, bool(clipped), outcome=Outcome.DIVERGED, trigger=trigger)
-        return StepRecord(step, loss, pre, bool(clipped))
+        return StepRecord(step, loss, norm, bool(clipped), outcome=Outcome.DIVERGED,
+                          trigger=grad_trigger(norm, rule))
 
-    def _finish(self, records: list[StepRecord], *, record_all: bool) -> Iterator[tuple[int, RunResult]]:
-        """`records` holds this step's record of every seed in the batch, by position. Store the
-        final ones (and, with `record_all`, the others too), yield the finished seeds' results, and
-        drop those seeds from the batch."""
-        alive = self.alive.tolist()
-        done = [rec.outcome is not None for rec in records]
-        for original, rec, is_done in zip(alive, records, done):
-            if is_done or record_all:
-                self.recorders[original].add(rec)
-            if is_done:
-                yield self.seeds[original], self.recorders[original].result()
-        if any(done):
-            self._keep([i for i, is_done in enumerate(done) if not is_done])
-
-    def _keep(self, positions: list[int]) -> None:
-        """Keep only the seeds at these batch positions: their parameters (with gradients),
-        optimizer state and clipper state; the rest leave the batch for good."""
+    def _keep(self, keep: torch.Tensor) -> None:
+        """Keep only the seeds where `keep` (over the batch) is true: their parameters (with
+        gradients), optimizer state and clipper state; the rest leave the batch for good."""
         before = len(self.alive)
-        index = torch.tensor(positions, dtype=torch.long)
+        index = keep.nonzero().flatten()
         self.alive = self.alive[index]
-        if not positions:
+        if not len(index):
             return
         on_device = index.to(self.device)
         old_params, self.params = self.params, []

@@ -5,9 +5,18 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from trainers.config import DivergenceConfig
-from trainers.detection import Trigger, grad_trigger, is_converged, loss_trigger
+from trainers.detection import (
+    Trigger,
+    converged,
+    grad_ok,
+    grad_trigger,
+    is_converged,
+    loss_ok,
+    loss_trigger,
+)
 
 RULE = DivergenceConfig(loss_factor=100.0, grad_norm_limit=1.0e3)
 INITIAL = 0.25  # 100 × 0.25 = 25.0 exactly, so the boundary below is exact in floating point
@@ -71,3 +80,16 @@ def test_is_converged_at_or_under_target(eval_loss: float, target: float, expect
 def test_nonfinite_eval_loss_never_converges(eval_loss: float) -> None:
     """NaN compares false with everything; -inf is under any target but is not a real loss."""
     assert is_converged(eval_loss, 1.0e30) is False
+
+
+EDGES = [math.nan, math.inf, -math.inf, 0.0, 1e-300, 24.999999999999996, 25.0, 25.000000000000004,
+         999.9999999999999, 1000.0, 1000.0000000000001, 1e300]
+
+
+def test_the_chunk_rules_agree_with_the_scalar_rules_at_every_edge() -> None:
+    """The vectorized engine judges many seeds at once with loss_ok/grad_ok/converged: the same rule."""
+    values = torch.tensor(EDGES, dtype=torch.float64)
+    initial = torch.full_like(values, INITIAL)
+    assert loss_ok(values, initial, RULE).tolist() == [loss_trigger(v, INITIAL, RULE) is None for v in EDGES]
+    assert grad_ok(values, RULE).tolist() == [grad_trigger(v, RULE) is None for v in EDGES]
+    assert converged(values, 25.0).tolist() == [is_converged(v, 25.0) for v in EDGES]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainers import ClippingConfig, OptimizerConfig, build_task, train
+from trainers.counter_rng import uniform
 from trainers.seeding import generator, stream_seed
 
 from tests.trainers.helpers import SMALL_TASK, small_config, step_losses
@@ -137,25 +138,28 @@ def test_batch_size_does_not_change_weights_or_evaluation() -> None:
 
 
 def test_each_purpose_draws_from_its_own_named_stream() -> None:
-    """Weights come from the seed's "init" stream, training data from "data", evaluation data from
-    "eval" (trainers/seeding.py): the numbers a stored seed stands for are pinned to these streams."""
+    """Weights come from the seed's "init" generator (trainers/seeding.py), training data from the
+    counter-based stream "data" (batch k at step k) and evaluation data from "eval"
+    (trainers/counter_rng.py): the numbers a stored seed stands for are pinned to these streams."""
     task = build_task("adding", SMALL_TASK)
     model = task.build_model(9)
     init = generator(9, "init")
     for param in (model.w_in, model.w_hh, model.w_out):
         expected = torch.randn(param.shape, generator=init) * SMALL_TASK.get("init_std", 0.1)
         assert torch.equal(param.detach(), expected)
-    x, _ = next(task.batches(9, 8))
-    assert torch.equal(x[..., 0], torch.rand(SMALL_TASK["seq_len"], 8, generator=generator(9, "data")))
+    seed = torch.tensor([9])
+    for step, (x, _) in zip(range(3), task.batches(9, 8)):
+        assert torch.equal(x[..., 0], uniform(seed, "data.values", step, (SMALL_TASK["seq_len"], 8))[0])
     x_eval, _ = task.eval_batch(9)
-    assert torch.equal(x_eval[..., 0], torch.rand(SMALL_TASK["seq_len"], SMALL_TASK["eval_size"],
-                                                 generator=generator(9, "eval")))
+    assert torch.equal(x_eval[..., 0], uniform(seed, "eval.values", 0, (SMALL_TASK["seq_len"],
+                                                                         SMALL_TASK["eval_size"]))[0])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_seed_means_the_same_numbers_on_the_gpu() -> None:
-    """Weights and data are drawn on the CPU and moved, so step 0 on the GPU sees the CPU's
-    numbers (the loss agrees to float32 kernel differences), and GPU runs repeat themselves."""
+    """Weights are drawn on the CPU and moved, data is counter-based (the same bits anywhere), so
+    step 0 on the GPU sees the CPU's numbers (the loss agrees to float32 kernel differences), and
+    GPU runs repeat themselves."""
     cpu = list(train(small_config(max_steps=3), 0))
     gpu = list(train(small_config(max_steps=3, device="cuda"), 0))
     assert gpu[0].loss == pytest.approx(cpu[0].loss, rel=1e-4)

@@ -62,10 +62,21 @@ def test_a_seed_in_a_chunk_follows_its_sequential_run(task: str, method: str) ->
             assert a.step == b.step and a.clipped == b.clipped, (seed, a, b)
             assert close(a.loss, b.loss) and close(a.grad_norm, b.grad_norm), (seed, a, b)
         assert together.clipped_steps == alone.clipped_steps
+        for field in ("initial_loss", "final_loss", "min_loss", "final_eval_loss", "max_grad_norm",
+                      "divergence_grad_norm"):
+            assert close(getattr(together, field), getattr(alone, field)), (seed, field)
+        assert same_bins(together.norm_histogram, alone.norm_histogram), seed
+
+
+def same_bins(a: dict[int, int], b: dict[int, int]) -> bool:
+    """The same norms counted, in the same bins up to float32 noise moving one across a bin edge."""
+    def spread(h: dict[int, int]) -> list[int]:
+        return sorted(i for i, n in h.items() for _ in range(n))
+    return len(spread(a)) == len(spread(b)) and all(abs(x - y) <= 1 for x, y in zip(spread(a), spread(b)))
 
 
 def diverging_adding() -> TrainConfig:
-    """Adding at T=50 and lr 0.4: seeds 1 and 2 diverge within a few steps, 0 and 3 train on."""
+    """Adding at T=50 and lr 0.4: seeds 2 and 3 diverge within a few steps, 0 and 1 train on."""
     return TrainConfig(task="adding", lr=0.4, task_params={"seq_len": 50}, max_steps=30, batch_size=8,
                        record_every=1)
 
@@ -86,7 +97,7 @@ def test_results_come_as_seeds_finish() -> None:
     """A seed that diverges early is reported before the ones still training."""
     order = [seed for seed, _ in run_chunk(diverging_adding(), SEEDS, vectorize=True)]
     results = dict(run_chunk(diverging_adding(), SEEDS, vectorize=True))
-    assert order[:2] == [1, 2] or order[:2] == [2, 1]
+    assert sorted(order[:2]) == [2, 3]
     steps = [results[s].steps_done for s in order]
     assert steps == sorted(steps)
 

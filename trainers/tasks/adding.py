@@ -9,13 +9,11 @@ its last hidden state. Long sequences make the recurrent Jacobian product steep:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
-
 import torch
 from torch import nn
 
-from trainers.seeding import generator
-from trainers.tasks.base import Task
+from trainers.counter_rng import integers, uniform
+from trainers.tasks.base import DrawnDataTask
 from trainers.tasks.rnn import TanhRNNParams, build_tanh_rnn
 
 __all__ = ["AddingParams", "AddingTask"]
@@ -26,7 +24,7 @@ class AddingParams(TanhRNNParams):
     """seq_len, hidden, init, init_std, recurrent_gain, eval_size (see trainers/tasks/rnn.py)."""
 
 
-class AddingTask(Task):
+class AddingTask(DrawnDataTask):
     """Adding problem (Pascanu et al. 2013): predict the mean of two marked values in a sequence.
 
     `basic_tanh` initializes every weight from N(0, init_std) (0.1 in the paper); `smart_tanh` draws
@@ -44,25 +42,16 @@ class AddingTask(Task):
     def build_model(self, seed: int) -> nn.Module:
         return build_tanh_rnn(self.params, seed, n_in=2, n_out=1)
 
-    def _sample(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (S, seq_len, n, 2): values and markers; targets (S, n, 1)."""
         T = self.params.seq_len
-        values = torch.rand(T, batch, generator=gen)
-        first = torch.randint(0, max(1, T // 10), (batch,), generator=gen)
-        second = torch.randint(max(1, T // 10), T // 2, (batch,), generator=gen)
-        markers = torch.zeros(T, batch)
-        cols = torch.arange(batch)
-        markers[first, cols] = 1.0
-        markers[second, cols] = 1.0
-        target = 0.5 * (values[first, cols] + values[second, cols])
-        return torch.stack([values, markers], dim=-1), target.unsqueeze(-1)
-
-    def batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen = generator(seed, "data")
-        while True:
-            yield self._sample(gen, batch_size)
-
-    def eval_batch(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._sample(generator(seed, "eval"), self.params.eval_size)
+        values = uniform(seeds, f"{stream}.values", step, (T, n))
+        first = integers(seeds, f"{stream}.first", step, (1, n), 0, T // 10)
+        second = integers(seeds, f"{stream}.second", step, (1, n), T // 10, T // 2)
+        positions = torch.arange(T, device=seeds.device).view(1, T, 1)
+        markers = ((positions == first) | (positions == second)).to(torch.float32)
+        target = 0.5 * (values.gather(1, first) + values.gather(1, second))
+        return torch.stack([values, markers], dim=-1), target.view(len(seeds), n, 1)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.mean((output - target) ** 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from itertools import count
 from typing import Any, ClassVar, Iterator
 
 import torch
@@ -49,3 +50,26 @@ class Task(Parametrized, ABC):
     @abstractmethod
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar training loss."""
+
+
+class DrawnDataTask(Task):
+    """A task whose data comes from counter-based random numbers (trainers/counter_rng.py):
+    `draw(seeds, stream, step, n)` gives batch `step` of every seed in `seeds` at once, on their
+    device. The vectorized engine then draws a whole chunk's batch in one call on the device that
+    trains (no per-seed host work, no copy), and `batches`/`eval_batch` follow from the same
+    function, so a seed sees the same numbers alone or in a chunk. Params need an `eval_size`."""
+
+    @abstractmethod
+    def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of `n` examples for each seed, stacked along a leading seed dimension.
+        Stream "data" holds the training batches (step k: the k-th), "eval" the held-out batch."""
+
+    def batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        seeds = torch.tensor([seed])
+        for step in count():
+            x, y = self.draw(seeds, "data", step, batch_size)
+            yield x[0], y[0]
+
+    def eval_batch(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.draw(torch.tensor([seed]), "eval", 0, self.params.eval_size)
+        return x[0], y[0]

@@ -12,15 +12,13 @@ uniformly. After reading the whole sequence the network names the order it saw: 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.seeding import generator
-from trainers.tasks.base import Task
-from trainers.tasks.data import blocked_batches
+from trainers.counter_rng import integers
+from trainers.tasks.base import DrawnDataTask
 from trainers.tasks.rnn import TanhRNNParams, build_tanh_rnn
 
 N_SYMBOLS = 6
@@ -38,7 +36,7 @@ def relevant_windows(seq_len: int) -> tuple[range, range]:
     return range(width, 2 * width), range(seq_len // 2, seq_len // 2 + width)
 
 
-class TemporalOrderTask(Task):
+class TemporalOrderTask(DrawnDataTask):
     """Temporal order problem (Pascanu et al. 2013): classify the order of two symbols in a noisy sequence.
 
     Inputs (seq_len, batch, 6) one-hot; targets (batch,) class indices 0–3 (AA, AB, BA, BB); the
@@ -57,25 +55,18 @@ class TemporalOrderTask(Task):
     def build_model(self, seed: int) -> nn.Module:
         return build_tanh_rnn(self.params, seed, n_in=N_SYMBOLS, n_out=N_CLASSES)
 
-    def _sample(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (S, seq_len, n, 6) one-hot; targets (S, n) class indices."""
         T = self.params.seq_len
         first_window, second_window = relevant_windows(T)
-        symbols = torch.randint(2, N_SYMBOLS, (T, batch), generator=gen)
-        first_pos = torch.randint(first_window.start, first_window.stop, (batch,), generator=gen)
-        second_pos = torch.randint(second_window.start, second_window.stop, (batch,), generator=gen)
-        first = torch.randint(0, 2, (batch,), generator=gen)
-        second = torch.randint(0, 2, (batch,), generator=gen)
-        cols = torch.arange(batch)
-        symbols[first_pos, cols] = first
-        symbols[second_pos, cols] = second
+        symbols = integers(seeds, f"{stream}.symbols", step, (T, n), 2, N_SYMBOLS)
+        first_pos = integers(seeds, f"{stream}.first_pos", step, (1, n), first_window.start, first_window.stop)
+        second_pos = integers(seeds, f"{stream}.second_pos", step, (1, n), second_window.start, second_window.stop)
+        first = integers(seeds, f"{stream}.first", step, (1, n), 0, 2)
+        second = integers(seeds, f"{stream}.second", step, (1, n), 0, 2)
+        symbols = symbols.scatter(1, first_pos, first).scatter(1, second_pos, second)
         x = F.one_hot(symbols, N_SYMBOLS).to(torch.float32)
-        return x, 2 * first + second
-
-    def batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        return blocked_batches(self._sample, generator(seed, "data"), batch_size, batch_dims=(1, 0))
-
-    def eval_batch(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._sample(generator(seed, "eval"), self.params.eval_size)
+        return x, (2 * first + second).view(len(seeds), n)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target)
