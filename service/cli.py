@@ -160,6 +160,10 @@ def current() -> None:
 server_option = click.option(
     "--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
     help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")
+tolerance_option = click.option(
+    "--tolerance", default=0.05, show_default=True, type=float,
+    help="Divergence rate a learning rate may have and still count as stable (its 95% upper bound "
+         "must be under it): the headline's 'highest stable lr'. Strictly between 0 and 1.")
 
 
 def _client(server: str | None) -> Client:
@@ -218,8 +222,9 @@ def _load_spec(path: Path) -> Any:
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", is_flag=True, help="Show progress until the sweep ends, then its summary.")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between progress checks.")
+@tolerance_option
 @server_option
-def submit(spec_file: Path, wait: bool, poll: float, server: str | None) -> None:
+def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None) -> None:
     """Submit the sweep in SPEC_FILE (YAML or JSON)."""
     client = _client(server)
     try:
@@ -229,7 +234,7 @@ def submit(spec_file: Path, wait: bool, poll: float, server: str | None) -> None
         if not wait:
             return
         sweep = _wait(client, created["id"], poll)
-        click.echo(summary_table(client.summary(created["id"])))
+        click.echo(summary_table(client.summary(created["id"], tolerance)))
         if sweep["error"]:
             click.echo(f"error: {sweep['error']}", err=True)
         if sweep["status"] != "succeeded":
@@ -258,12 +263,13 @@ def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
 @main.command()
 @click.argument("sweep_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@tolerance_option
 @server_option
-def status(sweep_id: int, as_json: bool, server: str | None) -> None:
+def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None) -> None:
     """Show a sweep's status, progress and summary."""
     client = _client(server)
     try:
-        sweep, summary = client.sweep(sweep_id), client.summary(sweep_id)
+        sweep, summary = client.sweep(sweep_id), client.summary(sweep_id, tolerance)
     except ApiError as exc:
         _fail(exc)
     if as_json:

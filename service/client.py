@@ -39,8 +39,8 @@ class Client:
     def sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/sweeps/{sweep_id}")
 
-    def summary(self, sweep_id: int) -> dict[str, Any]:
-        return self._request("GET", f"/api/v1/sweeps/{sweep_id}/summary")
+    def summary(self, sweep_id: int, tolerance: float = 0.05) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/sweeps/{sweep_id}/summary", params={"tolerance": tolerance})
 
     def sweeps(self, limit: int = 20, offset: int = 0) -> dict[str, Any]:
         return self._request("GET", "/api/v1/sweeps", params={"limit": limit, "offset": offset})

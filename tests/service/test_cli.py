@@ -40,6 +40,12 @@ def test_submit_wait_shows_progress_then_the_summary_table(server: Server, tmp_p
     sweep_id = lines[0].split()[1]
     status = clipsweep("status", sweep_id, server=server.url)
     assert status.returncode == 0 and "cli-wait" in status.stdout and "divergence [95% CI]" in status.stdout
+    # With 3 seeds no rate is stable at 5% (its upper bound cannot get that low); at 90% it is.
+    assert "no stable learning rate at 5%" in status.stdout
+    lenient = clipsweep("status", sweep_id, "--tolerance", "0.9", server=server.url)
+    assert lenient.returncode == 0 and "highest stable lr 0.5" in lenient.stdout, lenient.stdout
+    bad = clipsweep("status", sweep_id, "--tolerance", "1.5", server=server.url)
+    assert bad.returncode != 0 and "tolerance" in bad.stderr, bad.stderr
     listing = clipsweep("list", server=server.url)
     assert listing.returncode == 0 and "cli-wait" in listing.stdout
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from service.spec import SpecError, cells, parse_spec
+from service.spec import SpecError, cells, parse_spec, resolve_spec
+from service.statistics import wilson_interval
+
+from tests.conftest import ROOT
 
 BASE: dict[str, Any] = {
     "task": {"name": "adding", "params": {"seq_len": 20}},
@@ -135,3 +140,17 @@ def test_missing_required_fields_are_each_named() -> None:
 def test_a_body_that_is_not_an_object() -> None:
     [err] = rejected([1, 2, 3])
     assert err["type"] == "model_type"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_every_example_spec_resolves(path: Path) -> None:
+    spec = resolve_spec(parse_spec(yaml.safe_load(path.read_text())))
+    assert spec.run_count == len(cells(spec)) * len(spec.seed_list)
+
+
+def test_the_frontier_example_has_the_seeds_a_5_percent_bound_needs() -> None:
+    """The README's three-question example: 0 of n seeds has a Wilson upper bound under 5% only from
+    n = 73 on, so fewer seeds could never show a stable learning rate at the default tolerance."""
+    spec = parse_spec(yaml.safe_load((ROOT / "examples" / "deep-mlp-frontier.yaml").read_text()))
+    assert len(spec.seed_list) >= 73 and wilson_interval(0, len(spec.seed_list))[1] < 0.05
