@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from trainers.loop import Outcome, Point, RunResult, StepRecord
+from trainers.loop import Point, RunResult, StepRecord, final_result
 from trainers.norm_histogram import norm_bins
 
 # Norm bins kept densely per seed: 1e-30 (the smallest bin) up to 1e40, past float32's largest
@@ -85,29 +85,18 @@ class ChunkRecorder:
 
     def result(self, seed: int, last: StepRecord) -> RunResult:
         """The RunResult of the seed at position `seed`, whose final step record is `last` (already added)."""
-        points = self.points[seed]
-        if not points or points[-1].step != last.step:
-            points.append(Point(last.step, last.loss, last.grad_norm, last.clipped))
-        outcome = last.outcome or Outcome.UNCONVERGED
-        updates = last.step + (0 if outcome is Outcome.DIVERGED else 1)
         min_loss = float(self.min_loss[seed])
         row = self.histogram[seed]
         histogram = {int(i) + _LOW: int(row[i]) for i in row.nonzero().flatten()}
         histogram.update(self.histogram_overflow.get(seed, {}))
         has_norm = bool(self.has_norm[seed])
-        return RunResult(
-            outcome=outcome,
-            steps_done=updates,
-            trigger=last.trigger,
-            diverged_at_step=last.step if outcome is Outcome.DIVERGED else None,
-            converged_at_step=updates if outcome is Outcome.CONVERGED else None,
+        return final_result(
+            last, self.points[seed],
             initial_loss=float(self.initial[seed]),
-            final_loss=last.loss,
             min_loss=min_loss if min_loss != float("inf") else None,
             final_eval_loss=float(self.final_eval[seed]) if self.has_eval[seed] else None,
             clipped_steps=int(self.clipped_steps[seed]),
             max_grad_norm=float(self.max_norm[seed]) if has_norm else None,
             norm_histogram=histogram,
-            divergence_grad_norm=float(self.last_norm[seed]) if has_norm and outcome is Outcome.DIVERGED else None,
-            points=points,
+            last_norm=float(self.last_norm[seed]) if has_norm else None,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -189,30 +189,33 @@ class RunRecorder:
         self.last = rec
 
     def result(self) -> RunResult:
-        last = self.last
-        if last is None:
+        if self.last is None:
             raise ValueError("a run yields at least one step record (max_steps >= 1)")
-        points = list(self.points)
-        if not points or points[-1].step != last.step:
-            points.append(Point(last.step, last.loss, last.grad_norm, last.clipped))
-        outcome = last.outcome or Outcome.UNCONVERGED
-        updates = last.step + (0 if outcome is Outcome.DIVERGED else 1)
-        return RunResult(
-            outcome=outcome,
-            steps_done=updates,
-            trigger=last.trigger,
-            diverged_at_step=last.step if outcome is Outcome.DIVERGED else None,
-            converged_at_step=updates if outcome is Outcome.CONVERGED else None,
-            initial_loss=self.initial,
-            final_loss=last.loss,
-            min_loss=self.min_loss,
-            final_eval_loss=self.final_eval,
-            clipped_steps=self.clipped_steps,
-            max_grad_norm=self.max_norm,
-            norm_histogram=dict(self.histogram),
-            divergence_grad_norm=self.last_norm if outcome is Outcome.DIVERGED else None,
-            points=points,
-        )
+        return final_result(self.last, list(self.points), initial_loss=self.initial, min_loss=self.min_loss,
+                            final_eval_loss=self.final_eval, clipped_steps=self.clipped_steps,
+                            max_grad_norm=self.max_norm, norm_histogram=dict(self.histogram),
+                            last_norm=self.last_norm)
+
+
+def final_result(last: StepRecord, points: list[Point], *, last_norm: float | None, **aggregates: Any) -> RunResult:
+    """A run's RunResult from its last step record, its kept points and its running aggregates
+    (RunResult's fields from initial_loss to norm_histogram): the outcome, the step counts and the
+    last point are derived here, for RunRecorder and the vectorized ChunkRecorder alike."""
+    if not points or points[-1].step != last.step:
+        points.append(Point(last.step, last.loss, last.grad_norm, last.clipped))
+    outcome = last.outcome or Outcome.UNCONVERGED
+    updates = last.step + (0 if outcome is Outcome.DIVERGED else 1)
+    return RunResult(
+        outcome=outcome,
+        steps_done=updates,
+        trigger=last.trigger,
+        diverged_at_step=last.step if outcome is Outcome.DIVERGED else None,
+        converged_at_step=updates if outcome is Outcome.CONVERGED else None,
+        final_loss=last.loss,
+        divergence_grad_norm=last_norm if outcome is Outcome.DIVERGED else None,
+        points=points,
+        **aggregates,
+    )
 
 
 def summarize(records: Iterable[StepRecord], record_every: int) -> RunResult:
