@@ -83,7 +83,9 @@ def store_results(session: Session, sweep_id: int, results: Sequence[ReportedRun
             "b_norm_histogram": _histogram(result.run.get("norm_histogram")),
             **{f"b_{name}": _finite_or_none(result.run.get(name)) for name in RUN_RESULT_FIELDS},
         })
-        points.extend((run_id, step, _finite_or_none(loss), _finite_or_none(grad_norm), bool(clipped))
+        # NaN to NULL inline (x == x is false only for NaN): this loop runs once per point.
+        points.extend((run_id, step, loss if loss == loss else None,
+                       grad_norm if grad_norm == grad_norm else None, bool(clipped))
                       for step, loss, grad_norm, clipped in result.run["points"])
     columns = ("outcome", "device", "node", "finished_at", "norm_histogram", *RUN_RESULT_FIELDS)
     session.execute(
@@ -100,9 +102,12 @@ def _load_points(session: Session, rows: list[tuple[int, int, float | None, floa
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        # COPY: psycopg's executemany sends one INSERT per row; COPY streams them all at once.
+        # COPY: psycopg's executemany sends one INSERT per row; COPY streams them all at once, and
+        # in binary with the column types declared no value is formatted as text or parsed back.
         with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy("COPY run_points (run_id, step, loss, grad_norm, clipped) FROM STDIN") as copy:
+            with cursor.copy("COPY run_points (run_id, step, loss, grad_norm, clipped) FROM STDIN (FORMAT BINARY)"
+                             ) as copy:
+                copy.set_types(["int4", "int4", "float8", "float8", "bool"])
                 for row in rows:
                     copy.write_row(row)
         return
