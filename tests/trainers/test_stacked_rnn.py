@@ -11,7 +11,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from trainers.allocator import keep_freed_memory
-from trainers.tasks.rnn import TanhRNN, TanhRNNParams, _TanhRecurrence, build_tanh_rnn
+from trainers.tasks.rnn import TanhRNN, TanhRNNParams, _TanhRNN, build_tanh_rnn
 
 S, T, B, N_IN, N_OUT = 3, 12, 5, 2, 4
 
@@ -24,19 +24,25 @@ def stacked(dtype: torch.dtype = torch.float32) -> tuple[TanhRNN, dict[str, torc
     return models[0], {k: v.detach().to(dtype).requires_grad_() for k, v in params.items()}
 
 
+def _rnn_inputs(seed: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(S, T, B, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    w_in = torch.randn(S, 7, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(S, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    w_hh = (0.5 * torch.randn(S, 7, 7, generator=gen, dtype=torch.float64)).requires_grad_()
+    return x, w_in, b, w_hh
+
+
 def test_the_recurrence_gradient_matches_autograd_numerically() -> None:
-    gen = torch.Generator().manual_seed(0)
-    drive = torch.randn(T, S, B, 7, generator=gen, dtype=torch.float64, requires_grad=True)
-    w_hh = (0.5 * torch.randn(S, 7, 7, generator=gen, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(_TanhRecurrence.apply, (drive, w_hh))
+    """Every input's gradient, x's included (training never needs it, a plugin's model might)."""
+    assert torch.autograd.gradcheck(_TanhRNN.apply, _rnn_inputs(0))
 
 
-def test_a_step_major_view_of_a_seed_major_drive_gets_the_same_gradient() -> None:
-    # forward_stacked hands the recurrence a transposed view; the gradient must not depend on strides
-    gen = torch.Generator().manual_seed(1)
-    base = torch.randn(S, T, B, 7, generator=gen, dtype=torch.float64, requires_grad=True)
-    w_hh = (0.5 * torch.randn(S, 7, 7, generator=gen, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda d, w: _TanhRecurrence.apply(d.transpose(0, 1), w), (base, w_hh))
+def test_a_strided_input_gets_the_same_gradient() -> None:
+    # The counter-based data arrives contiguous, a plugin's may not: the gradient must not depend on strides.
+    x, w_in, b, w_hh = _rnn_inputs(1)
+    step_major = x.detach().transpose(0, 1).contiguous().requires_grad_()
+    assert torch.autograd.gradcheck(lambda xs, *w: _TanhRNN.apply(xs.transpose(0, 1), *w), (step_major, w_in, b, w_hh))
 
 
 @pytest.mark.parametrize("grad", [True, False], ids=["training", "evaluation"])

@@ -89,16 +89,12 @@ class TanhRNN(nn.Module):
         (as torch.func.stack_module_state gives them), x: (S, seq_len, batch, n_in) -> (S, batch, n_out).
 
         The vectorized trainer uses this instead of vmap over `forward`: the recurrence runs as
-        batched matrix products with backpropagation through time written out (_TanhRecurrence),
-        which spares autograd a graph of seq_len × several small nodes and their allocations.
+        batched matrix products with backpropagation through time written out (_TanhRNN), which
+        spares autograd a graph of seq_len × several small nodes and their allocations.
         """
         w_in, w_hh, b = params["w_in"], params["w_hh"], params["b"]
         if torch.is_grad_enabled():
-            S, T, B, n_in = x.shape
-            # Input projection of every step of every seed in one batched product, (S, T*B, H),
-            # handed to the recurrence step-major (a view): drive[t] is every seed's step t.
-            drive = torch.baddbmm(b.unsqueeze(1), x.reshape(S, T * B, n_in), w_in.transpose(1, 2))
-            h = _TanhRecurrence.apply(drive.view(S, T, B, -1).transpose(0, 1), w_hh)
+            h = _TanhRNN.apply(x, w_in, b, w_hh)
         else:
             h = _tanh_recurrence_inference(x, w_in, w_hh, b)
         return torch.baddbmm(params["b_out"].unsqueeze(1), h, params["w_out"].transpose(1, 2))
@@ -116,33 +112,40 @@ def _tanh_recurrence_inference(x: torch.Tensor, w_in: torch.Tensor, w_hh: torch.
     return h
 
 
-class _TanhRecurrence(torch.autograd.Function):
-    """h_t = tanh(drive_t + h_{t-1} W_hh^T), h_{-1} = 0, for a stack of seeds; returns h_{T-1}.
+class _TanhRNN(torch.autograd.Function):
+    """h_t = tanh(x_t W_in^T + b + h_{t-1} W_hh^T), h_{-1} = 0, for a stack of seeds; returns h_{T-1}.
 
-    drive: (T, S, B, H), any strides; w_hh: (S, H, H). Backward is backpropagation through time by
-    hand: per step, one batched product for the hidden state's gradient and one accumulating
-    W_hh's. The drive's gradient is laid out like a seed-major drive, so that the input
-    projection's backward needs no copy. Steps write into preallocated buffers: a fresh
-    multi-megabyte tensor per step costs more in page faults than the step's arithmetic.
+    x: (S, T, B, n_in), any strides; w_in: (S, H, n_in); b: (S, H); w_hh: (S, H, H). Each step's
+    pre-activation is built in place in that step's slot of one preallocated state buffer: no
+    input-projection tensor for the whole sequence, and no copy of it into the states, which on
+    2 CPU cores took a third of the forward pass. A fresh multi-megabyte tensor per step would
+    cost more in page faults than the step's arithmetic. Backward is backpropagation through time
+    by hand: per step, one batched product for the hidden state's gradient and one accumulating
+    W_hh's; the pre-activations' gradient is stored seed-major, so that W_in's and b's gradients
+    are one batched product and one sum over it.
     """
 
     @staticmethod
-    def forward(ctx: Any, drive: torch.Tensor, w_hh: torch.Tensor) -> torch.Tensor:
-        states = torch.empty(drive.shape, dtype=drive.dtype, device=drive.device)
-        w_hh_t = w_hh.transpose(1, 2)
-        torch.tanh(drive[0], out=states[0])
-        for t in range(1, drive.shape[0]):
-            torch.baddbmm(drive[t], states[t - 1], w_hh_t, out=states[t]).tanh_()
-        ctx.save_for_backward(states, w_hh)
+    def forward(ctx: Any, x: torch.Tensor, w_in: torch.Tensor, b: torch.Tensor,
+                w_hh: torch.Tensor) -> torch.Tensor:
+        S, T, B, _ = x.shape
+        states = torch.empty(T, S, B, w_hh.shape[1], dtype=x.dtype, device=x.device)
+        w_in_t, w_hh_t, bias = w_in.transpose(1, 2), w_hh.transpose(1, 2), b.unsqueeze(1)
+        torch.bmm(x[:, 0], w_in_t, out=states[0])
+        states[0].add_(bias).tanh_()
+        for t in range(1, T):
+            torch.bmm(states[t - 1], w_hh_t, out=states[t]).baddbmm_(x[:, t], w_in_t).add_(bias).tanh_()
+        ctx.save_for_backward(x, w_in, states, w_hh)
         return states[-1].clone()
 
     @staticmethod
     @once_differentiable  # the saved states are not a graph: no second derivative through them
-    def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        states, w_hh = ctx.saved_tensors
+    def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w_in, states, w_hh = ctx.saved_tensors
         T, S, B, H = states.shape
-        # Gradient at the pre-activations = the drive's gradient; seed-major storage.
-        grad_z = torch.empty(S, T, B, H, dtype=states.dtype, device=states.device).transpose(0, 1)
+        # Gradient at the pre-activations, stored seed-major: (S, T, B, H), read step-major.
+        grad_z_seed_major = torch.empty(S, T, B, H, dtype=states.dtype, device=states.device)
+        grad_z = grad_z_seed_major.transpose(0, 1)
         grad_w = torch.zeros_like(w_hh)
         dh = grad_h.contiguous()
         dh_next = torch.empty_like(dh)
@@ -151,7 +154,12 @@ class _TanhRecurrence(torch.autograd.Function):
             if t:
                 grad_w.baddbmm_(dz.transpose(1, 2), states[t - 1])
                 dh = torch.bmm(dz, w_hh, out=dh_next)
-        return grad_z, grad_w
+        flat = grad_z_seed_major.view(S, T * B, H)
+        need_x, need_w_in, need_b, _ = ctx.needs_input_grad
+        grad_x = torch.bmm(flat, w_in).view(x.shape) if need_x else None
+        grad_w_in = torch.bmm(flat.transpose(1, 2), x.reshape(S, T * B, -1)) if need_w_in else None
+        grad_b = flat.sum(1) if need_b else None
+        return grad_x, grad_w_in, grad_b, grad_w
 
 
 def spectral_radius(matrix: torch.Tensor) -> float:
