@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
 
@@ -219,6 +220,7 @@ def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any
     page.wait_for_load_state("networkidle")
     screenshot(page, "dashboard-sweep.png")
     check_run_page(page, sweep)
+    check_tolerance_link(page, server, sweep_id)
 
     assert watched.problems == []
     outside = [url for url in watched.requests if not url.startswith(server.url + "/")]
@@ -276,6 +278,23 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     expect(page.locator("#telemetry tbody tr")).to_have_count(len(cells))
     clipped_share = page.locator(f'#telemetry tr[data-cell="{clipped["cell_index"]}"] td').nth(3).inner_text()
     assert clipped_share == f'{js_pct(clipped["telemetry"]["clipped_fraction"])}%'
+
+
+def check_tolerance_link(page: Page, server: Server, sweep_id: int) -> None:
+    """?tolerance= opens the sweep page at that tolerance, headline and frontier included, and
+    choosing another puts it in the address; an unknown value falls back to the default 5%."""
+    page.goto(f"{server.url}/sweeps/{sweep_id}?tolerance=0.5")
+    page.wait_for_selector("html[data-rendered]")
+    assert page.locator("#tolerance").input_value() == "0.5"
+    lenient = httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}/summary", params={"tolerance": 0.5}).json()
+    expect(page.locator("#headline")).to_have_text(lenient["headline"])
+    expect(page.locator("#frontier-note")).to_contain_text("upper bound under 50%")
+    page.select_option("#tolerance", "0.2")
+    expect(page.locator("#frontier-note")).to_contain_text("upper bound under 20%")
+    assert page.url.endswith("?tolerance=0.2")
+    page.goto(f"{server.url}/sweeps/{sweep_id}?tolerance=7")
+    page.wait_for_selector("html[data-rendered]")
+    assert page.locator("#tolerance").input_value() == "0.05"
 
 
 def check_run_page(page: Page, sweep: dict[str, Any]) -> None:

@@ -291,8 +291,12 @@ const clipsweep = (() => {
   };
 
   function sweepPage(id) {
-    const ui = { cell: null, lr: null, tolerance: 0.05 };
     const $ = (x) => document.getElementById(x);
+    // ?tolerance= opens the page at one of the selector's tolerances (a link can carry the answer).
+    const asked = new URLSearchParams(location.search).get("tolerance");
+    const offered = [...$("tolerance").options].map((o) => o.value);
+    const ui = { cell: null, lr: null, tolerance: Number(offered.includes(asked) ? asked : $("tolerance").value) };
+    $("tolerance").value = String(ui.tolerance);
     let sweep = null;
     let summary = null;
 
@@ -355,6 +359,7 @@ const clipsweep = (() => {
     }));
     $("tolerance").addEventListener("change", shown(async (e) => {
       ui.tolerance = Number(e.target.value);
+      history.replaceState(null, "", `?tolerance=${e.target.value}`);
       summary = await api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`);
       if (sweep) drawSummary();
     }));
