@@ -93,3 +93,16 @@ def test_a_batch_drawn_on_the_gpu_is_the_cpus_bit_for_bit(name: str) -> None:
     x, y = task.draw(SEEDS, "data", 123, 32)
     gx, gy = task.draw(SEEDS.cuda(), "data", 123, 32)
     assert torch.equal(gx.cpu(), x) and torch.equal(gy.cpu(), y)
+
+
+def test_a_drawn_data_task_without_an_eval_size_is_refused_where_it_is_defined() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class NoEval:
+        seq_len: int = 10
+
+    with pytest.raises(TypeError, match="Params needs an `eval_size` field"):
+        class Broken(DrawnDataTask):  # noqa: F841
+            name = "broken"
+            Params = NoEval

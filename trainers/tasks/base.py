@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from itertools import count
 from typing import Any, ClassVar, Iterator
@@ -58,6 +59,14 @@ class DrawnDataTask(Task):
     device. The vectorized engine then draws a whole chunk's batch in one call on the device that
     trains (no per-seed host work, no copy), and `batches`/`eval_batch` follow from the same
     function, so a seed sees the same numbers alone or in a chunk. Params need an `eval_size`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Said when the class is defined (a plugin's load error lists it), not at the first evaluation.
+        params = cls.__dict__.get("Params")
+        if params is not None and "eval_size" not in {f.name for f in dataclasses.fields(params)}:
+            raise TypeError(f"{cls.__name__}.Params needs an `eval_size` field (the held-out batch's "
+                            "size): a DrawnDataTask draws its evaluation batch with it")
 
     @abstractmethod
     def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
