@@ -328,11 +328,23 @@ class Worker:
         self._stop_drivers()
         log.info("worker %s stopped", self.id)
 
+    def _reap_drivers(self) -> None:
+        """Forget drivers that exited. One that crashed (non-zero exit: killed, out of memory, a
+        bug) is logged and its sweep given back at once, rather than left 'running' until its
+        heartbeat lapses; the runs its trials had started keep the attempt they spent."""
+        for sweep_id, process in list(self.drivers.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self.drivers[sweep_id]
+            if code != 0:
+                log.error("worker %s: the driver of sweep %s exited with code %s; giving the sweep back",
+                          self.id, sweep_id, code)
+                _give_back_quietly(self.factory, sweep_id, self.id, None, 0)
+
     def _start_drivers(self) -> bool:
         """Reap finished drivers and start one per claimed sweep up to the cap. True if one started."""
-        for sweep_id, process in list(self.drivers.items()):
-            if process.poll() is not None:
-                del self.drivers[sweep_id]
+        self._reap_drivers()
         if len(self.drivers) >= self.settings.max_sweeps_per_worker:
             return False
         env = self._env_for_drivers()  # before claiming: a claim must not wait on Ray starting

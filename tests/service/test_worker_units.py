@@ -3,17 +3,21 @@ trials spend the runs' attempts (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import ray.exceptions
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import Run
+from service.db.models import Run, Sweep
 from service.db.session import session_scope
 from service.results import count_attempts, fail_exhausted_runs
 from service.settings import Settings
 from service.spec import SweepSpec
 from service.tune_runner import is_infrastructure_error
-from service.worker import DatabaseSink, _waiting_for
+from service.queue import claim_next_sweep
+from service.worker import DatabaseSink, Worker, _waiting_for
 from tests.service.test_store import make_sweep
 from trainers.allocator import allocator_environment
 
@@ -93,3 +97,23 @@ def test_a_clean_stop_gives_back_only_this_rounds_unlost_attempts(session_factor
     counted = attempts(session_factory, sweep_id)
     assert counted[(0, 0)] == 1  # the lost round's attempt stands
     assert counted[(2, 1)] == 0
+
+
+def test_a_crashed_driver_gives_its_sweep_back_at_once_and_a_clean_one_leaves_it(
+        session_factory: sessionmaker[Session]) -> None:
+    """With several sweeps per worker each runs in a driver process; one that dies (here: exit 3)
+    must not leave its sweep 'running' until the heartbeat times out."""
+    worker = Worker(session_factory, Settings())
+    crashed, finished = make_sweep(session_factory), make_sweep(session_factory)
+    with session_scope(session_factory) as session:
+        for sweep_id in (crashed, finished):
+            assert claim_next_sweep(session, worker.id, heartbeat_timeout=60) == sweep_id
+    for sweep_id, code in ((crashed, 3), (finished, 0)):
+        worker.drivers[sweep_id] = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        worker.drivers[sweep_id].wait()
+    worker._reap_drivers()
+    assert worker.drivers == {}
+    with session_scope(session_factory) as session:
+        back, kept = session.get(Sweep, crashed), session.get(Sweep, finished)
+        assert (back.status, back.worker_id, back.heartbeat_at) == ("queued", None, None)
+        assert (kept.status, kept.worker_id) == ("running", worker.id)  # a clean driver ended it itself
