@@ -9,6 +9,7 @@ its last hidden state. Long sequences make the recurrent Jacobian product steep:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 

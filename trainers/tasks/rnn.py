@@ -100,15 +100,27 @@ class TanhRNN(nn.Module):
         return torch.baddbmm(params["b_out"].unsqueeze(1), h, params["w_out"].transpose(1, 2))
 
 
+def _tanh_step(out: torch.Tensor, h_prev: torch.Tensor | None, x_t: torch.Tensor, w_in_t: torch.Tensor,
+               w_hh_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """out = tanh(x_t W_in^T + b + h_prev W_hh^T) for every seed, built in place in `out` (no
+    pre-activation tensor, no copy into the state); `h_prev` None is the first step, h = 0."""
+    if h_prev is None:
+        torch.bmm(x_t, w_in_t, out=out)
+    else:
+        torch.bmm(h_prev, w_hh_t, out=out).baddbmm_(x_t, w_in_t)
+    return out.add_(bias).tanh_()
+
+
 def _tanh_recurrence_inference(x: torch.Tensor, w_in: torch.Tensor, w_hh: torch.Tensor,
                                b: torch.Tensor) -> torch.Tensor:
     """The last hidden state without keeping the others: evaluation batches are large, and
-    nothing needs the history without a backward pass. x: (S, T, B, n_in)."""
-    w_in_t, w_hh_t = w_in.transpose(1, 2), w_hh.transpose(1, 2)
-    bias = b.unsqueeze(1)
-    h = torch.baddbmm(bias, x[:, 0], w_in_t).tanh_()
-    for t in range(1, x.shape[1]):
-        h = torch.baddbmm(torch.baddbmm(bias, x[:, t], w_in_t), h, w_hh_t).tanh_()
+    nothing needs the history without a backward pass. x: (S, T, B, n_in). Two buffers in turn."""
+    S, T, B, _ = x.shape
+    w_in_t, w_hh_t, bias = w_in.transpose(1, 2), w_hh.transpose(1, 2), b.unsqueeze(1)
+    buffers = torch.empty(2, S, B, w_hh.shape[1], dtype=x.dtype, device=x.device)
+    h = None
+    for t in range(T):
+        h = _tanh_step(buffers[t % 2], h, x[:, t], w_in_t, w_hh_t, bias)
     return h
 
 
@@ -131,10 +143,8 @@ class _TanhRNN(torch.autograd.Function):
         S, T, B, _ = x.shape
         states = torch.empty(T, S, B, w_hh.shape[1], dtype=x.dtype, device=x.device)
         w_in_t, w_hh_t, bias = w_in.transpose(1, 2), w_hh.transpose(1, 2), b.unsqueeze(1)
-        torch.bmm(x[:, 0], w_in_t, out=states[0])
-        states[0].add_(bias).tanh_()
-        for t in range(1, T):
-            torch.bmm(states[t - 1], w_hh_t, out=states[t]).baddbmm_(x[:, t], w_in_t).add_(bias).tanh_()
+        for t in range(T):
+            _tanh_step(states[t], states[t - 1] if t else None, x[:, t], w_in_t, w_hh_t, bias)
         ctx.save_for_backward(x, w_in, states, w_hh)
         return states[-1].clone()
 
