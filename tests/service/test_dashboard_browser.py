@@ -80,13 +80,20 @@ class Watched:
         self.requests: list[str] = []
         self.problems: list[str] = []
         page.on("request", self._on_request)
-        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} ({r.failure})"))
+        page.on("requestfailed", self._on_request_failed)
         page.on("response", self._on_response)
         page.on("console", self._on_console)
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
 
     def _on_request(self, request: Request) -> None:
         self.requests.append(request.url)
+
+    def _on_request_failed(self, request: Request) -> None:
+        # net::ERR_ABORTED is the browser cancelling a request itself, as Chromium does to the favicon
+        # fetch still in flight when the test navigates to the next page. It says nothing about the
+        # server; a request the server failed shows up as an error status or a connection error.
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"request failed: {request.url} ({request.failure})")
 
     def _on_response(self, response: Response) -> None:
         if response.status >= 400:
