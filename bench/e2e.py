@@ -437,6 +437,21 @@ def report_writes(backend: str, measured: dict[str, Any], args: argparse.Namespa
           f"building the rows, and commits", flush=True)
 
 
+def measure_and_report_writes(args: argparse.Namespace, workdir: Path) -> float:
+    """The writer on SQLite, then on PostgreSQL unless skipped or down; returns SQLite's rate."""
+    import sqlalchemy
+
+    sqlite = measure_writes(f"sqlite:///{workdir / 'writes.sqlite3'}", embedded=True, args=args)
+    report_writes("SQLite", sqlite, args)
+    if not args.skip_postgres:
+        try:
+            report_writes("PostgreSQL", measure_postgres(args), args)
+        except sqlalchemy.exc.OperationalError as exc:
+            print(f"store_results into PostgreSQL: skipped, the server at {POSTGRES_ADMIN_URL} did not answer: "
+                  f"{str(exc).splitlines()[0]}")
+    return sqlite["rate"]
+
+
 def verdict(ok: bool) -> str:
     return "meets the target" if ok else "MISSES the target"
 
@@ -456,6 +471,8 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true", help="measure writes on SQLite only")
     parser.add_argument("--write-runs", type=int, default=None,
                         help="synthetic runs written per database [4096; --quick 512]")
+    parser.add_argument("--writes-only", action="store_true",
+                        help="measure only the results writer (seconds, not the half hour of (a), (b), (c))")
     parser.add_argument("--write-batch", type=int, default=64, help="runs per store_results transaction")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -479,6 +496,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="clipsweep-e2e-"))
     problems: list[str] = []
     try:
+        if args.writes_only:
+            measure_and_report_writes(args, workdir)
+            return
         a = way_service(args, workdir)
         print(f"(a) service: {a['wall']:.2f} s from POST to finished (the service's own created→finished: "
               f"{a['own']:.2f} s), sweep {a['status']}, {a['points']} points stored", flush=True)
@@ -495,15 +515,7 @@ def main() -> None:
             print(f"(c) plain Ray Tune, {total} trials of one run, Ray's defaults: {c['wall']:.2f} s"
                   + (f", {c['errors']} trials errored" if c["errors"] else ""), flush=True)
 
-        sqlite = measure_writes(f"sqlite:///{workdir / 'writes.sqlite3'}", embedded=True, args=args)
-        sqlite_rate = sqlite["rate"]
-        report_writes("SQLite", sqlite, args)
-        if not args.skip_postgres:
-            try:
-                report_writes("PostgreSQL", measure_postgres(args), args)
-            except sqlalchemy.exc.OperationalError as exc:
-                print(f"store_results into PostgreSQL: skipped, the server at {POSTGRES_ADMIN_URL} did not answer: "
-                      f"{str(exc).splitlines()[0]}")
+        sqlite_rate = measure_and_report_writes(args, workdir)
 
         print()
         print("outcomes per cell (a) service / (b) engine" + (" / (c) plain Tune" if c else ""))

@@ -111,6 +111,12 @@ def _load_points(session: Session, rows: list[tuple[int, int, float | None, floa
                 for row in rows:
                     copy.write_row(row)
         return
+    if connection.dialect.name == "sqlite":
+        # The rows are final (NaN already None, bool a type sqlite3 binds): sqlite3's executemany
+        # takes them as they are, where an insert() would run five type processors per row.
+        connection.exec_driver_sql("INSERT INTO run_points (run_id, step, loss, grad_norm, clipped) "
+                                   "VALUES (?, ?, ?, ?, ?)", rows)
+        return
     table = RunPoint.__table__
     connection.execute(table.insert(), [dict(zip(("run_id", "step", "loss", "grad_norm", "clipped"), row))
                                         for row in rows])

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.schemas import RunOut
@@ -75,6 +75,26 @@ def test_a_result_reported_twice_is_stored_once(session_factory: sessionmaker[Se
         assert run.outcome == "unconverged"  # the first report stands
         assert session.scalar(select(func.count()).select_from(RunPoint).where(RunPoint.run_id == run.id)) == 2
         assert len(pending_runs(session, sweep_id)) == 10
+
+
+def test_deleting_a_sweep_deletes_its_runs_and_their_points_and_nothing_else(
+        session_factory: sessionmaker[Session]) -> None:
+    """run_points has no foreign key (migration 0004): a trigger on runs does the cascade, also
+    when the runs go by their own cascade from the sweep."""
+    kept, deleted = make_sweep(session_factory), make_sweep(session_factory)
+    for sweep_id in (kept, deleted):
+        with session_scope(session_factory) as session:
+            assert store_results(session, sweep_id, [result(0, 0), result(1, 2)]) == 2
+    with session_scope(session_factory) as session:
+        session.execute(delete(Sweep).where(Sweep.id == deleted))
+    with session_scope(session_factory) as session:
+        assert set(session.scalars(select(Run.sweep_id).distinct())) == {kept}
+        run_ids = set(session.scalars(select(Run.id).where(Run.sweep_id == kept)))
+        assert set(session.scalars(select(RunPoint.run_id).distinct())) <= run_ids
+        assert session.scalar(select(func.count()).select_from(RunPoint)) == 4
+        session.execute(delete(Run).where(Run.sweep_id == kept, Run.cell_index == 0))
+    with session_scope(session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(RunPoint)) == 2
 
 
 def test_non_finite_values_survive_the_round_trip(session_factory: sessionmaker[Session]) -> None:
