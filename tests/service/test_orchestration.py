@@ -36,7 +36,7 @@ SPEC: dict[str, Any] = {
     "learning_rates": [0.05],
     "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
     "seeds": 16,
-    "budget": {"max_steps": 1200, "batch_size": 16},
+    "budget": {"max_steps": 400, "batch_size": 16},
     "resources": {"max_seeds_per_trial": 2},
 }
 FAST_FAILOVER = {"CLIPSWEEP_HEARTBEAT_SECONDS": "0.5", "CLIPSWEEP_HEARTBEAT_TIMEOUT_SECONDS": "4",
@@ -334,7 +334,7 @@ def test_a_sweep_on_a_two_node_ray_cluster_runs_on_both_and_records_where(sqlite
 
 def test_a_worker_runs_up_to_its_cap_of_sweeps_at_once_and_the_rest_wait_in_order(sqlite_dir) -> None:
     data_dir, factory = sqlite_dir
-    spec = {**SPEC, "seeds": 4, "budget": {"max_steps": 1500, "batch_size": 16},
+    spec = {**SPEC, "seeds": 4, "budget": {"max_steps": 500, "batch_size": 16},
             "resources": {"max_seeds_per_trial": 2}}
     sweep_ids = [submit(factory, {**spec, "name": f"capped-{i}"}) for i in range(3)]
     worker = WorkerProcess(data_dir, {"CLIPSWEEP_MAX_SWEEPS_PER_WORKER": "2", "CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"})

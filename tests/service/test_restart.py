@@ -18,12 +18,12 @@ pytestmark = pytest.mark.slow
 
 SPEC = {
     "name": "restart",
-    "task": {"name": "adding", "params": {"seq_len": 50}},
+    "task": {"name": "adding", "params": {"seq_len": 20, "hidden": 16}},
     "learning_rates": [0.05],
     "clipping": [{"method": "norm", "max_norm": 1.0}],
     "seeds": 12,
     # One seed per trial, so runs finish one by one and the stop falls in the middle.
-    "budget": {"max_steps": 1500, "batch_size": 16},
+    "budget": {"max_steps": 500, "batch_size": 16},
     "resources": {"max_seeds_per_trial": 1},
 }
 
