@@ -1,6 +1,6 @@
 """Orchestration that holds, on real processes: a worker or the whole service killed with SIGKILL
-mid-sweep, a killed Ray actor, PostgreSQL stopped for a few seconds, two workers on one queue.
-Whatever dies, the sweep finishes, every run has exactly one outcome, and runs finished before the
+mid-sweep, a killed Ray actor, a killed Ray head, PostgreSQL stopped for a few seconds, two
+workers on one queue. Whatever dies, the sweep finishes, every run has exactly one outcome, and runs finished before the
 failure are not trained again (each run counts its trainings in `attempts`)."""
 
 from __future__ import annotations
@@ -265,28 +265,44 @@ def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Pa
 
 
 class RayCluster:
-    """A real two-node Ray cluster on this machine: `ray start --head` and a second `ray start
+    """A real Ray cluster on this machine: `ray start --head` and `nodes - 1` more `ray start
     --address=…`, each a blocking process with 1 CPU of its own, in a private temp directory (so no
     other test's local Ray can join it). Ray's token authentication is on, as `ray start` does by
     default; every process of the cluster and its drivers reads the same token."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, nodes: int = 2) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
-        ray = str(Path(sys.executable).parent / "ray")
-        common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
+        self.ray = str(Path(sys.executable).parent / "ray")
+        self.common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
         self.temp_dir = Path(tempfile.mkdtemp(prefix="csray-", dir="/tmp"))  # short: Ray's socket paths
-        self.logs = [tmp / "ray-head.log", tmp / "ray-node.log"]
-        self.processes = [subprocess.Popen(
-            [ray, "start", "--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}",
-             "--include-dashboard=false", *common],
-            env=self.env, stdout=self.logs[0].open("wb"), stderr=subprocess.STDOUT)]
+        self.tmp = tmp
+        self.logs: list[Path] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.start_head()
+        for i in range(1, nodes):
+            self.processes.append(self._start("node", [f"--address={self.address}"]))
+            self._wait_for_nodes(i + 1)
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"ray-{name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        return subprocess.Popen([self.ray, "start", *args, *self.common], env=self.env, stdout=log.open("wb"),
+                                stderr=subprocess.STDOUT)
+
+    def start_head(self) -> None:
+        """Start the head (again, after kill_head: same port, same temp directory)."""
+        self.processes.insert(0, self._start("head", [
+            "--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false"]))
         self._wait_for_nodes(1)
-        self.processes.append(subprocess.Popen(
-            [ray, "start", f"--address={self.address}", *common],
-            env=self.env, stdout=self.logs[1].open("wb"), stderr=subprocess.STDOUT))
-        self._wait_for_nodes(2)
+
+    def kill_head(self) -> None:
+        """SIGKILL the head node whole: `ray start`, the GCS, the raylet and its worker processes
+        (every process started with this cluster's temp directory on its command line)."""
+        subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)
+        head = self.processes.pop(0)
+        head.wait(30)
 
     def _wait_for_nodes(self, n: int) -> None:
         script = ("import ray; ray.init(address=%r, logging_level='ERROR'); "
@@ -308,6 +324,7 @@ class RayCluster:
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
+        subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)  # anything a kill left behind
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
@@ -355,3 +372,29 @@ def test_a_worker_runs_up_to_its_cap_of_sweeps_at_once_and_the_rest_wait_in_orde
     # the third waited for a free slot: it started after one of the first two had finished
     assert sweeps[2].started_at >= min(sweeps[0].finished_at, sweeps[1].finished_at)
     assert all(r.attempts == 1 for i in sweep_ids for r in runs_of(factory, i))
+
+
+def test_a_ray_head_killed_mid_sweep_and_restarted_loses_nothing(tmp_path: Path) -> None:
+    """The Ray head dies whole (SIGKILL) mid-sweep and comes back on the same address. Whatever Ray
+    does to the worker's driver meanwhile (Ray 2.60 aborts the process), serve's supervisor keeps
+    a worker running, and the sweep finishes with the runs stored before the kill kept as they were."""
+    cluster = RayCluster(tmp_path, nodes=1)
+    try:
+        server = Server(tmp_path, env={**FAST_FAILOVER, "CLIPSWEEP_RAY_ADDRESS": cluster.address,
+                                       "RAY_AUTH_MODE": "token", "CLIPSWEEP_RESOURCE_WAIT_SECONDS": "1"})
+        factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'clipsweep.sqlite3'}"))
+        try:
+            sweep_id = server.http.post("/api/v1/sweeps", json=SPEC).json()["id"]
+            wait_for(lambda: done_count(factory, sweep_id) >= 6, 120, "6 runs done", server.log)
+            cluster.kill_head()
+            before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
+            assert 6 <= len(before) < 32, "the kill came too late to test a recovery"
+            time.sleep(3)  # the head stays away a while: the worker's driver notices
+            cluster.start_head()
+            server.wait_finished(sweep_id, timeout=240)
+        finally:
+            server.stop()
+    finally:
+        cluster.stop()
+    runs = assert_finished_once(factory, sweep_id, before)
+    assert any(r.attempts == 2 for r in runs), "no run was in flight at the kill?"
