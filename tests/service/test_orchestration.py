@@ -299,7 +299,8 @@ class RayCluster:
 
     def kill_head(self) -> None:
         """SIGKILL the head node whole: `ray start`, the GCS, the raylet and its worker processes
-        (every process started with this cluster's temp directory on its command line)."""
+        (every process started with this cluster's temp directory on its command line, which on
+        a cluster of several nodes on this machine may take the others too: use it with nodes=1)."""
         subprocess.run(["pkill", "-9", "-f", str(self.temp_dir)], check=False)
         head = self.processes.pop(0)
         head.wait(30)
