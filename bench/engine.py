@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainers import ClippingConfig, ConvergenceConfig, TrainConfig, run_seed  # noqa: E402
+from trainers.allocator import keep_freed_memory  # noqa: E402
 from trainers.loop import resolve_device  # noqa: E402
 from trainers.vectorized import run_chunk  # noqa: E402
 
@@ -115,7 +116,8 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""))
     print(f"# adding T={SEQ_LEN} hidden={HIDDEN} batch={BATCH} steps={args.steps} norm clipping 1.0")
 
-    list(run_chunk(config(5, args.device), [0, 1], vectorize=True))  # warm-up: allocator, kernels, vmap tracing
+    keep_freed_memory()  # as a training process of the service does (trainers/allocator.py)
+    list(run_chunk(config(5, args.device), [0, 1], vectorize=True))  # warm-up: kernels, vmap tracing
     # Both sides count their fastest run (as timeit does): this machine's speed drifts from run
     # to run (shared cores, other tenants), by a third within minutes, and the fastest run is the
     # one least disturbed. One more sequential run before each chunk's repeats samples the

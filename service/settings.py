@@ -47,6 +47,9 @@ class Settings(BaseSettings):
                                      "worker or Ray actor) before it ends `failed`. Divergence is never retried.")
     resource_wait_seconds: float = Field(
         default=30.0, gt=0, description="How long a sweep the cluster cannot place waits before it is tried again.")
+    keep_freed_memory: bool = Field(
+        default=True, description="Tell glibc to reuse freed memory in training processes (trainers/allocator.py); "
+                                  "0 leaves the allocator alone.")
     tune_storage: str | None = Field(
         default=None, description="Where Ray Tune keeps its experiment files (a path or a storage URI such as "
                                   "s3://bucket/prefix); unset means data_dir/ray_results. Never read back.")

@@ -13,15 +13,15 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainers.clipping import CLIPPERS, build_clipper
+from trainers.clipping import CLIPPERS, arm_label, build_clipper
 from trainers.config import (
     ClippingConfig,
-    ConfigError,
     ConvergenceConfig,
     DivergenceConfig,
     OptimizerConfig,
     TrainConfig,
 )
+from trainers.errors import ConfigError
 from trainers.tasks import build_task
 
 
@@ -188,7 +188,7 @@ def resolve_spec(spec: SweepSpec) -> SweepSpec:
             path = exc.path.removeprefix("params.")
             errors.append(_config_error(["clipping", i], ConfigError(path, exc.message)))
             continue
-        label = ClippingConfig(arm.method, params).label
+        label = arm_label(ClippingConfig(arm.method, params))
         if label in seen:
             errors.append({"loc": ["clipping", i], "type": "value_error",
                            "msg": f"arm {label} is already listed at clipping[{seen[label]}]"})

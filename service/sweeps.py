@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.db.models import NAN_TRIGGERS, Run, RunOutcome, Sweep, SweepStatus, restore_nan
 from service.results import now
 from service.spec import SpecError, SweepSpec, cells, resolve_spec
+from trainers.clipping import arm_label
 from service.statistics import (
     Estimate,
     PairedComparison,
@@ -62,7 +63,7 @@ def create_sweep(session: Session, spec: SweepSpec, *, max_runs: int) -> Sweep:
     session.execute(insert(Run), [
         {"sweep_id": sweep.id, "cell_index": cell.index, "lr": cell.lr,
          "clip_method": cell.clipping.method, "clip_params": dict(cell.clipping.params),
-         "clip_label": cell.clipping.label, "seed": seed}
+         "clip_label": arm_label(cell.clipping), "seed": seed}
         for cell in grid for seed in seeds
     ])
     return sweep

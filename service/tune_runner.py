@@ -82,7 +82,7 @@ def node_resources() -> list[dict[str, float]]:
             for node in ray.nodes() if node.get("Alive")]
 
 
-def ensure_ray(address: str | None) -> None:
+def ensure_ray(address: str | None, keep_freed_memory: bool = True) -> None:
     """Connect to the cluster at `address`, or start a local Ray, once per process."""
     if ray.is_initialized():
         return
@@ -93,17 +93,17 @@ def ensure_ray(address: str | None) -> None:
     # Trials run in threads of Ray's worker processes: glibc must be told at their start to reuse
     # freed memory there (trainers/allocator.py).
     ray.init(address=address or "local", include_dashboard=False,
-             runtime_env={"env_vars": allocator_environment()}, logging_level="WARNING",
+             runtime_env={"env_vars": allocator_environment() if keep_freed_memory else {}}, logging_level="WARNING",
              configure_logging=True, log_to_driver=True)
     if threading.current_thread() is threading.main_thread():
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def start_local_ray() -> str:
+def start_local_ray(keep_freed_memory: bool = True) -> str:
     """Start a local Ray in this process (if none is connected) and return the address other
     driver processes join it at."""
-    ensure_ray(None)
+    ensure_ray(None, keep_freed_memory)
     return ray.get_runtime_context().gcs_address
 
 
@@ -134,8 +134,9 @@ class _SinkCallback(_LiveOnly, tune.Callback):
         self.sink = sink
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self.sink.add(ReportedRun(cell_index=result["cell_index"], seed=result["seed"],
-                                  run=result["run"], device=result.get("device"), node=result.get("node")))
+        report = result["report"]
+        self.sink.add(ReportedRun(cell_index=report["cell_index"], seed=report["seed"],
+                                  run=report["run"], device=report.get("device"), node=report.get("node")))
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         chunk = trial.config["chunk"]
@@ -166,11 +167,11 @@ class _StopWhen(_LiveOnly, tune.Stopper):
 
 def run_trials(trials: Sequence[TrialPlan], *, sink: ResultSink, should_stop: Callable[[], bool],
                cpus_per_trial: float, gpus_per_trial: float, max_concurrent_trials: int | None,
-               storage: str, name: str) -> None:
+               storage: str, name: str, keep_freed_memory: bool) -> None:
     """Run every trial to its end (or until `should_stop()`); results flow into `sink`."""
     trainable = tune.with_resources(train_chunk, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     chunks = [{"cell_index": t.cell_index, "train": t.train_config, "seeds": t.seeds,
-               "threads": max(1, int(cpus_per_trial))} for t in trials]
+               "threads": cpus_per_trial, "keep_freed_memory": keep_freed_memory} for t in trials]
     tuner = tune.Tuner(
         trainable,
         param_space={"chunk": tune.grid_search(chunks)},

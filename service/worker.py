@@ -215,7 +215,7 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
                 break
             from service import tune_runner  # imports Ray: only a worker that trains needs it
 
-            tune_runner.ensure_ray(settings.ray_address)
+            tune_runner.ensure_ray(settings.ray_address, settings.keep_freed_memory)
             waiting = _waiting_for(spec, tune_runner.node_resources())
             if waiting:
                 with session_scope(factory) as session:
@@ -232,6 +232,7 @@ def execute_sweep(factory: sessionmaker[Session], settings: Settings, sweep_id: 
                 gpus_per_trial=spec.resources.gpus_per_trial,
                 max_concurrent_trials=spec.resources.max_concurrent_trials,
                 storage=settings.resolved_tune_storage, name=f"sweep-{sweep_id}",
+                keep_freed_memory=settings.keep_freed_memory,
             )
             _retrying(f"sweep {sweep_id}: storing results", sink.flush, stop)
             cancelled = sink.cancelled
@@ -369,7 +370,7 @@ class Worker:
             if self.settings.ray_address is None:
                 from service import tune_runner
 
-                env["CLIPSWEEP_RAY_ADDRESS"] = tune_runner.start_local_ray()
+                env["CLIPSWEEP_RAY_ADDRESS"] = tune_runner.start_local_ray(self.settings.keep_freed_memory)
                 env.setdefault("RAY_AUTH_MODE", "token")  # a local Ray started by ray.init uses tokens
             self._driver_env = env
         return self._driver_env

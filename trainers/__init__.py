@@ -3,22 +3,22 @@
 Ray appears only in `trainers.ray_adapter`; nothing here imports the service.
 """
 
-from trainers.clipping import CLIPPERS, ClipTelemetry, Clipper, build_clipper
+from trainers.clipping import CLIPPERS, ClipTelemetry, Clipper, arm_label, build_clipper
 from trainers.config import (
     ClippingConfig,
-    ConfigError,
     ConvergenceConfig,
     DivergenceConfig,
     OptimizerConfig,
     TrainConfig,
 )
 from trainers.detection import Trigger
+from trainers.errors import ConfigError
 from trainers.loop import Outcome, Point, RunResult, StepRecord, run_seed, summarize, train
 from trainers.tasks import TASKS, Task, build_task
 
 __all__ = [
     "CLIPPERS", "TASKS", "ClipTelemetry", "Clipper", "ClippingConfig", "ConfigError",
     "ConvergenceConfig", "DivergenceConfig", "OptimizerConfig", "Outcome", "Point", "RunResult",
-    "StepRecord", "Task", "TrainConfig", "Trigger", "build_clipper", "build_task", "run_seed",
+    "StepRecord", "Task", "TrainConfig", "Trigger", "arm_label", "build_clipper", "build_task", "run_seed",
     "summarize", "train",
 ]

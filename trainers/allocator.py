@@ -14,14 +14,14 @@ serves big blocks there with mmap; Ray Tune runs a trial in such a thread. So pr
 in threads (Ray's workers) are started with the same settings as environment variables
 (`allocator_environment`, which glibc reads at process start), including one arena for all threads.
 
-Set CLIPSWEEP_KEEP_FREED_MEMORY=0 to leave the allocator alone.
+Whether to do any of this is the caller's choice (the service's `keep_freed_memory` setting): like
+everything in trainers/, this module reads no environment of its own.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import sys
 
 # mallopt parameters, from glibc's malloc.h.
@@ -34,14 +34,10 @@ _TRIM_THRESHOLD = 2**31 - 1   # the heap is (practically) never trimmed
 _TOP_PAD = 64 * 2**20          # and grows in 64 MiB steps rather than page by page
 
 
-def _enabled() -> bool:
-    return os.environ.get("CLIPSWEEP_KEEP_FREED_MEMORY", "1") != "0" and sys.platform.startswith("linux")
-
-
 def allocator_environment() -> dict[str, str]:
     """The same settings as glibc environment variables, for processes started to train (their
-    threads included); empty when disabled."""
-    if not _enabled():
+    threads included); empty off Linux."""
+    if not sys.platform.startswith("linux"):
         return {}
     return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(_TRIM_THRESHOLD),
             "MALLOC_TOP_PAD_": str(_TOP_PAD), "MALLOC_ARENA_MAX": "1"}
@@ -50,8 +46,8 @@ def allocator_environment() -> dict[str, str]:
 @functools.cache
 def keep_freed_memory() -> bool:
     """Ask glibc to reuse freed memory instead of returning it to the kernel, once per process.
-    True if the setting took effect; False off glibc or when disabled by the environment."""
-    if not _enabled():
+    True if the setting took effect; False off glibc."""
+    if not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -22,6 +22,9 @@ _LOW, _HIGH = norm_bins(torch.tensor([0.0, 1e40], dtype=torch.float64)).tolist()
 
 
 class ChunkRecorder:
+    """The running aggregates of a chunk's seeds, one row each, folded a whole step at a time
+    (`add`); `result` turns one seed's row into its RunResult when the seed finishes."""
+
     def __init__(self, n_seeds: int, record_every: int) -> None:
         f64 = dict(dtype=torch.float64)
         self.record_every = record_every

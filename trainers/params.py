@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any, ClassVar, Mapping, TypeVar
 
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 
 P = TypeVar("P")
 

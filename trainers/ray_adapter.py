@@ -2,7 +2,9 @@
 
 Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, the chunk of seeds is
 trained by the Ray-free engine (vectorized where the task allows), and every seed is reported the
-moment it finishes, so the driver can store it while the rest of the chunk trains.
+moment it finishes, so the driver can store it while the rest of the chunk trains. A report is one
+entry, `{"report": {...}}`, beside the keys Tune adds of its own; the service checks its fields
+where it arrives (service/worker/report.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ray
 import torch
 from ray import tune
 
+from trainers.allocator import keep_freed_memory
 from trainers.config import TrainConfig
 from trainers.loop import RunResult, resolve_device
 from trainers.vectorized import run_chunk
@@ -40,19 +43,23 @@ def describe_device(device: torch.device) -> str:
 
 def train_chunk(tune_config: dict[str, Any]) -> None:
     """Tune trainable. tune_config["chunk"] = {"train": TrainConfig dict, "cell_index": int,
-    "seeds": [int], "threads": int}. Reports one result per seed, as each finishes."""
+    "seeds": [int], "threads": float, "keep_freed_memory": bool}. Reports one result per seed, as
+    each finishes."""
     config = tune_config["chunk"]
     train_config = TrainConfig.from_dict(config["train"])
-    torch.set_num_threads(max(1, int(math.floor(config.get("threads", 1)))))
-    device = describe_device(resolve_device(train_config.device))
+    torch.set_num_threads(max(1, int(math.floor(config["threads"]))))
+    resolved = resolve_device(train_config.device)
+    if config["keep_freed_memory"] and resolved.type == "cpu":
+        keep_freed_memory()  # big per-step tensors: reuse memory rather than page-fault (allocator.py)
+    device = describe_device(resolved)
     # Several Ray nodes can share a host: the node id tells them apart.
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     node = platform.node() + (f":{node_id[:12]}" if node_id else "")
     for seed, result in run_chunk(train_config, config["seeds"]):
-        tune.report({
+        tune.report({"report": {
             "cell_index": config["cell_index"],
             "seed": seed,
             "run": result_payload(result),
             "device": device,
             "node": node,
-        })
+        }})

@@ -31,7 +31,6 @@ from typing import Iterator, Sequence
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from trainers.allocator import keep_freed_memory
 from trainers.clipping import ClipContext, Clipper, build_clipper
 from trainers.config import DivergenceConfig, TrainConfig
 from trainers.chunk_recorder import ChunkRecorder
@@ -67,11 +66,15 @@ def _stacked_batches(task: Task, seeds: list[int], batch_size: int) -> Iterator[
 
 
 class _VectorizedChunk:
+    """One chunk of seeds trained as one batched model, built once and run once (`run`).
+
+    It holds the seeds' stacked parameters, one optimizer and one clipper over them, and `alive`:
+    the positions of the seeds still training. A seed that finishes leaves every one of these
+    (`_keep`), so the batch shrinks as seeds diverge or converge."""
+
     def __init__(self, config: TrainConfig, task: Task, seeds: list[int]) -> None:
         self.config, self.task, self.seeds = config, task, seeds
         self.device = resolve_device(config.device)
-        if self.device.type == "cpu":
-            keep_freed_memory()  # big per-step tensors: reuse memory rather than page-fault (allocator.py)
         models = [task.build_model(seed) for seed in seeds]
         params, buffers = stack_module_state(models)
         self.names = list(params)

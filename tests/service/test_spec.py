@@ -10,6 +10,7 @@ import yaml
 
 from service.spec import SpecError, cells, parse_spec, resolve_spec
 from service.statistics import wilson_interval
+from trainers.clipping import arm_label
 
 from tests.conftest import ROOT
 
@@ -35,7 +36,7 @@ def rejected(data: Any) -> list[dict[str, Any]]:
 def test_valid_spec_resolves_to_a_grid_of_cells_lr_outer_arm_inner() -> None:
     spec = parse_spec(BASE)
     grid = cells(spec)
-    assert [(c.lr, c.clipping.label) for c in grid] == [
+    assert [(c.lr, arm_label(c.clipping)) for c in grid] == [
         (0.1, "none"), (0.1, "norm(max_norm=1.0)"), (0.5, "none"), (0.5, "norm(max_norm=1.0)")]
     assert spec.run_count == 16
     assert grid[3].config.task_params["seq_len"] == 20

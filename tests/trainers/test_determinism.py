@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainers import ClippingConfig, OptimizerConfig, build_task, train
+from trainers import ClippingConfig, OptimizerConfig, arm_label, build_task, train
 from trainers.counter_rng import uniform
 from trainers.seeding import generator, stream_seed
 
@@ -40,7 +40,7 @@ ADAMW_WARMUP = OptimizerConfig(name="adamw", warmup_steps=5)
 
 
 @pytest.mark.parametrize("optimizer", [OptimizerConfig(), ADAMW_WARMUP], ids=["sgd", "adamw-warmup"])
-@pytest.mark.parametrize("clipping", [ClippingConfig(), TINY_NORM], ids=lambda c: c.label)
+@pytest.mark.parametrize("clipping", [ClippingConfig(), TINY_NORM], ids=arm_label)
 def test_same_seed_same_losses_and_norms(clipping: ClippingConfig, optimizer: OptimizerConfig) -> None:
     config = small_config(max_steps=20, lr=0.1, clipping=clipping, optimizer=optimizer)
     first = [(r.loss, r.grad_norm, r.clipped, r.eval_loss) for r in train(config, 7)]

@@ -22,6 +22,7 @@ from trainers import (
     StepRecord,
     TrainConfig,
     Trigger,
+    arm_label,
     run_seed,
     summarize,
     train,
@@ -46,7 +47,7 @@ def _check_record_sequence(records: list[StepRecord]) -> None:
 # ---- divergence ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("clipping", [ClippingConfig(), ClippingConfig("norm", {"max_norm": 1.0})],
-                         ids=lambda c: c.label)
+                         ids=arm_label)
 def test_huge_lr_diverges_on_loss_explosion(clipping: ClippingConfig) -> None:
     """lr 1000 throws the loss far above 100 × its initial value after one update, with or without
     clipping (a clipped step of length lr × 1 is still huge)."""
@@ -85,7 +86,7 @@ def test_overflowing_loss_diverges_as_nonfinite() -> None:
     assert math.isfinite(result.min_loss)
 
 
-@pytest.mark.parametrize("clipping", [ClippingConfig(), TINY_NORM], ids=lambda c: c.label)
+@pytest.mark.parametrize("clipping", [ClippingConfig(), TINY_NORM], ids=arm_label)
 def test_grad_norm_over_limit_diverges_even_when_clipped(clipping: ClippingConfig) -> None:
     """Detection reads the pre-clip norm: clipping to 1e-6 does not hide a norm over the limit."""
     config = small_config(clipping=clipping, divergence=DivergenceConfig(grad_norm_limit=1.0e-3))
@@ -111,7 +112,7 @@ class NanGradAdding(AddingTask):
 
 
 @pytest.mark.parametrize("clipping", [ClippingConfig(), ClippingConfig("norm", {"max_norm": 1.0})],
-                         ids=lambda c: c.label)
+                         ids=arm_label)
 def test_nan_gradient_diverges_as_nonfinite_grad(monkeypatch: pytest.MonkeyPatch,
                                                   clipping: ClippingConfig) -> None:
     monkeypatch.setitem(TASKS, NanGradAdding.name, NanGradAdding)

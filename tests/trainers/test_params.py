@@ -17,6 +17,7 @@ from trainers import (
     DivergenceConfig,
     OptimizerConfig,
     TrainConfig,
+    arm_label,
     build_task,
     run_seed,
 )
@@ -310,7 +311,7 @@ def test_from_dict_refuses_unknown_fields() -> None:
     (ClippingConfig("x", {"b": 2, "a": 1}), "x(a=1,b=2)"),
 ])
 def test_clipping_label(config: ClippingConfig, label: str) -> None:
-    assert config.label == label
+    assert arm_label(config) == label
 
 
 def test_with_device_changes_only_the_device() -> None:

@@ -25,7 +25,8 @@ from trainers.vectorized import run_chunk
 
 from tests.trainers.helpers import small_config
 
-# What the service reads from a payload (service/results.py), plus outcome and points.
+# Every field of a RunResult: the service refuses a payload with one more or one less
+# (service/worker/report.py).
 FIELDS = {"outcome", "trigger", "diverged_at_step", "converged_at_step", "steps_done", "initial_loss",
           "final_loss", "min_loss", "final_eval_loss", "clipped_steps", "max_grad_norm", "divergence_grad_norm",
           "norm_histogram", "points"}
@@ -94,9 +95,10 @@ def test_train_chunk_reports_each_seed_of_the_chunk(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(torch, "set_num_threads", lambda n: reports.append({"threads": n}))
     config = small_config(max_steps=6, record_every=2)
     ray_adapter.train_chunk({"chunk": {"train": json.loads(json.dumps(config.to_dict())), "cell_index": 7,
-                                       "seeds": [4, 0, 2], "threads": 1.5}})
+                                       "seeds": [4, 0, 2], "threads": 1.5, "keep_freed_memory": False}})
     assert reports[0] == {"threads": 1}  # floor of the fractional CPU share Tune gave the trial
-    reported = reports[1:]
+    assert all(set(r) == {"report"} for r in reports[1:])
+    reported = [r["report"] for r in reports[1:]]
     assert sorted(r["seed"] for r in reported) == [0, 2, 4]
     expected = {seed: ray_adapter.result_payload(result) for seed, result in run_chunk(config, [4, 0, 2])}
     for report in reported:
@@ -109,10 +111,11 @@ def test_train_chunk_reports_each_seed_of_the_chunk(monkeypatch: pytest.MonkeyPa
 def test_train_chunk_reports_seeds_as_they_finish(monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk where some seeds diverge on the first steps: those come first."""
     reports: list[dict[str, Any]] = []
-    monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
+    monkeypatch.setattr(ray_adapter.tune, "report", lambda payload: reports.append(payload["report"]))
     config = small_config(lr=0.9, max_steps=20, task_params={"seq_len": 20, "hidden": 16, "eval_size": 64})
     seeds = [0, 1, 2, 3]
-    ray_adapter.train_chunk({"chunk": {"train": config.to_dict(), "cell_index": 0, "seeds": seeds, "threads": 1}})
+    ray_adapter.train_chunk({"chunk": {"train": config.to_dict(), "cell_index": 0, "seeds": seeds, "threads": 1,
+                                       "keep_freed_memory": True}})
     steps = [r["run"]["steps_done"] for r in reports]
     assert sorted(r["seed"] for r in reports) == seeds
     assert steps == sorted(steps)

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from trainers.clipping.base import Clipper
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 
 from trainers.clipping.base import ClipContext, Clipper, scale_
 from trainers.clipping.unitwise import shrink_factors
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 
 # Norms are stored in float32 whatever the gradients' dtype: enough for a threshold, half the
 # memory of float64 for AutoClip's (S, max_steps) history, and supported on every device.

@@ -8,7 +8,7 @@ from typing import Literal, Sequence
 import torch
 
 from trainers.clipping.base import Clipper, scale_
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 
 
 @dataclass(frozen=True)

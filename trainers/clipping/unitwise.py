@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from trainers.clipping.base import Clipper, per_seed
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 
 
 def shrink_factors(size: torch.Tensor, limit: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:

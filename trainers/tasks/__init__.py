@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Mapping
 
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 from trainers.tasks.adding import AddingTask
 from trainers.tasks.base import Task
 from trainers.tasks.deep_mlp import DeepMLPTask

@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 from trainers.seeding import generator
 from trainers.tasks.base import Task
 

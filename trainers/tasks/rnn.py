@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 from trainers.seeding import generator
 
 # smart_tanh: non-zero recurrent weights per unit, and the spectral radius the matrix is scaled to.

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.config import ConfigError
+from trainers.errors import ConfigError
 from trainers.seeding import generator
 from trainers.tasks.base import Task
 from trainers.tasks.data import blocked_batches
