@@ -6,9 +6,9 @@
 
 Setup, no training: a sweep of 10 learning rates (0.01 to 1, log-spaced) × 4 arms (none, norm 1.0,
 value 1.0, autoclip p10) × --seeds [50], 5,000 steps, record_every 5 (~1M points), made by
-service.sweeps.create_sweep (PostgreSQL upgraded first, as `clipsweep db upgrade` does), given
-seeded synthetic results by service.results.store_results in batches of 64 runs, then claimed and
-finished through service.queue. Divergence grows with the learning rate and is far rarer when
+service.lifecycle.submit.create_sweep (PostgreSQL upgraded first, as `clipsweep db upgrade` does),
+given seeded synthetic results by service.lifecycle.runs.store_results in batches of 64 runs, then
+claimed and finished through service.lifecycle.queue. Divergence grows with the learning rate and is far rarer when
 clipped (one draw per (lr, seed), shared by its arms, as every arm trains the same seeds); runs
 converge at varied steps where the learning rate allows; diverged runs stop early with fewer points.
 
@@ -56,12 +56,14 @@ sys.path.insert(0, str(ROOT))
 from service.db import schema
 from service.db.open import open_database
 from service.db.session import session_scope
-from service.processes import stop_process
-from service.queue import claim_next_sweep, finish_sweep
-from service.results import ReportedRun, store_results
+from service.grid import cells
+from service.lifecycle.queue import claim_next_sweep, finish_sweep
+from service.lifecycle.report import RunReport, parse_report
+from service.lifecycle.runs import store_results
+from service.lifecycle.submit import create_sweep
 from service.settings import Settings
-from service.spec import cells, parse_spec
-from service.sweeps import create_sweep
+from service.spec import parse_spec
+from service.worker.processes import stop_process
 from trainers.norm_histogram import norm_bin
 
 POSTGRES_ADMIN_URL = os.environ.get("CLIPSWEEP_TEST_POSTGRES_URL",
@@ -143,7 +145,7 @@ def build_sweep(settings: Settings, seeds: int) -> tuple[int, collections.Counte
         half = {arm["method"]: lr50 for arm, lr50 in ARMS}
         outcomes: collections.Counter[str] = collections.Counter()
         points = 0
-        batch: list[ReportedRun] = []
+        batch: list[RunReport] = []
         for cell in cells(spec):
             p_diverge = 1 / (1 + (half[cell.clipping.method] / cell.lr) ** 2)
             for j, seed in enumerate(spec.seed_list):
@@ -151,7 +153,8 @@ def build_sweep(settings: Settings, seeds: int) -> tuple[int, collections.Counte
                 run = synthetic_run(rng, cell.lr, cell.clipping.method, diverges)
                 outcomes[run["outcome"]] += 1
                 points += len(run["points"])
-                batch.append(ReportedRun(cell.index, seed, run, device="cpu", node="bench-api"))
+                batch.append(parse_report({"cell_index": cell.index, "seed": seed, "run": run, "device": "cpu",
+                                           "node": "bench-api"}))
                 if len(batch) == BATCH:
                     with session_scope(factory) as session:
                         store_results(session, sweep_id, batch)

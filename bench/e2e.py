@@ -13,7 +13,7 @@ norm 1.0} × 64 seeds, 500 steps: 256 runs) are trained three ways, measured sid
     says it finished. Not timed: the server's start-up and a one-step warm-up sweep before it (the
     worker starts Ray on its first sweep; a running service has done that long ago).
 (b) the engine alone: trainers.vectorized.run_chunk over the same trials (same configs, same seed
-    chunks, planned by service.planning), one after another in this process, no Ray, no database.
+    chunks, planned by service.worker.planning), one after another in this process, no Ray, no database.
 (c) what a user would write without clipsweep: plain Ray Tune, one trial per run (a grid of
     lr × clipping × seed), a function trainable that calls trainers.loop.run_seed and reports, and
     Ray's defaults (1 CPU per trial, no actor reuse, Tune's CSV/JSON/TensorBoard loggers). Only the
@@ -25,8 +25,8 @@ The targets of the issue: (a)/(b) ≤ 1.25 (the service costs at most a quarter 
 engine) and (c)/(a) ≥ 5. Every way must give every run an outcome, and (a) and (b), which train the
 same seeds deterministically with the same code, must agree on the outcome of every run.
 
-It also measures the result writer (service.results.store_results, called as the worker's sink
-calls it: batches of 64 runs, one transaction each) with synthetic results shaped like the Ray
+It also measures the result writer (service.lifecycle.runs.store_results, called as the worker's
+ResultBuffer calls it: batches of 64 runs, one transaction each) with synthetic results shaped like the Ray
 adapter's, into a fresh SQLite file and a fresh PostgreSQL database (created on the server at
 CLIPSWEEP_TEST_POSTGRES_URL, default the test suite's, and dropped after), both at the schema
 revision the service needs. From the SQLite rate it estimates the share of (a)'s wall time spent
@@ -65,17 +65,17 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Nothing here may import service.tune_runner: it turns Tune's default loggers off for its process,
-# and (c) runs in this process with Ray's defaults.
-from service.planning import plan_trials
-from service.spec import SweepSpec, cells, parse_spec
+# Nothing here may import service.worker.tune_runner: it turns Tune's default loggers off for its
+# process, and (c) runs in this process with Ray's defaults.
+from service.grid import cells
+from service.spec import SweepSpec, parse_spec
+from service.worker.planning import plan_trials
 from trainers import TrainConfig
 from trainers.vectorized import run_chunk
 
 SEQ_LEN, HIDDEN, BATCH = 50, 64, 32
 POSTGRES_ADMIN_URL = os.environ.get("CLIPSWEEP_TEST_POSTGRES_URL",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-FINISHED = {"succeeded", "failed", "cancelled"}
 TRAINED = {"converged", "diverged", "unconverged"}
 
 # (cell_index, seed) -> outcome
@@ -157,7 +157,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             sweep = self.http.get(f"/api/v1/sweeps/{sweep_id}").json()
-            if sweep["status"] in FINISHED:
+            if sweep["finished"]:
                 return sweep, time.perf_counter() - start
             time.sleep(poll)
         raise TimeoutError(f"sweep {sweep_id} did not end within {timeout:.0f} s:\n{self.log_tail()}")
@@ -226,8 +226,10 @@ def way_service(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def way_engine(args: argparse.Namespace) -> dict[str, Any]:
     spec = parse_spec(sweep_spec(args))
-    pending = [(cell.index, seed) for cell in cells(spec) for seed in spec.seed_list]
-    trials = plan_trials(spec, pending)  # the service's own chunks
+    grid = cells(spec)
+    pending = [(cell.index, seed) for cell in grid for seed in spec.seed_list]
+    configs = {cell.index: cell.config.to_dict() for cell in grid}
+    trials = plan_trials(configs, pending, spec.resources.max_seeds_per_trial)  # the service's own chunks
     configs = [TrainConfig.from_dict(t.train_config) for t in trials]  # as the Ray adapter makes them
     list(run_chunk(dataclasses.replace(configs[0], max_steps=5), trials[0].seeds[:2], vectorize=True))  # warm-up
     outcomes: Outcomes = {}
@@ -316,9 +318,9 @@ def way_plain_tune(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 # ---- database write throughput -----------------------------------------------------------------
 
 def synthetic_results(spec: SweepSpec, steps: int, record_every: int, rng: random.Random) -> list[Any]:
-    """ReportedRuns shaped like trainers.ray_adapter.result_payload's: one in eight diverged early
-    with a NaN last loss, the rest ran every step (points every `record_every` steps and the last)."""
-    from service.results import ReportedRun
+    """RunReports as trainers.ray_adapter.result_payload's reach the service: one in eight diverged
+    early with a NaN last loss, the rest ran every step (points every `record_every` steps and the last)."""
+    from service.lifecycle.report import parse_report
 
     out = []
     for cell in cells(spec):
@@ -334,8 +336,11 @@ def synthetic_results(spec: SweepSpec, steps: int, record_every: int, rng: rando
                    "diverged_at_step": last if diverged else None, "converged_at_step": None,
                    "steps_done": last if diverged else steps, "initial_loss": 0.2,
                    "final_loss": points[-1][1], "min_loss": 0.05, "final_eval_loss": 0.06,
-                   "clipped_steps": sum(p[3] for p in points), "max_grad_norm": 3.0, "points": points}
-            out.append(ReportedRun(cell_index=cell.index, seed=seed, run=run, device="cpu", node="bench"))
+                   "clipped_steps": sum(p[3] for p in points), "max_grad_norm": 3.0,
+                   "norm_histogram": {10: len(points)}, "divergence_grad_norm": 3.0 if diverged else None,
+                   "points": points}
+            out.append(parse_report({"cell_index": cell.index, "seed": seed, "run": run, "device": "cpu",
+                                     "node": "bench"}))
     return out
 
 
@@ -366,8 +371,8 @@ def measure_writes(url: str, *, embedded: bool, args: argparse.Namespace) -> dic
     """How fast store_results writes points into the empty database at `url`."""
     from service.db.schema import ensure_schema, upgrade
     from service.db.session import make_engine, make_session_factory, session_scope
-    from service.results import store_results
-    from service.sweeps import create_sweep
+    from service.lifecycle.runs import store_results
+    from service.lifecycle.submit import create_sweep
 
     if not embedded:
         upgrade(url)  # what the operator's `clipsweep db upgrade` does; the embedded default does it itself
@@ -380,11 +385,11 @@ def measure_writes(url: str, *, embedded: bool, args: argparse.Namespace) -> dic
         with session_scope(factory) as session:
             sweep_id = create_sweep(session, spec, max_runs=10**9).id
         results = synthetic_results(spec, 500, spec.record_every, random.Random(0))
-        points = sum(len(r.run["points"]) for r in results)
+        points = sum(len(r.run.points) for r in results)
         statements = time_statements(engine)
         start = time.perf_counter()
         stored = 0
-        for i in range(0, len(results), args.write_batch):  # as DatabaseSink.flush: one transaction a batch
+        for i in range(0, len(results), args.write_batch):  # as ResultBuffer.flush: one transaction a batch
             with session_scope(factory) as session:
                 stored += store_results(session, sweep_id, results[i:i + args.write_batch])
         elapsed = time.perf_counter() - start
@@ -523,7 +528,7 @@ def main() -> None:
         counts = {k: cell_counts(v) for k, v in ways.items()}
         for cell in grid:
             row = " / ".join(fmt_counts(counts[k].get(cell.index)) for k in ways)
-            print(f"  lr {cell.lr:<6g} {cell.clipping.label:<20} {row}")
+            print(f"  lr {cell.lr:<6g} {cell.label:<20} {row}")
         for key, outcomes in ways.items():
             trained = sum(o in TRAINED for o in outcomes.values())
             if trained != total:

@@ -11,12 +11,16 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.errors import SettingsError
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "clipsweep"
 
 
 class Settings(BaseSettings):
+    """Every setting of the service, from CLIPSWEEP_* variables; tests and tools pass values directly."""
+
     model_config = SettingsConfigDict(env_prefix="CLIPSWEEP_", extra="ignore")
 
     data_dir: Path = Field(default_factory=_default_data_dir,
@@ -71,12 +75,9 @@ class Settings(BaseSettings):
         return (self.server_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-class SettingsError(ValueError):
-    """A CLIPSWEEP_ variable with a bad value; the message names each variable and what it needs."""
-
-
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
     try:
         return Settings()
     except ValidationError as exc:

@@ -1,36 +1,44 @@
-"""The sweep spec a user submits, its validation, and its resolution into trainer configs.
+"""The sweep spec a user submits and its validation.
 
 Validation has two layers. Pydantic checks the structure (unknown keys, types, ranges); then the
 trainers' registries check the task and the clipping methods with their parameters. Both report
 errors in one shape, `{"loc": [...], "msg": ..., "type": ...}`, with the field path in `loc`, so the
 API answers them alike with 422 and the CLI prints them alike.
+
+The defaults and ranges of everything that reaches training are the trainers' own: each spec field
+below that mirrors a field of trainers/config.py takes its default and range from there
+(`from_config`). Only what the service adds is written here: size limits, and where trials run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, fields
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trainers.clipping import CLIPPERS, arm_label, build_clipper
+from service.errors import SpecError
+from trainers.clipping import BASELINE, CLIPPERS, arm_label, build_clipper
 from trainers.config import (
+    DEVICES,
+    OPTIMIZERS,
     ClippingConfig,
     ConvergenceConfig,
     DivergenceConfig,
     OptimizerConfig,
     TrainConfig,
+    field_bounds,
 )
 from trainers.errors import ConfigError
 from trainers.tasks import build_task
 
 
-class SpecError(ValueError):
-    """A spec that cannot run. `errors` are dicts with loc (a field path), msg and type."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
-        self.errors = errors
+def from_config(config_type: type, name: str, **more: Any) -> Any:
+    """A pydantic Field with the default and range a trainers config declares for `name`; `more`
+    adds what only the service limits (say an upper bound on steps) or describes."""
+    [declared] = [f for f in fields(config_type) if f.name == name]
+    default = ... if declared.default is MISSING else declared.default
+    return Field(default, **field_bounds(config_type, name), **more)
 
 
 class _Strict(BaseModel):
@@ -47,14 +55,14 @@ class OptimizerSpec(_Strict):
     """sgd uses momentum and nesterov; adam and adamw use beta1, beta2 and eps. weight_decay unset
     means 0 for sgd and adam, 0.01 for adamw. warmup_steps ramps the learning rate up linearly."""
 
-    name: Literal["sgd", "adam", "adamw"] = "sgd"
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    nesterov: bool = False
-    beta1: float = Field(0.9, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    eps: float = Field(1e-8, gt=0.0)
-    weight_decay: float | None = Field(None, ge=0.0)
-    warmup_steps: int = Field(0, ge=0)
+    name: Literal[OPTIMIZERS] = from_config(OptimizerConfig, "name")  # type: ignore[valid-type]
+    momentum: float = from_config(OptimizerConfig, "momentum")
+    nesterov: bool = from_config(OptimizerConfig, "nesterov")
+    beta1: float = from_config(OptimizerConfig, "beta1")
+    beta2: float = from_config(OptimizerConfig, "beta2")
+    eps: float = from_config(OptimizerConfig, "eps")
+    weight_decay: float | None = from_config(OptimizerConfig, "weight_decay")
+    warmup_steps: int = from_config(OptimizerConfig, "warmup_steps")
 
 
 class ClippingSpec(BaseModel):
@@ -70,30 +78,36 @@ class ClippingSpec(BaseModel):
 
 
 class BudgetSpec(_Strict):
-    max_steps: int = Field(1000, ge=1, le=10_000_000)
-    batch_size: int = Field(32, ge=1, le=1_000_000)
+    max_steps: int = from_config(TrainConfig, "max_steps", le=10_000_000)
+    batch_size: int = from_config(TrainConfig, "batch_size", le=1_000_000)
 
 
 class DivergenceSpec(_Strict):
-    loss_factor: float = Field(100.0, gt=1.0, description="Diverged when loss > factor × initial loss.")
-    grad_norm_limit: float = Field(1.0e10, gt=0.0, description="Diverged when the pre-clip norm exceeds it.")
+    loss_factor: float = from_config(DivergenceConfig, "loss_factor",
+                                     description="Diverged when loss > factor × initial loss.")
+    grad_norm_limit: float = from_config(DivergenceConfig, "grad_norm_limit",
+                                         description="Diverged when the pre-clip norm exceeds it.")
 
 
 class ConvergenceSpec(_Strict):
-    target_loss: float | None = Field(None, gt=0.0, description="Unset: the task's default target.")
-    eval_every: int = Field(50, ge=1)
+    target_loss: float | None = from_config(ConvergenceConfig, "target_loss",
+                                            description="Unset: the task's default target.")
+    eval_every: int = from_config(ConvergenceConfig, "eval_every")
 
 
 class ResourcesSpec(_Strict):
+    """Where and how a sweep's trials run: Ray resources, chunking, the device."""
+
     cpus_per_trial: float = Field(1.0, gt=0.0)
     gpus_per_trial: float = Field(0.0, ge=0.0)
     max_seeds_per_trial: int = Field(64, ge=1, description="Seeds trained together in one trial.")
     max_concurrent_trials: int | None = Field(None, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Unlike TrainConfig (whose default is the CPU), a sweep trains where its trials land.
+    device: Literal[DEVICES] = "auto"  # type: ignore[valid-type]
 
 
 def _default_arms() -> list[ClippingSpec]:
-    return [ClippingSpec(method="none"), ClippingSpec(method="norm", max_norm=1.0)]
+    return [ClippingSpec(method=BASELINE), ClippingSpec(method="norm", max_norm=1.0)]
 
 
 class SweepSpec(_Strict):
@@ -106,7 +120,8 @@ class SweepSpec(_Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
     convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
-    record_every: int = Field(10, ge=1, description="Keep every n-th step's point (events always).")
+    record_every: int = from_config(TrainConfig, "record_every",
+                                    description="Keep every n-th step's point (events always).")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
     @field_validator("learning_rates")
@@ -139,16 +154,6 @@ class SweepSpec(_Strict):
     @property
     def run_count(self) -> int:
         return len(self.learning_rates) * len(self.clipping) * len(self.seed_list)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (learning rate, clipping arm) point of the grid, with its ready-to-run config."""
-
-    index: int
-    lr: float
-    clipping: ClippingConfig
-    config: TrainConfig
 
 
 def _config_error(loc: Sequence[str | int], exc: ConfigError) -> dict[str, Any]:
@@ -200,29 +205,6 @@ def resolve_spec(spec: SweepSpec) -> SweepSpec:
                                    "clipping": arms})
 
 
-def cells(spec: SweepSpec) -> list[Cell]:
-    """The grid in a fixed order: learning rates outer, clipping arms inner."""
-    out = []
-    for lr in spec.learning_rates:
-        for arm in spec.clipping:
-            clipping = ClippingConfig(arm.method, arm.params)
-            config = TrainConfig(
-                task=spec.task.name,
-                task_params=dict(spec.task.params),
-                lr=lr,
-                optimizer=OptimizerConfig(**spec.optimizer.model_dump()),
-                clipping=clipping,
-                max_steps=spec.budget.max_steps,
-                batch_size=spec.budget.batch_size,
-                divergence=DivergenceConfig(**spec.divergence.model_dump()),
-                convergence=ConvergenceConfig(**spec.convergence.model_dump()),
-                record_every=spec.record_every,
-                device=spec.resources.device,
-            )
-            out.append(Cell(index=len(out), lr=lr, clipping=clipping, config=config))
-    return out
-
-
 def _allowed_keys(loc: Sequence[str | int]) -> list[str] | None:
     """The field names of the model that sits at `loc` inside a SweepSpec, if it is one."""
     model: Any = SweepSpec
@@ -244,7 +226,7 @@ def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] 
     """Pydantic errors in our shape, with the allowed keys named where a key was unknown."""
     out = []
     for err in errors:
-        loc = [part for part in err["loc"]]
+        loc = list(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])

@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (SQLite and the PostgreSQL server on this machine) and a real
+"""Shared fixtures: real databases (SQLite and the PostgreSQL server on this machine), the HTTP
+API in this process on either (`api`, for every request that needs no trainer), and a real
 `clipsweep serve` (uvicorn on a free loopback port, its worker on a local Ray)."""
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from typing import Iterator
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.api.app import create_app
 from service.db import schema
 from service.db.session import make_engine, make_session_factory
-from service.processes import stop_process
+from service.settings import Settings
+from service.worker.processes import stop_process
 
 POSTGRES_ADMIN_URL = os.environ.get("CLIPSWEEP_TEST_POSTGRES_URL",
                                     "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -73,6 +77,14 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
 
 
+@pytest.fixture
+def api(db_url: str, engine: Engine) -> Iterator[TestClient]:
+    """The HTTP API on `create_app`, in this process, on a database of each kind (the same one
+    `session_factory` opens). No worker: tests store results themselves."""
+    with TestClient(create_app(Settings(database_url=db_url))) as client:
+        yield client
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,7 +130,7 @@ class Server:
             response = self.http.get(f"/api/v1/sweeps/{sweep_id}")
             assert response.status_code == 200, f"{response.status_code} {response.text}\n{self.log()[-5000:]}"
             sweep = response.json()
-            if sweep["status"] in ("succeeded", "failed", "cancelled"):
+            if sweep["finished"]:
                 return sweep
             time.sleep(0.5)
         raise TimeoutError(f"sweep {sweep_id} did not finish in {timeout} s:\n{self.log()[-5000:]}")

@@ -3,7 +3,7 @@
 Ray appears only in `trainers.ray_adapter`; nothing here imports the service.
 """
 
-from trainers.clipping import CLIPPERS, ClipTelemetry, Clipper, arm_label, build_clipper
+from trainers.clipping import CLIPPERS, Clipper, ClipTelemetry, arm_label, build_clipper
 from trainers.config import (
     ClippingConfig,
     ConvergenceConfig,

@@ -31,9 +31,9 @@ from typing import Iterator, Sequence
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from trainers.chunk_recorder import ChunkRecorder
 from trainers.clipping import ClipContext, Clipper, build_clipper
 from trainers.config import DivergenceConfig, TrainConfig
-from trainers.chunk_recorder import ChunkRecorder
 from trainers.detection import converged, grad_ok, grad_trigger, loss_ok, loss_trigger
 from trainers.loop import Outcome, RunResult, StepRecord, is_eval_step, resolve_device, run_seed
 from trainers.optim import build_optimizer, lr_at, set_lr

@@ -13,11 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from service import __version__
 from service.api.routes import meta, pages, runs, sweeps
 from service.db.open import open_database
+from service.errors import ServiceError
 from service.settings import Settings, get_settings
-from service.spec import SpecError, format_validation_errors
-from service.queue import SweepAlreadyFinished
-from service.runs import BadFilter, RunNotFound
-from service.sweeps import SweepNotFound
+from service.spec import format_validation_errors
 from service.web import STATIC_DIR
 
 
@@ -51,23 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 errors += format_validation_errors([err])
         return JSONResponse(status_code=422, content={"detail": errors})
 
-    @app.exception_handler(SpecError)
-    async def _invalid_spec(request: Request, exc: SpecError) -> JSONResponse:
-        detail = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    @app.exception_handler(SweepAlreadyFinished)
-    async def _already_finished(request: Request, exc: SweepAlreadyFinished) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
-
-    @app.exception_handler(SweepNotFound)
-    @app.exception_handler(RunNotFound)
-    async def _not_found(request: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
-
-    @app.exception_handler(BadFilter)
-    async def _bad_filter(request: Request, exc: BadFilter) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": [
-            {"loc": exc.loc, "msg": str(exc), "type": "value_error"}]})
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        """Every error of the tree in service/errors.py, by its branch's status."""
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
 
     return app

@@ -12,9 +12,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.db.models import NAN_TRIGGERS, Run, Sweep, restore_nan
-from service.statistics import Estimate, PairedComparison, Telemetry, Unavailable
-from service.sweeps import CellSummary
+from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
+from service.analysis.summary import CellSummary
+from service.db.models import Sweep
+from service.db.rows import RunRow
+from service.queries.runs import RunDetail
+from service.states import RunOutcome, SweepStatus
 
 T = TypeVar("T")
 
@@ -39,7 +42,7 @@ class Progress(ApiModel):
 class SweepCreated(ApiModel):
     id: int
     name: str
-    status: str
+    status: SweepStatus
     runs_total: int
     url: str = Field(description="The sweep's dashboard page.")
 
@@ -48,7 +51,9 @@ class SweepOut(ApiModel):
     id: int
     name: str
     task: str
-    status: str
+    status: SweepStatus
+    finished: bool = Field(description="The sweep has ended (succeeded, failed or cancelled): nothing will "
+                                       "train it again.")
     error: str | None
     spec: dict[str, Any]
     created_at: datetime
@@ -62,7 +67,8 @@ class SweepOut(ApiModel):
     @classmethod
     def build(cls, sweep: Sweep, counts: dict[str, int]) -> SweepOut:
         return cls(
-            id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status, error=sweep.error,
+            id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status,
+            finished=sweep.status.is_finished(), error=sweep.error,
             spec=sweep.spec, created_at=sweep.created_at, started_at=sweep.started_at,
             finished_at=sweep.finished_at, status_detail=sweep.status_detail,
             cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
@@ -164,7 +170,7 @@ class CellOut(ApiModel):
                    steps_to_target=StatOut.of(cell.steps_to_target),
                    median_steps_converged_only=StatOut.of(cell.median_steps_converged_only),
                    expected_steps_with_restarts=StatOut.of(cell.expected_steps_with_restarts),
-                   vs_none=_paired(cell.vs_none), converged_by_step=cell.converged_by_step,
+                   vs_none=_paired(cell.vs_baseline), converged_by_step=cell.converged_by_step,
                    telemetry=TelemetryOut.of(cell.telemetry))
 
 
@@ -185,7 +191,7 @@ class FrontierOut(ApiModel):
 
 class SummaryOut(ApiModel):
     sweep_id: int
-    status: str
+    status: SweepStatus
     tolerance: float = Field(description="Divergence-rate tolerance of the stability frontier.")
     headline: str | None = Field(description="The answer in one sentence; null before any run finished.")
     cells: list[CellOut]
@@ -198,7 +204,7 @@ class RunOut(ApiModel):
     cell_index: int
     lr: float
     clipping: str
-    outcome: str | None
+    outcome: RunOutcome | None
     trigger: str | None
     diverged_at_step: int | None
     converged_at_step: int | None
@@ -214,18 +220,8 @@ class RunOut(ApiModel):
     attempts: int = Field(description="Trainings started; above 1 only after lost infrastructure.")
 
     @classmethod
-    def build(cls, run: Run) -> RunOut:
-        # NaN is stored as NULL; the trigger says where a NULL was a NaN (see service.db.models).
-        final_loss, max_norm, divergence_norm = (
-            restore_nan(getattr(run, name), run.trigger, NAN_TRIGGERS[name])
-            for name in ("final_loss", "max_grad_norm", "divergence_grad_norm"))
-        return cls(id=run.id, seed=run.seed, cell_index=run.cell_index, lr=run.lr,
-                   clipping=run.clip_label, outcome=run.outcome, trigger=run.trigger,
-                   diverged_at_step=run.diverged_at_step, converged_at_step=run.converged_at_step,
-                   steps_done=run.steps_done, final_loss=final_loss, min_loss=run.min_loss,
-                   clipped_steps=run.clipped_steps, max_grad_norm=max_norm,
-                   divergence_grad_norm=divergence_norm, device=run.device,
-                   node=run.node, error=run.error, attempts=run.attempts)
+    def build(cls, run: RunRow) -> RunOut:
+        return cls(**{name: getattr(run, name) for name in cls.model_fields})
 
 
 class RunDetailOut(RunOut):
@@ -237,13 +233,14 @@ class RunDetailOut(RunOut):
     reproduce: str = Field(description="Python that trains this run again with torch and trainers/ alone.")
 
     @classmethod
-    def detail(cls, run: Run, config: dict[str, Any]) -> RunDetailOut:
+    def build_detail(cls, detail: RunDetail) -> RunDetailOut:
+        run, config = detail.run, detail.config
         # The config as JSON in a raw string: it may hold Infinity, which Python has no literal for.
         code = ("import json\nfrom trainers import TrainConfig, run_seed\n\n"
                 f"config = TrainConfig.from_dict(json.loads(r\"\"\"\n{json.dumps(config, indent=2)}\n\"\"\"))\n"
                 f"result = run_seed(config, seed={run.seed})\n"
                 "print(result.outcome, result.diverged_at_step, result.converged_at_step)")
-        return cls(**RunOut.build(run).model_dump(), sweep_id=run.sweep_id, sweep_name=run.sweep.name,
+        return cls(**RunOut.build(run).model_dump(), sweep_id=run.sweep_id, sweep_name=detail.sweep_name,
                    initial_loss=run.initial_loss, final_eval_loss=run.final_eval_loss, config=config,
                    reproduce=code)
 
@@ -261,7 +258,7 @@ class SeriesOut(ApiModel):
 
 class CellRunSeriesOut(SeriesOut):
     seed: int
-    outcome: str | None
+    outcome: RunOutcome | None
     trigger: str | None
     diverged_at_step: int | None
     converged_at_step: int | None

@@ -1,24 +1,28 @@
-"""Typed SQLAlchemy models. The database is the source of truth for every sweep and run.
+"""Typed SQLAlchemy models. The database is the source of truth for every sweep, cell and run.
 
-Non-finite numbers: SQLite cannot store NaN (it becomes NULL) while PostgreSQL can, so NaN is
-stored as NULL on both and the run's `trigger` tells what a NULL means (a `nonfinite_loss` run's
-last loss was NaN; a `nonfinite_grad` run's last norm was NaN; after a `loss_explosion` the norm
-was never computed). Infinities are stored as they are.
+    sweeps ─┬─< cells ─< runs ···< run_points
+            └──────────< runs
+
+A sweep's cells are its grid, resolved at submit (service/grid.py); a run is one seed of one cell
+and points at it by (sweep_id, cell_index). Run points have no foreign key (see RunPoint).
+
+Non-finite numbers: NaN is stored as NULL on both backends (db/types.NanAsNull) and the run's
+`trigger` tells what a NULL means (a `nonfinite_loss` run's last loss was NaN; a `nonfinite_grad`
+run's last norm was NaN; after a `loss_explosion` the norm was never computed). Infinities are
+stored as they are. db/rows.py reads them back; nothing else needs to know.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -26,7 +30,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+
+from service.db.types import EnumText, NanAsNull, UtcDateTime
+from service.states import RunOutcome, SweepStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -41,77 +47,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class NanAsNull(TypeDecorator[float]):
-    """A double that stores NaN as NULL on every backend (see the module docstring)."""
-
-    impl = Float(precision=53)
-    cache_ok = True
-
-    def process_bind_param(self, value: float | None, dialect: Any) -> float | None:
-        return None if value is None or math.isnan(value) else value
-
-
-def restore_nan(value: float | None, trigger: str | None, nan_trigger: str) -> float | None:
-    """A stored value with NaN put back where the run's trigger says its NULL was one."""
-    return math.nan if value is None and trigger == nan_trigger else value
-
-
-# The run fields whose NULL is a NaN under a trigger (see the module docstring). A point's loss is
-# always computed (NULL = NaN); its norm is NaN only at a nonfinite_grad run's divergence step.
-NAN_TRIGGERS = {"final_loss": "nonfinite_loss", "max_grad_norm": "nonfinite_grad",
-                "divergence_grad_norm": "nonfinite_grad"}
-
-
-def restore_point_nan(loss: float | None, grad_norm: float | None, trigger: str | None,
-                      at_divergence: bool) -> tuple[float, float | None]:
-    """A stored point's loss and norm with their NaNs put back."""
-    return (math.nan if loss is None else loss,
-            math.nan if grad_norm is None and at_divergence and trigger == "nonfinite_grad" else grad_norm)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that always comes back timezone-aware in UTC. PostgreSQL keeps the zone;
-    SQLite returns naive datetimes, which API clients would read as their local time."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
-
-
-class SweepStatus(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class RunOutcome(str, enum.Enum):
-    """A run's final outcome. NULL in the database means the run has none yet."""
-
-    CONVERGED = "converged"
-    DIVERGED = "diverged"
-    UNCONVERGED = "unconverged"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-def _enum_values(enum_cls: type[enum.Enum]) -> list[str]:
-    return [member.value for member in enum_cls]
-
-
 class Sweep(Base):
+    """What a user submitted (the resolved spec), and where its queue life stands."""
+
     __tablename__ = "sweeps"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     task: Mapped[str] = mapped_column(String(100))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=SweepStatus.QUEUED.value)
+    status: Mapped[SweepStatus] = mapped_column(EnumText(SweepStatus), index=True, default=SweepStatus.QUEUED)
     runs_total: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     worker_id: Mapped[str | None] = mapped_column(String(200))
@@ -128,23 +73,45 @@ class Sweep(Base):
     # A sweep put back to wait (for resources) is not claimed again before this time.
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
-    runs: Mapped[list[Run]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
-                                           passive_deletes=True)
+    cells: Mapped[list[Cell]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
+                                             passive_deletes=True, order_by="Cell.cell_index")
 
 
-class Run(Base):
-    __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("sweep_id", "cell_index", "seed"),)
+class Cell(Base):
+    """One (learning rate, clipping arm) point of a sweep's grid, as resolved at submit: the arm
+    (method, its resolved parameters, its label) and the full training configuration, with a
+    content hash that is the same for the same configuration in any sweep, on any machine."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
-    cell_index: Mapped[int] = mapped_column(Integer)
+    __tablename__ = "cells"
+
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    cell_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     lr: Mapped[float] = mapped_column(Float(precision=53))
     clip_method: Mapped[str] = mapped_column(String(50))
     clip_params: Mapped[dict[str, Any]] = mapped_column(JSON)
     clip_label: Mapped[str] = mapped_column(String(200))
+    # TrainConfig.to_dict(): with a seed, it trains any run of the cell again (trainers.run_seed).
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_hash: Mapped[str] = mapped_column(String(64), index=True)
+
+    sweep: Mapped[Sweep] = relationship(back_populates="cells")
+
+
+class Run(Base):
+    """One seed of one cell: its outcome and summary numbers (NULL outcome: still pending)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "cell_index", "seed"),
+        ForeignKeyConstraint(["sweep_id", "cell_index"], ["cells.sweep_id", "cells.cell_index"],
+                             ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    cell_index: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[RunOutcome | None] = mapped_column(EnumText(RunOutcome))
     trigger: Mapped[str | None] = mapped_column(String(32))
     diverged_at_step: Mapped[int | None] = mapped_column(Integer)
     converged_at_step: Mapped[int | None] = mapped_column(Integer)
@@ -167,14 +134,14 @@ class Run(Base):
     # or Ray actor); a diverged run is never trained again.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    sweep: Mapped[Sweep] = relationship(back_populates="runs")
+    cell: Mapped[Cell] = relationship(viewonly=True)
 
 
 class RunPoint(Base):
     """One downsampled step of a run: loss, pre-clip gradient norm, whether the step was clipped.
 
     run_id has no foreign key: checking one per inserted point halved the writer's rate on
-    PostgreSQL. Points are only written with their run locked (service.results.store_results),
+    PostgreSQL. Points are only written with their run locked (lifecycle.runs.store_results),
     and a trigger on runs deletes a run's points with it (migration 0004)."""
 
     __tablename__ = "run_points"

@@ -16,12 +16,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 import migrations
+from service.errors import SchemaError
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
-
-
-class SchemaError(RuntimeError):
-    """The database's schema revision does not match this version of clipsweep."""
 
 
 def alembic_config(url: str) -> Config:

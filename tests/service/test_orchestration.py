@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import schema
 from service.db.models import Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
+from service.lifecycle.submit import create_sweep
 from service.spec import SweepSpec
-from service.sweeps import create_sweep
-from service.processes import stop_process
+from service.worker.processes import stop_process
 from tests.conftest import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from service.spec import SpecError, cells, parse_spec, resolve_spec
-from service.statistics import wilson_interval
-from trainers.clipping import arm_label
-
+from service.analysis.statistics import wilson_interval
+from service.errors import SpecError
+from service.grid import cells
+from service.spec import BudgetSpec, ConvergenceSpec, DivergenceSpec, OptimizerSpec, SweepSpec, parse_spec, resolve_spec
 from tests.conftest import ROOT
+from trainers.config import (
+    ConvergenceConfig,
+    DivergenceConfig,
+    OptimizerConfig,
+    TrainConfig,
+    field_bounds,
+)
+from trainers.errors import ConfigError
 
 BASE: dict[str, Any] = {
     "task": {"name": "adding", "params": {"seq_len": 20}},
@@ -36,7 +46,7 @@ def rejected(data: Any) -> list[dict[str, Any]]:
 def test_valid_spec_resolves_to_a_grid_of_cells_lr_outer_arm_inner() -> None:
     spec = parse_spec(BASE)
     grid = cells(spec)
-    assert [(c.lr, arm_label(c.clipping)) for c in grid] == [
+    assert [(c.lr, c.label) for c in grid] == [
         (0.1, "none"), (0.1, "norm(max_norm=1.0)"), (0.5, "none"), (0.5, "norm(max_norm=1.0)")]
     assert spec.run_count == 16
     assert grid[3].config.task_params["seq_len"] == 20
@@ -155,3 +165,59 @@ def test_the_frontier_example_has_the_seeds_a_5_percent_bound_needs() -> None:
     n = 73 on, so fewer seeds could never show a stable learning rate at the default tolerance."""
     spec = parse_spec(yaml.safe_load((ROOT / "examples" / "deep-mlp-frontier.yaml").read_text()))
     assert len(spec.seed_list) >= 73 and wilson_interval(0, len(spec.seed_list))[1] < 0.05
+
+
+# Each spec section and the trainers config it becomes, with the fields that carry over.
+MIRRORED = [
+    (OptimizerSpec, OptimizerConfig, [f.name for f in fields(OptimizerConfig)]),
+    (DivergenceSpec, DivergenceConfig, [f.name for f in fields(DivergenceConfig)]),
+    (ConvergenceSpec, ConvergenceConfig, [f.name for f in fields(ConvergenceConfig)]),
+    (BudgetSpec, TrainConfig, ["max_steps", "batch_size"]),
+    (SweepSpec, TrainConfig, ["record_every"]),
+]
+
+
+def _probes(bounds: dict[str, float]) -> list[float]:
+    """Values on and just beside each bound."""
+    return [v for limit in bounds.values() for v in (limit, limit - 1e-9, limit + 1e-9, limit - 1, limit + 1)]
+
+
+def _spec_accepts(spec_type: Any, name: str, value: Any) -> bool:
+    base = BASE if spec_type is SweepSpec else {}
+    try:
+        spec_type.model_validate({**base, name: value})
+        return True
+    except ValidationError:
+        return False
+
+
+def _config_accepts(config_type: Any, name: str, value: Any) -> bool:
+    base = {"task": "adding", "lr": 0.1} if config_type is TrainConfig else {}
+    try:
+        config_type(**{**base, name: value})
+        return True
+    except ConfigError:
+        return False
+
+
+@pytest.mark.parametrize(("spec_type", "config_type", "names"), MIRRORED, ids=lambda x: getattr(x, "__name__", ""))
+def test_the_spec_and_the_trainers_agree_on_every_default_and_range(spec_type: Any, config_type: Any,
+                                                                  names: list[str]) -> None:
+    """The trainers' configs own these defaults and ranges; the API schema must not drift from them."""
+    for name in names:
+        [declared] = [f for f in fields(config_type) if f.name == name]
+        assert spec_type.model_fields[name].default == declared.default, name
+        for value in _probes(field_bounds(config_type, name)):
+            value = int(value) if isinstance(declared.default, int) and value == int(value) else value
+            if isinstance(declared.default, int) and not isinstance(value, int):
+                continue
+            assert _spec_accepts(spec_type, name, value) == _config_accepts(config_type, name, value), (name, value)
+
+
+def test_a_default_spec_trains_with_the_trainers_defaults() -> None:
+    config = cells(parse_spec(BASE | {"budget": {}}))[0].config
+    defaults = TrainConfig(task="adding", lr=0.1)
+    assert (config.optimizer, config.divergence, config.convergence) == (
+        defaults.optimizer, defaults.divergence, defaults.convergence)
+    assert (config.max_steps, config.batch_size, config.record_every) == (
+        defaults.max_steps, defaults.batch_size, defaults.record_every)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.trainers.helpers import SMALL_TASK, small_config, step_losses
 from trainers import ClippingConfig, OptimizerConfig, arm_label, build_task, train
 from trainers.counter_rng import uniform
 from trainers.seeding import generator, stream_seed
-
-from tests.trainers.helpers import SMALL_TASK, small_config, step_losses
 
 TINY_NORM = ClippingConfig("norm", {"max_norm": 1.0e-3})
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import torch
 
+from tests.trainers.helpers import small_config, step_losses
 from trainers.seeding import stream_seed
 from trainers.vectorized import run_chunk
-
-from tests.trainers.helpers import small_config, step_losses
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ROOT / "trainers"

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.trainers.helpers import small_config, step_losses
 from trainers import (
     TASKS,
     ClippingConfig,
@@ -31,8 +32,6 @@ from trainers.norm_histogram import bin_centre, norm_bin
 from trainers.optim import build_optimizer, lr_at
 from trainers.tasks.adding import AddingTask
 from trainers.tasks.quadratic import QuadraticTask
-
-from tests.trainers.helpers import small_config, step_losses
 
 NO_LIMITS = DivergenceConfig(loss_factor=math.inf, grad_norm_limit=math.inf)
 TINY_NORM = ClippingConfig("norm", {"max_norm": 1.0e-6})

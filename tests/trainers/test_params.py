@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.trainers.helpers import SMALL_TASK, small_config
 from trainers import (
     TASKS,
     ClippingConfig,
@@ -24,8 +25,6 @@ from trainers import (
 from trainers.clipping import NormParams
 from trainers.params import build_params, describe
 from trainers.tasks.adding import AddingParams
-
-from tests.trainers.helpers import SMALL_TASK, small_config
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [

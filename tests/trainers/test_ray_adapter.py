@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests.trainers.helpers import small_config
 from trainers import (
     ConvergenceConfig,
     DivergenceConfig,
@@ -18,12 +19,10 @@ from trainers import (
     RunResult,
     TrainConfig,
     Trigger,
+    ray_adapter,
     run_seed,
 )
-from trainers import ray_adapter
 from trainers.vectorized import run_chunk
-
-from tests.trainers.helpers import small_config
 
 # Every field of a RunResult: the service refuses a payload with one more or one less
 # (service/worker/report.py).

@@ -11,8 +11,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from service.api.deps import SessionDep
-from service.runs import RunNotFound, get_run
-from service.sweeps import SweepNotFound, get_sweep
+from service.errors import NotFound
+from service.queries.runs import get_run
+from service.queries.sweeps import get_sweep
 from service.web import STATIC_DIR, TEMPLATES_DIR
 
 router = APIRouter(include_in_schema=False)
@@ -40,7 +41,7 @@ def sweeps_page(request: Request) -> HTMLResponse:
 def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResponse:
     try:
         sweep = get_sweep(session, sweep_id)
-    except SweepNotFound as exc:  # an unknown id is a 404 page, not an empty shell
+    except NotFound as exc:  # an unknown id is a 404 page, not an empty shell
         return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
                                           status_code=404)
     return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})
@@ -49,12 +50,13 @@ def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResp
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
     try:
-        run = get_run(session, run_id)
-    except RunNotFound as exc:
+        detail = get_run(session, run_id)
+    except NotFound as exc:
         return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
                                           status_code=404)
-    return templates.TemplateResponse(request, "run.html", {"run_id": run.id, "seed": run.seed,
-                                                            "sweep_id": run.sweep_id, "sweep_name": run.sweep.name})
+    return templates.TemplateResponse(request, "run.html", {"run_id": run_id, "seed": detail.run.seed,
+                                                            "sweep_id": detail.run.sweep_id,
+                                                            "sweep_name": detail.sweep_name})
 
 
 @router.get("/vendor/plotly.min.js", name="plotly_js")

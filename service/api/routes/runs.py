@@ -6,15 +6,14 @@ from fastapi import APIRouter
 
 from service.api.deps import SessionDep
 from service.api.schemas import RunDetailOut, SeriesOut
-from service.runs import get_run, reproduce_config, series
+from service.queries.runs import get_run, series
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 
 @router.get("/{run_id}", response_model=RunDetailOut)
 def get_one_run(*, run_id: int, session: SessionDep) -> RunDetailOut:
-    run = get_run(session, run_id)
-    return RunDetailOut.detail(run, reproduce_config(run))
+    return RunDetailOut.build_detail(get_run(session, run_id))
 
 
 @router.get("/{run_id}/points", response_model=SeriesOut)

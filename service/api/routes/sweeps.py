@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 
+from service.analysis.export import export
+from service.analysis.headline import headline
+from service.analysis.summary import stability_frontier, summarize
 from service.api.deps import SessionDep, SettingsDep
 from service.api.schemas import (
     CellOut,
@@ -21,20 +24,12 @@ from service.api.schemas import (
     SweepCreated,
     SweepOut,
 )
-from service.db.models import RunOutcome, SweepStatus
-from service.export import stream_csv, stream_parquet
-from service.headline import headline
-from service.queue import request_cancel
-from service.runs import PENDING, RunFilter, cell_runs, list_runs, series
+from service.lifecycle.queue import request_cancel
+from service.lifecycle.submit import create_sweep
+from service.queries.runs import RunFilter, cell_runs, list_runs, series
+from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, summary_rows
 from service.spec import SweepSpec
-from service.sweeps import (
-    create_sweep,
-    get_sweep,
-    list_sweeps,
-    outcome_counts,
-    stability_frontier,
-    summarize_cells,
-)
+from service.states import RunOutcome, SweepStatus
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
@@ -76,7 +71,7 @@ def get_summary(*, sweep_id: int, session: SessionDep,
     """Per cell: divergence rate with its Wilson 95% interval, the paired comparison with `none`,
     convergence speed; per arm: the highest stable learning rate at `tolerance`."""
     sweep = get_sweep(session, sweep_id)
-    cells = summarize_cells(session, sweep_id)
+    cells = summarize(summary_rows(session, sweep_id))
     frontier = stability_frontier(cells, tolerance)
     return SummaryOut(sweep_id=sweep.id, status=sweep.status, tolerance=tolerance,
                       headline=headline(cells, frontier, tolerance),
@@ -86,8 +81,18 @@ def get_summary(*, sweep_id: int, session: SessionDep,
                                 for f in frontier])
 
 
-OutcomeFilter = enum.Enum("OutcomeFilter", {o.name: o.value for o in RunOutcome} | {"PENDING": PENDING},
-                          type=str)
+class OutcomeFilter(str, enum.Enum):
+    """A run outcome to filter by, or `pending`: a run without one yet."""
+
+    CONVERGED = "converged"
+    DIVERGED = "diverged"
+    UNCONVERGED = "unconverged"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PENDING = "pending"
+
+    def outcome(self) -> RunOutcome | None:
+        return None if self is OutcomeFilter.PENDING else RunOutcome(self.value)
 
 
 @router.get("/{sweep_id}/runs", response_model=Page[RunOut])
@@ -99,7 +104,7 @@ def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: 
              cell: Annotated[int | None, Query(ge=0)] = None) -> Page[RunOut]:
     """Runs in grid order (cell, then seed), filtered by outcome, learning rate, arm or cell."""
     get_sweep(session, sweep_id)
-    where = RunFilter(outcomes=[o.value for o in outcome or []], lr=lr, clipping=clipping, cell_index=cell)
+    where = RunFilter(outcomes=[o.outcome() for o in outcome or []], lr=lr, clipping=clipping, cell_index=cell)
     runs, total = list_runs(session, sweep_id, limit=limit, offset=offset, where=where)
     return Page(items=[RunOut.build(r) for r in runs], total=total, limit=limit, offset=offset)
 
@@ -108,12 +113,11 @@ def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: 
 def get_cell_series(*, sweep_id: int, cell_index: Annotated[int, Path(ge=0)], session: SessionDep) -> CellSeriesOut:
     """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
     get_sweep(session, sweep_id)
-    runs = cell_runs(session, sweep_id, cell_index)
+    cell, runs = cell_runs(session, sweep_id, cell_index)
     points = series(session, [r.id for r in runs])
-    first = runs[0]
     return CellSeriesOut(
-        cell_index=cell_index, lr=first.lr, clipping=first.clip_label, clip_method=first.clip_method,
-        clip_params=first.clip_params,
+        cell_index=cell_index, lr=cell.lr, clipping=cell.clip_label, clip_method=cell.clip_method,
+        clip_params=cell.clip_params,
         runs=[CellRunSeriesOut(run_id=r.id, seed=r.seed, outcome=r.outcome, trigger=r.trigger,
                                diverged_at_step=r.diverged_at_step, converged_at_step=r.converged_at_step,
                                steps=points[r.id].steps, loss=points[r.id].loss,
@@ -132,9 +136,8 @@ def export_sweep(*, sweep_id: int, session: SessionDep, request: Request,
     """The sweep's runs, or its points, as a file (streamed: a sweep of a million points is fine)."""
     get_sweep(session, sweep_id)
     factory = request.app.state.session_factory  # the stream outlives this request's session
-    points = include == "points"
     name = f"sweep-{sweep_id}-{include}.{format}"
-    body = (stream_csv if format == "csv" else stream_parquet)(factory, sweep_id, points=points)
+    body = export(factory, sweep_id, points=include == "points", file_format=format)
     media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
     return StreamingResponse(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
 

@@ -2,7 +2,6 @@
 // drawn with plotly.js, served by the app itself (/vendor/plotly.min.js), never from a CDN.
 "use strict";
 const clipsweep = (() => {
-  const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
   const api = async (path) => {
     const response = await fetch(path);
     if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
@@ -201,7 +200,7 @@ const clipsweep = (() => {
 
   // "running", "cancelling", or "queued (waiting for resources: …)": what the sweep is doing now.
   const doing = (s) => text(s.status === "running" && s.cancel_requested_at ? "cancelling" : s.status) +
-    (s.status_detail && !FINISHED.has(s.status) ? ` <span class="muted">(${text(s.status_detail)})</span>` : "");
+    (s.status_detail && !s.finished ? ` <span class="muted">(${text(s.status_detail)})</span>` : "");
 
   // ---- pages -------------------------------------------------------------------------------
   function sweepsPage() {
@@ -224,7 +223,7 @@ const clipsweep = (() => {
         : `<tr><td colspan="8" class="muted">No ${filter.value ? `${text(filter.value)} ` : ""}sweeps.</td></tr>`;
       more.hidden = page.total <= page.items.length;
       more.textContent = `Showing the newest ${page.items.length} of ${page.total} sweeps.`;
-      return page.items.some((s) => !FINISHED.has(s.status));
+      return page.items.some((s) => !s.finished);
     };
     repeatWhile(load, 2);
   }
@@ -340,7 +339,7 @@ const clipsweep = (() => {
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
       document.documentElement.dataset.rendered = "1";
-      return !FINISHED.has(sweep.status);
+      return !sweep.finished;
     };
     // A failure in a handler shows in #load-error like a failed refresh.
     const shown = (action) => async (e) => {

@@ -1,0 +1,14 @@
+"""The `clipsweep` command: run the service (serve, worker, db) and talk to it (submit, status,
+cancel, list).
+
+    common.py   the command group, settings and logging
+    run.py      serve, worker, drive (hidden), db upgrade|current
+    sweeps.py   submit, status, cancel, list: over HTTP, never the database
+    output.py   tables, the summary table, the progress line
+    client.py   the HTTP client they use
+"""
+
+from service.cli import run, sweeps  # noqa: F401  (importing them adds their commands to `main`)
+from service.cli.common import main
+
+__all__ = ["main"]

@@ -1,0 +1,46 @@
+"""What the CLI prints: tables, the summary table, a sweep's progress line."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The summary's cells, one line each, then its headline."""
+    rows = []
+    for c in summary["cells"]:
+        ci = c["divergence_ci95"]
+        rate = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
+        steps = c["median_steps_to_target"]
+        rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], rate,
+                     c["converged"], "-" if steps is None else f"{steps:g}"])
+    text = table(["lr", "clipping", "runs", "diverged", "divergence [95% CI]", "converged", "median steps"], rows)
+    return text + (f"\n\n{summary['headline']}" if summary.get("headline") else "")
+
+
+def progress_line(sweep: dict[str, Any], width: int = 30) -> str:
+    p = sweep["progress"]
+    share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
+    filled = math.floor(share * width)
+    state = sweep["status"]
+    if sweep.get("cancel_requested_at") and not sweep["finished"]:
+        state = "cancelling"
+    if sweep.get("status_detail"):
+        state += f" ({sweep['status_detail']})"
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
+            f"{p['by_outcome'].get('diverged', 0)} diverged, {state}")

@@ -1,0 +1,128 @@
+"""Commands that run the service: serve (API, dashboard and a worker), worker, drive, db."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import click
+
+from service.cli.common import main, settings_or_exit, setup_logging
+from service.errors import SetupError
+from service.settings import Settings
+
+
+def _open_or_exit(settings: Settings) -> None:
+    from service.db.open import open_database
+
+    try:
+        engine, _ = open_database(settings)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine.dispose()
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [default: settings, 127.0.0.1].")
+@click.option("--port", default=None, type=int, help="Port [default: settings, 8000].")
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Also run a worker (off when workers run as their own service).")
+def serve(host: str | None, port: int | None, worker: bool) -> None:
+    """Run the API and dashboard, and a worker with them (the embedded default: SQLite, local Ray)."""
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.worker.embedded import EmbeddedWorker
+
+    setup_logging()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = settings_or_exit().model_copy(update=overrides)
+    _open_or_exit(settings)  # migrate or refuse before anything starts
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
+    # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    embedded = EmbeddedWorker() if worker else None
+    if embedded:
+        embedded.start()
+    click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")
+    click.echo(f"database: {settings.resolved_database_url}")
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@main.command()
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop when the parent process is gone (set by `clipsweep serve`).")
+def worker(exit_with_parent: bool) -> None:
+    """Run a worker alone: claim queued sweeps from the database and train them on Ray."""
+    from service.db.open import open_database
+    from service.worker.guards import hold_sqlite_worker_lock, stop_when_orphaned
+    from service.worker.loop import Worker
+
+    setup_logging()
+    settings = settings_or_exit()
+    try:
+        lock = hold_sqlite_worker_lock(settings.resolved_database_url)  # noqa: F841 (held while we run)
+        _, factory = open_database(settings)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    w = Worker(factory, settings)
+    w.install_signal_handlers()
+    if exit_with_parent:
+        stop_when_orphaned(w.stop)
+    w.run_forever()
+
+
+@main.command(hidden=True)
+@click.argument("sweep_id", type=int)
+@click.option("--worker-id", required=True, help="The worker that claimed the sweep.")
+@click.option("--parent-pid", type=int, default=None, help="Stop when this process is gone.")
+def drive(sweep_id: int, worker_id: str, parent_pid: int | None) -> None:
+    """Run one claimed sweep to its end in this process: a worker's driver, started by `clipsweep
+    worker` when it runs several sweeps at once. Stops (giving the sweep back) on SIGTERM or when
+    the worker is gone."""
+    from service.db.open import open_database
+    from service.worker.execute import execute_sweep
+    from service.worker.guards import stop_when_orphaned
+    from service.worker.loop import lease_for, tune_runner
+
+    setup_logging()
+    settings = settings_or_exit()
+    _, factory = open_database(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop_when_orphaned(stop, parent_pid)
+    execute_sweep(lease_for(factory, settings, sweep_id, worker_id), tune_runner(settings), settings, stop)
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, or show the current revision."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Upgrade the configured database (CLIPSWEEP_DATABASE_URL) to this version's schema."""
+    from service.db import schema
+
+    url = settings_or_exit().resolved_database_url
+    schema.upgrade(url)
+    click.echo(f"database at revision {schema.head_revision()}: {url}")
+
+
+@db.command()
+def current() -> None:
+    """Print the database's schema revision and the one this version needs."""
+    from service.db import schema
+    from service.db.session import make_engine
+
+    url = settings_or_exit().resolved_database_url
+    engine = make_engine(url)
+    click.echo(f"database: {schema.current_revision(engine) or 'empty'}; "
+               f"this clipsweep needs: {schema.head_revision()}")
+    engine.dispose()

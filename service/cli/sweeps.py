@@ -1,0 +1,139 @@
+"""Commands that talk to a running service over HTTP: submit, status, cancel, list. They never
+touch the database."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from service.cli.client import ApiError, Client
+from service.cli.common import main, settings_or_exit
+from service.cli.output import progress_line, summary_table, table
+
+server_option = click.option(
+    "--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
+    help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")
+tolerance_option = click.option(
+    "--tolerance", default=0.05, show_default=True, type=float,
+    help="Divergence rate a learning rate may have and still count as stable (its 95% upper bound "
+         "must be under it): the headline's 'highest stable lr'. Strictly between 0 and 1.")
+
+
+def _client(server: str | None) -> Client:
+    return Client(server or settings_or_exit().resolved_server_url)
+
+
+def _fail(exc: ApiError) -> NoReturn:
+    raise click.ClickException(str(exc))
+
+
+def _load_spec(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both load here
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path} is not valid YAML or JSON: {exc}") from None
+
+
+def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        sweep = client.sweep(sweep_id)
+        line = progress_line(sweep)
+        if line != last:
+            # On a terminal one line redraws in place; in a log each change is a line.
+            click.echo(("\r" + line) if tty else line, nl=not tty)
+            last = line
+        if sweep["finished"]:
+            if tty:
+                click.echo()
+            return sweep
+        time.sleep(poll)
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="Show progress until the sweep ends, then its summary.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between progress checks.")
+@tolerance_option
+@server_option
+def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None) -> None:
+    """Submit the sweep in SPEC_FILE (YAML or JSON)."""
+    client = _client(server)
+    try:
+        created = client.submit(_load_spec(spec_file))
+        click.echo(f"sweep {created['id']} ({created['name']}): {created['runs_total']} runs queued; "
+                   f"{created['url']}")
+        if not wait:
+            return
+        sweep = _wait(client, created["id"], poll)
+        click.echo(summary_table(client.summary(created["id"], tolerance)))
+        if sweep["error"]:
+            click.echo(f"error: {sweep['error']}", err=True)
+        if sweep["status"] != "succeeded":
+            sys.exit(1)
+    except ApiError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("sweep_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@tolerance_option
+@server_option
+def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None) -> None:
+    """Show a sweep's status, progress and summary."""
+    client = _client(server)
+    try:
+        sweep, summary = client.sweep(sweep_id), client.summary(sweep_id, tolerance)
+    except ApiError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps({"sweep": sweep, "summary": summary}, indent=2))
+        return
+    click.echo(f"sweep {sweep['id']} ({sweep['name']}, task {sweep['task']})")
+    click.echo(progress_line(sweep))
+    if sweep["error"]:
+        click.echo(f"error: {sweep['error']}")
+    click.echo(summary_table(summary))
+
+
+@main.command()
+@click.argument("sweep_id", type=int)
+@click.option("--wait", is_flag=True, help="Wait until the worker has stopped the sweep's trials.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between checks with --wait.")
+@server_option
+def cancel(sweep_id: int, wait: bool, poll: float, server: str | None) -> None:
+    """Cancel a queued or running sweep: trials stop, unfinished runs end cancelled."""
+    client = _client(server)
+    try:
+        sweep = client.cancel(sweep_id)
+        click.echo(progress_line(sweep))
+        if wait and not sweep["finished"]:
+            _wait(client, sweep_id, poll)
+    except ApiError as exc:
+        _fail(exc)
+
+
+@main.command(name="list")
+@click.option("--limit", default=20, show_default=True)
+@server_option
+def list_(limit: int, server: str | None) -> None:
+    """List sweeps, newest first."""
+    try:
+        page = _client(server).sweeps(limit=limit)
+    except ApiError as exc:
+        _fail(exc)
+    rows = [[s["id"], s["name"], s["task"], s["status"],
+             f"{s['progress']['done']}/{s['progress']['runs_total']}",
+             s["progress"]["by_outcome"].get("diverged", 0), s["created_at"][:19]]
+            for s in page["items"]]
+    click.echo(table(["id", "name", "task", "status", "done", "diverged", "created"], rows))
+    if page["total"] > len(rows):
+        click.echo(f"({len(rows)} of {page['total']}; --limit to see more)")

@@ -1,0 +1,57 @@
+"""A sweep's grid of cells, resolved once, at submit: what every cell trains, stored in `cells`.
+
+Nothing computes the grid again after submit: planning, `reproduce` and the summary read the
+stored cells, so a later change to this code cannot pair a resumed sweep's runs, or two sweeps'
+cells, with the wrong configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.spec import SweepSpec
+from trainers.clipping import arm_label
+from trainers.config import (
+    ClippingConfig,
+    ConvergenceConfig,
+    DivergenceConfig,
+    OptimizerConfig,
+    TrainConfig,
+)
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One (learning rate, clipping arm) point of the grid, with its ready-to-run config."""
+
+    index: int
+    lr: float
+    clipping: ClippingConfig
+    config: TrainConfig
+
+    @property
+    def label(self) -> str:
+        return arm_label(self.clipping)
+
+
+def cells(spec: SweepSpec) -> list[GridCell]:
+    """The grid in a fixed order: learning rates outer, clipping arms inner."""
+    out = []
+    for lr in spec.learning_rates:
+        for arm in spec.clipping:
+            clipping = ClippingConfig(arm.method, arm.params)
+            config = TrainConfig(
+                task=spec.task.name,
+                task_params=dict(spec.task.params),
+                lr=lr,
+                optimizer=OptimizerConfig(**spec.optimizer.model_dump()),
+                clipping=clipping,
+                max_steps=spec.budget.max_steps,
+                batch_size=spec.budget.batch_size,
+                divergence=DivergenceConfig(**spec.divergence.model_dump()),
+                convergence=ConvergenceConfig(**spec.convergence.model_dump()),
+                record_every=spec.record_every,
+                device=spec.resources.device,
+            )
+            out.append(GridCell(index=len(out), lr=lr, clipping=clipping, config=config))
+    return out

@@ -1,0 +1,96 @@
+"""The worker's result buffer: what a sweep's trials report, written in batches.
+
+A batch is written when its oldest entry has waited `flush_seconds`, when a trial fails, and at
+the end of a round, in one transaction. While the database is away the buffer keeps what it has
+and tries again; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from service.lifecycle.lease import SweepLease
+from service.lifecycle.report import RunReport
+from service.lifecycle.runs import Chunk, count_attempts, fail_runs, store_results
+
+log = logging.getLogger("clipsweep.worker")
+
+
+class ResultBuffer:
+    """A TrialSink for one leased sweep. Besides results it keeps the attempts to count (a run
+    spends one when a trial starts it) and the chunks lost to infrastructure in this round."""
+
+    def __init__(self, lease: SweepLease, flush_seconds: float) -> None:
+        self.lease = lease
+        self.flush_seconds = flush_seconds
+        self.results: list[RunReport] = []
+        self.failures: list[tuple[int, Sequence[int], str]] = []  # chunks whose code raised
+        self.to_count: list[Chunk] = []  # chunks whose trial started, attempt not yet written
+        self.oldest: float | None = None
+        self.lost: list[str] = []  # errors of trials lost to infrastructure, every round
+        # Chunks started this round and not lost: a clean stop gives their attempt back (a lost
+        # chunk's attempt stands, so restarts cannot reset the retry budget).
+        self.started: set[Chunk] = set()
+
+    def new_round(self) -> None:
+        self.started = set()
+
+    def _waiting(self) -> None:
+        self.oldest = self.oldest or time.monotonic()
+
+    def add(self, report: RunReport) -> None:
+        self.results.append(report)
+        self._waiting()
+        self.tick()
+
+    def start_chunk(self, cell_index: int, seeds: Sequence[int]) -> None:
+        chunk = (cell_index, tuple(seeds))
+        self.to_count.append(chunk)
+        self.started.add(chunk)
+        self._waiting()
+
+    def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
+        self.failures.append((cell_index, seeds, error))
+        self._try_flush()
+
+    def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
+        log.warning("sweep %s: a trial of cell %s was lost (%s); its unfinished runs will be retried",
+                    self.lease.sweep_id, cell_index, error)
+        self.lost.append(error)
+        chunk = (cell_index, tuple(seeds))
+        if chunk in self.started:
+            self.started.discard(chunk)
+        else:
+            # Lost before it started (its actor could not be created): that still spends an
+            # attempt, or a cluster that never places it would be retried forever.
+            self.to_count.append(chunk)
+            self._waiting()
+
+    def tick(self) -> None:
+        if self.oldest is not None and time.monotonic() - self.oldest >= self.flush_seconds:
+            self._try_flush()
+
+    def _try_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # keep the buffer; the next tick or the final flush writes it
+            log.exception("writing results of sweep %s failed; will retry", self.lease.sweep_id)
+
+    def flush(self) -> None:
+        """Write what is buffered in one transaction. Results go first: the runs a failed chunk
+        reported before it raised keep their outcomes, only the rest end `failed`."""
+        if self.lease.lost:
+            # Another worker trains these runs now: results are idempotent and still go in, but
+            # attempts and failures are its to write.
+            self.to_count, self.failures = [], []
+        if not self.results and not self.failures and not self.to_count:
+            return
+        sweep_id = self.lease.sweep_id
+        with self.lease.session() as session:
+            count_attempts(session, sweep_id, self.to_count)
+            store_results(session, sweep_id, self.results)
+            for cell_index, seeds, error in self.failures:
+                fail_runs(session, sweep_id, cell_index, seeds, error)
+        self.results, self.failures, self.to_count, self.oldest = [], [], [], None

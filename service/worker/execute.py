@@ -1,0 +1,91 @@
+"""Running one claimed sweep to its end: rounds of trials until every run has an outcome.
+
+Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome and
+hands them to a TrialRunner. Runs lost to infrastructure are trained again in the next round, up
+to `max_infra_retries` times; a trial whose code raises ends its runs `failed`; divergence is an
+outcome like any other and is never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from service.errors import ClusterUnavailable
+from service.lifecycle.lease import SweepLease
+from service.lifecycle.runs import fail_exhausted_runs, pending_runs
+from service.queries.sweeps import get_sweep, sweep_cells
+from service.settings import Settings
+from service.spec import ResourcesSpec
+from service.worker.buffer import ResultBuffer
+from service.worker.planning import plan_trials
+from service.worker.runner import TrialRunner, waiting_for
+
+log = logging.getLogger("clipsweep.worker")
+T = TypeVar("T")
+
+
+def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: float = 2.0) -> T:
+    """Run a database step until it succeeds: the database being away for a while (a restart, a
+    failover) must not lose the sweep. Gives up only when the worker is asked to stop."""
+    while True:
+        try:
+            return step()
+        except OperationalError:
+            if stop.is_set():
+                raise
+            log.exception("%s: the database is unavailable; retrying in %.0f s", what, wait)
+            stop.wait(wait)
+
+
+def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, stop: threading.Event) -> None:
+    """Train a claimed sweep's pending runs, then end it; give it back if asked to stop or if
+    the cluster cannot place it yet; end it `cancelled` if a cancel comes. Never raises: a problem
+    of the sweep's own ends it `failed` with the message, and a database or Ray outage leaves it
+    to be claimed again (nothing stored is touched)."""
+    sweep_id = lease.sweep_id
+    buffer = ResultBuffer(lease, settings.results_flush_seconds)
+    try:
+        with lease.session() as session:
+            resources = ResourcesSpec.model_validate(get_sweep(session, sweep_id).spec["resources"])
+            configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
+        cancelled = lease.cancel_requested()
+        max_attempts = 1 + settings.max_infra_retries
+        while not (cancelled or stop.is_set() or lease.lost):
+            with lease.session() as session:
+                exhausted = fail_exhausted_runs(
+                    session, sweep_id, max_attempts,
+                    f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
+                    + (buffer.lost[-1] if buffer.lost else "the worker training it stopped heartbeating"))
+                pending = pending_runs(session, sweep_id)
+            if exhausted:
+                log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
+            trials = plan_trials(configs, pending, resources.max_seeds_per_trial)
+            if not trials:
+                break
+            waiting = waiting_for(resources, runner.node_resources())
+            if waiting:
+                lease.release(detail=waiting, wait_seconds=settings.resource_wait_seconds)
+                log.info("sweep %s %s; back in the queue", sweep_id, waiting)
+                return
+            log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
+            buffer.new_round()
+            lost_before = len(buffer.lost)
+            runner.run_trials(trials, sink=buffer, should_stop=lambda: stop.is_set() or lease.poll(),
+                              resources=resources, name=f"sweep-{sweep_id}")
+            _retrying(f"sweep {sweep_id}: storing results", buffer.flush, stop)
+            cancelled = lease.cancelled
+            if len(buffer.lost) == lost_before:
+                break  # nothing was lost: every trial reported, raised, or was stopped
+        _retrying(f"sweep {sweep_id}: ending it", lambda: lease.end(list(buffer.started)), stop)
+    except DBAPIError:
+        log.exception("sweep %s: the database failed; leaving the sweep to be claimed again", sweep_id)
+    except ClusterUnavailable as exc:  # not the sweep's fault: it waits for the cluster
+        log.exception("sweep %s: Ray is unavailable; giving the sweep back", sweep_id)
+        lease.give_back_quietly(f"waiting for Ray: {exc}", settings.resource_wait_seconds)
+    except Exception as exc:
+        log.exception("sweep %s could not run", sweep_id)
+        lease.fail(f"{type(exc).__name__}: {exc}")
