@@ -143,6 +143,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real service for the API tests: uvicorn on loopback, embedded SQLite, local Ray."""
-    srv = Server(tmp_path_factory.mktemp("serve"))
+    # The worker looks for new sweeps every 0.2 s instead of every second: tests submit many.
+    srv = Server(tmp_path_factory.mktemp("serve"), env={"CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"})
     yield srv
     srv.stop()

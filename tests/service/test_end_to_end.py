@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Server
-from trainers.tasks import TASKS
 
 pytestmark = pytest.mark.slow
 
@@ -158,21 +157,12 @@ def test_a_training_that_raises_fails_its_sweep_with_the_message_and_the_worker_
     assert after["status"] == "succeeded"
 
 
-# Small, quick versions of each built-in task (a task missing here runs with its defaults).
-QUICK_TASKS: dict[str, dict[str, Any]] = {
-    "adding": {"seq_len": 20, "hidden": 16, "eval_size": 32},
-    "temporal_order": {"seq_len": 20, "hidden": 16, "eval_size": 32},
-    "deep_mlp": {"depth": 4, "width": 16, "in_dim": 8, "eval_size": 32},
-    "tiny_transformer": {"seq_len": 8, "vocab": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "eval_size": 16},
-    "quadratic": {},
-}
-
-
-@pytest.mark.parametrize("task", sorted(TASKS))
-def test_every_task_with_every_clipping_method_runs_through_the_service(server: Server, task: str) -> None:
+def test_every_clipping_method_runs_through_the_service(server: Server) -> None:
+    """Every task with every method is trained and stored in process (worker/test_every_task_reports.py);
+    here every method goes through Ray and the service once."""
     methods = server.http.get("/api/v1/clipping-methods").json()
     spec = {
-        "name": f"all-methods-{task}", "task": {"name": task, "params": QUICK_TASKS.get(task, {})},
+        "name": "all-methods", "task": {"name": "adding", "params": {"seq_len": 20, "hidden": 16, "eval_size": 32}},
         "learning_rates": [0.01], "clipping": [{"method": m["name"]} for m in methods],
         "seeds": 2, "budget": {"max_steps": 30, "batch_size": 8}, "resources": {"max_seeds_per_trial": 2},
     }
@@ -181,6 +171,7 @@ def test_every_task_with_every_clipping_method_runs_through_the_service(server: 
     assert sweep["progress"]["done"] == 2 * len(methods)
     cells = server.http.get(f"/api/v1/sweeps/{sweep['id']}/summary").json()["cells"]
     assert {c["clip_method"] for c in cells} == {m["name"] for m in methods}
+    assert all(c["telemetry"]["steps"] for c in cells)
 
 
 LONG: dict[str, Any] = {
@@ -189,7 +180,7 @@ LONG: dict[str, Any] = {
     "learning_rates": [0.05],
     "clipping": [{"method": "norm", "max_norm": 1.0}],
     "seeds": 24,
-    "budget": {"max_steps": 3000, "batch_size": 16},
+    "budget": {"max_steps": 1500, "batch_size": 16},
     "resources": {"max_seeds_per_trial": 2},
 }
 

@@ -29,16 +29,18 @@ from tests.conftest import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
 
-# Chunks of 2 seeds on 1 CPU each: a few dozen trials of about a second, so a failure lands mid-sweep.
+# Chunks of 2 seeds on 1 CPU each: a dozen trials of about a second each, so a failure after 6 runs
+# lands mid-sweep.
 SPEC: dict[str, Any] = {
     "name": "orchestration",
     "task": {"name": "adding", "params": {"seq_len": 20, "hidden": 16}},
     "learning_rates": [0.05],
     "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
-    "seeds": 16,
+    "seeds": 12,
     "budget": {"max_steps": 400, "batch_size": 16},
     "resources": {"max_seeds_per_trial": 2},
 }
+RUNS = 2 * 12  # SPEC's arms × seeds
 FAST_FAILOVER = {"CLIPSWEEP_HEARTBEAT_SECONDS": "0.5", "CLIPSWEEP_HEARTBEAT_TIMEOUT_SECONDS": "4",
                  "CLIPSWEEP_WORKER_POLL_SECONDS": "0.3"}
 
@@ -114,8 +116,8 @@ def assert_finished_once(factory: sessionmaker[Session], sweep_id: int, before: 
     sweep = sweep_of(factory, sweep_id)
     runs = runs_of(factory, sweep_id)
     assert sweep.status == "succeeded", sweep.error
-    assert len(runs) == 32 and all(r.outcome in ("converged", "diverged", "unconverged") for r in runs)
-    assert len({(r.cell_index, r.seed) for r in runs}) == 32  # the unique key holds: one row, one outcome
+    assert len(runs) == RUNS and all(r.outcome in ("converged", "diverged", "unconverged") for r in runs)
+    assert len({(r.cell_index, r.seed) for r in runs}) == RUNS  # the unique key holds: one row, one outcome
     again = {r.id: r.attempts for r in runs if r.id in before and r.attempts != before[r.id]}
     assert not again, f"runs finished before the failure were trained again: {again}"
     return runs
@@ -131,7 +133,7 @@ def test_a_worker_killed_mid_sweep_is_replaced_and_nothing_is_trained_twice(sqli
     finally:
         first.stop()
     before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
-    assert 6 <= len(before) < 32, "the kill came too late to test a take-over"
+    assert 6 <= len(before) < RUNS, "the kill came too late to test a take-over"
     assert all(attempts == 1 for attempts in before.values())
     assert sweep_of(factory, sweep_id).status == "running"  # a killed worker cannot give it back
 
@@ -178,7 +180,7 @@ def test_serve_killed_mid_sweep_takes_its_worker_along_and_a_restart_finishes(tm
     # The orphaned worker notices, gives the sweep back and exits: it does not train on.
     wait_for(lambda: not Path(f"/proc/{worker_pids[0]}").exists(), 60, "orphaned worker gone", first.log)
     before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
-    assert 6 <= len(before) < 32, "the kill came too late to test a restart"
+    assert 6 <= len(before) < RUNS, "the kill came too late to test a restart"
 
     second = Server(tmp_path, env=FAST_FAILOVER)
     try:
@@ -247,7 +249,7 @@ def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Pa
     engine = make_engine(pg_url)
     factory = make_session_factory(engine)
     small = {**SPEC, "seeds": 4, "clipping": [{"method": "norm", "max_norm": 1.0}], "budget": {"max_steps": 200}}
-    sweep_ids = [submit(factory, {**small, "name": f"queued-{i}"}) for i in range(5)]
+    sweep_ids = [submit(factory, {**small, "name": f"queued-{i}"}) for i in range(4)]
     env = {"CLIPSWEEP_DATABASE_URL": pg_url, "CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"}
     workers = [WorkerProcess(tmp_path, env) for _ in range(2)]
     try:
@@ -258,7 +260,7 @@ def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Pa
             w.stop()
         engine.dispose()
     sweeps = [sweep_of(factory, i) for i in sweep_ids]
-    assert [s.claims for s in sweeps] == [1] * 5
+    assert [s.claims for s in sweeps] == [1] * 4
     assert all(r.attempts == 1 for i in sweep_ids for r in runs_of(factory, i))
     claimed_by = {s.worker_id.rsplit(":", 1)[1] for s in sweeps}
     assert claimed_by <= {str(w.process.pid) for w in workers}
@@ -352,7 +354,7 @@ def test_a_sweep_on_a_two_node_ray_cluster_runs_on_both_and_records_where(sqlite
 
 def test_a_worker_runs_up_to_its_cap_of_sweeps_at_once_and_the_rest_wait_in_order(sqlite_dir) -> None:
     data_dir, factory = sqlite_dir
-    spec = {**SPEC, "seeds": 4, "budget": {"max_steps": 500, "batch_size": 16},
+    spec = {**SPEC, "seeds": 4, "budget": {"max_steps": 300, "batch_size": 16},
             "resources": {"max_seeds_per_trial": 2}}
     sweep_ids = [submit(factory, {**spec, "name": f"capped-{i}"}) for i in range(3)]
     worker = WorkerProcess(data_dir, {"CLIPSWEEP_MAX_SWEEPS_PER_WORKER": "2", "CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"})
@@ -389,7 +391,7 @@ def test_a_ray_head_killed_mid_sweep_and_restarted_loses_nothing(tmp_path: Path)
             wait_for(lambda: done_count(factory, sweep_id) >= 6, 120, "6 runs done", server.log)
             cluster.kill_head()
             before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
-            assert 6 <= len(before) < 32, "the kill came too late to test a recovery"
+            assert 6 <= len(before) < RUNS, "the kill came too late to test a recovery"
             time.sleep(3)  # the head stays away a while: the worker's driver notices
             cluster.start_head()
             server.wait_finished(sweep_id, timeout=240)

@@ -1,0 +1,55 @@
+"""Every task × every clipping method, trained by the Ray adapter's trainable, reported, checked
+at the service's door and stored: what a worker does with each trial's reports, without Ray (the
+adapter's `tune.report` hands each report to the test). tests/service/test_end_to_end.py runs
+one task through a real service and Ray."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.analysis.statistics import Telemetry
+from service.analysis.summary import summarize
+from service.db.session import session_scope
+from service.grid import cells
+from service.lifecycle.report import parse_report
+from service.queries.sweeps import summary_rows
+from service.spec import parse_spec
+from tests.factories import make_sweep, store
+from trainers import CLIPPERS, TASKS, ray_adapter
+
+# Small, quick versions of each built-in task (a task missing here runs with its defaults).
+QUICK_TASKS: dict[str, dict[str, Any]] = {
+    "adding": {"seq_len": 20, "hidden": 16, "eval_size": 32},
+    "temporal_order": {"seq_len": 20, "hidden": 16, "eval_size": 32},
+    "deep_mlp": {"depth": 4, "width": 16, "in_dim": 8, "eval_size": 32},
+    "tiny_transformer": {"seq_len": 8, "vocab": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "eval_size": 16},
+    "quadratic": {},
+}
+
+
+@pytest.fixture
+def db_url(tmp_path: Any) -> Iterator[str]:
+    """SQLite only: what is tested here is the hand-off, which the database does not change."""
+    yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_with_every_clipping_method_trains_and_is_stored(
+        task: str, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {"name": f"all-methods-{task}", "task": {"name": task, "params": QUICK_TASKS.get(task, {})},
+            "learning_rates": [0.01], "clipping": [{"method": name} for name in CLIPPERS], "seeds": 2,
+            "budget": {"max_steps": 30, "batch_size": 8}, "resources": {"device": "cpu"}}
+    sweep_id = make_sweep(session_factory, spec)
+    sent: list[Any] = []
+    monkeypatch.setattr(ray_adapter.tune, "report", lambda payload: sent.append(payload["report"]))
+    for cell in cells(parse_spec(spec)):
+        ray_adapter.train_chunk({"chunk": {"train": cell.config.to_dict(), "cell_index": cell.index,
+                                           "seeds": [0, 1], "threads": 1, "keep_freed_memory": False}})
+    assert store(session_factory, sweep_id, [parse_report(payload) for payload in sent]) == 2 * len(CLIPPERS)
+    with session_scope(session_factory) as session:
+        summary = summarize(summary_rows(session, sweep_id))
+    assert {c.clip_method for c in summary} == set(CLIPPERS)
+    assert all(c.finished == 2 and isinstance(c.telemetry, Telemetry) for c in summary)
