@@ -12,14 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Callable, Iterable, Iterator, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import Run
-from service.db.rows import PointRow, RunRow, point_row, run_row, select_points, select_runs, stream
+from service.db.models import Run, RunPoint
+from service.db.rows import RunRow, point_row, read_runs, run_row, select_points, select_runs, stream
 
 # Each exported run column: the RunRow field it reads and its Parquet type, in file order.
 _RUN_FIELDS: dict[str, tuple[str, pa.DataType]] = {
@@ -48,17 +48,27 @@ def run_values(row: Any) -> tuple[Any, ...]:
     return tuple(getattr(run, attribute) for attribute, _ in _RUN_FIELDS.values())
 
 
-def point_values(row: Any) -> tuple[Any, ...]:
-    """A database row of `select_points` as one exported row, in POINT_COLUMNS order."""
-    point: PointRow = point_row(row)
-    return tuple(getattr(point, name) for name in POINT_COLUMNS)
+def _point_values(factory: sessionmaker[Session], sweep_id: int) -> Callable[[Any], tuple[Any, ...]]:
+    """A database row of `select_points` as one exported row, in POINT_COLUMNS order: the point
+    and its run's identity, read once per sweep rather than joined to every point."""
+    with factory() as session:
+        identity = {run.id: (run.cell_index, run.lr, run.clipping, run.seed, run.outcome)
+                    for run in read_runs(session, select_runs(Run.sweep_id == sweep_id))}
+
+    def values(row: Any) -> tuple[Any, ...]:
+        run_id, *point = point_row(row)
+        return (run_id, *identity[run_id], *point)
+
+    return values
 
 
 def export(factory: sessionmaker[Session], sweep_id: int, *, points: bool,
            file_format: Literal["csv", "parquet"]) -> Iterator[bytes]:
     """The sweep's runs (or points) as a file's bytes, read from the database in batches."""
     if points:
-        batches = stream(factory, select_points(Run.sweep_id == sweep_id), point_values)
+        in_grid_order = select_points(Run.sweep_id == sweep_id).order_by(None).order_by(
+            Run.cell_index, Run.seed, RunPoint.step)
+        batches = stream(factory, in_grid_order, _point_values(factory, sweep_id))
     else:
         batches = stream(factory, select_runs(Run.sweep_id == sweep_id), run_values)
     columns = POINT_COLUMNS if points else RUN_COLUMNS

@@ -1,7 +1,7 @@
 """A sweep's summary: one CellSummary per cell, and each arm's stability frontier.
 
-`summarize(rows)` is a pure function of the sweep's loaded runs (db/rows.RunRow, NaN already put
-back). Rates count only runs that trained to an outcome (converged, diverged, unconverged): failed
+`summarize(rows)` is a pure function of the sweep's loaded runs (db/rows.OutcomeRow, NaN already
+put back). Rates count only runs that trained to an outcome (converged, diverged, unconverged): failed
 and cancelled runs say nothing about divergence.
 """
 
@@ -26,7 +26,7 @@ from service.analysis.statistics import (
     steps_to_target,
     wilson_interval,
 )
-from service.db.rows import RunRow
+from service.db.rows import OutcomeRow
 from service.states import RunOutcome
 from trainers.clipping import BASELINE
 from trainers.detection import Trigger
@@ -70,13 +70,13 @@ class ArmFrontier:
     stable_lr: float | Unavailable
 
 
-def _diverged_by_seed(runs: Sequence[RunRow]) -> dict[int, bool]:
+def _diverged_by_seed(runs: Sequence[OutcomeRow]) -> dict[int, bool]:
     return {r.seed: r.outcome is RunOutcome.DIVERGED for r in runs}
 
 
-def summarize(rows: Sequence[RunRow]) -> list[CellSummary]:
+def summarize(rows: Sequence[OutcomeRow]) -> list[CellSummary]:
     """One entry per cell, in cell order, from every run of a sweep."""
-    by_cell: dict[int, list[RunRow]] = {}
+    by_cell: dict[int, list[OutcomeRow]] = {}
     for row in sorted(rows, key=lambda r: (r.cell_index, r.seed)):
         by_cell.setdefault(row.cell_index, []).append(row)
     trained = {index: [r for r in runs if r.outcome is not None and r.outcome.is_trained()]
@@ -122,7 +122,7 @@ def summarize(rows: Sequence[RunRow]) -> list[CellSummary]:
     return out
 
 
-def _telemetry(done: Sequence[RunRow]) -> Telemetry | Unavailable:
+def _telemetry(done: Sequence[OutcomeRow]) -> Telemetry | Unavailable:
     """Clipping telemetry of a cell's finished runs."""
     recorded = [r for r in done if r.norm_histogram is not None]
     if not recorded:

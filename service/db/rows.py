@@ -2,16 +2,15 @@
 
 NaN is stored as NULL (db/types.NanAsNull), and a run's trigger says which NULLs were NaN; JSON
 gives a histogram's bins back as strings. Every reader of runs and points (the summary, the runs
-list, a run's detail, the series, the exports) goes through `run_row` and `point_row`, so none
-of them, nor the API schemas or the dashboard, ever sees either detail.
+list, a run's detail, the series, the exports) goes through `read_runs`/`run_row` and `point_row`,
+so none of them, nor the API schemas or the dashboard, ever sees either detail.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,11 +28,10 @@ _ON_CELL = and_(Cell.sweep_id == Run.sweep_id, Cell.cell_index == Run.cell_index
 
 
 @dataclass(frozen=True)
-class RunRow:
-    """One run with its cell's learning rate and arm, as it was trained and reported."""
+class OutcomeRow:
+    """What a run ended with: all that a sweep's summary reads of it. (Each column read costs a
+    summary of thousands of runs time, so the summary reads these and no more.)"""
 
-    id: int
-    sweep_id: int
     cell_index: int
     seed: int
     lr: float
@@ -41,85 +39,99 @@ class RunRow:
     clip_method: str
     outcome: RunOutcome | None  # None: still pending
     trigger: str | None
-    diverged_at_step: int | None
     converged_at_step: int | None
     steps_done: int | None
-    initial_loss: float | None
-    final_loss: float | None
-    min_loss: float | None
-    final_eval_loss: float | None
     clipped_steps: int | None
     max_grad_norm: float | None
     norm_histogram: dict[int, int] | None  # None: stored before norms were binned
     divergence_grad_norm: float | None
+
+
+@dataclass(frozen=True)
+class RunRow(OutcomeRow):
+    """A whole run, as it was trained and reported, with its cell's learning rate and arm."""
+
+    id: int
+    sweep_id: int
+    diverged_at_step: int | None
+    initial_loss: float | None
+    final_loss: float | None
+    min_loss: float | None
+    final_eval_loss: float | None
     device: str | None
     node: str | None
     error: str | None
     attempts: int
-    finished_at: datetime | None
 
 
-# The selected columns, in RunRow's field order.
-_RUN_COLUMNS = (Run.id, Run.sweep_id, Run.cell_index, Run.seed, Cell.lr, Cell.clip_label, Cell.clip_method,
-                Run.outcome, Run.trigger, Run.diverged_at_step, Run.converged_at_step, Run.steps_done,
-                Run.initial_loss, Run.final_loss, Run.min_loss, Run.final_eval_loss, Run.clipped_steps,
-                Run.max_grad_norm, Run.norm_histogram, Run.divergence_grad_norm, Run.device, Run.node, Run.error,
-                Run.attempts, Run.finished_at)
+# Where each field is read from; the cell's columns stand in for what runs once copied.
+_COLUMN = {"lr": Cell.lr, "clipping": Cell.clip_label, "clip_method": Cell.clip_method}
+Row = TypeVar("Row", bound=OutcomeRow)
 
 
-def select_runs(*where: Any) -> Select[Any]:
-    """Runs joined with their cells, filtered by `where`, in grid order (cell, then seed); add a
-    limit or more conditions, and read the rows with `run_row`."""
-    return select(*_RUN_COLUMNS).join(Cell, _ON_CELL).where(*where).order_by(Run.cell_index, Run.seed)
+class _Reader:
+    """How rows of one type are selected and converted: the columns in field order, and where
+    in them the trigger, the NaN fields and the histogram sit."""
+
+    def __init__(self, row_type: type[OutcomeRow]) -> None:
+        names = [f.name for f in fields(row_type)]
+        self.row_type = row_type
+        self.columns = [_COLUMN[name] if name in _COLUMN else getattr(Run, name) for name in names]
+        self.trigger, self.histogram = names.index("trigger"), names.index("norm_histogram")
+        self.nan_at = [(names.index(name), trigger) for name, trigger in NAN_TRIGGERS.items() if name in names]
+
+    def convert(self, row: Any) -> Any:
+        values = list(row)
+        trigger = values[self.trigger]
+        for index, nan_trigger in self.nan_at:
+            if values[index] is None and trigger == nan_trigger:
+                values[index] = math.nan
+        if values[self.histogram] is not None:
+            values[self.histogram] = {int(index): count for index, count in values[self.histogram].items()}
+        return self.row_type(*values)
 
 
-def run_row(row: Any) -> RunRow:
-    values = dict(zip(RunRow.__dataclass_fields__, row))
-    for name, nan_trigger in NAN_TRIGGERS.items():
-        if values[name] is None and values["trigger"] == nan_trigger:
-            values[name] = math.nan
-    if values["norm_histogram"] is not None:
-        values["norm_histogram"] = {int(index): count for index, count in values["norm_histogram"].items()}
-    return RunRow(**values)
+_READERS = {row_type: _Reader(row_type) for row_type in (OutcomeRow, RunRow)}
 
 
-def read_runs(session: Session, query: Select[Any]) -> list[RunRow]:
-    return [run_row(row) for row in session.execute(query)]
+def select_runs(*where: Any, row_type: type[OutcomeRow] = RunRow) -> Select[Any]:
+    """Runs joined with their cells, filtered by `where`, in grid order (cell, then seed), with
+    the columns of `row_type`; add a limit or more conditions, and read the rows with `run_row`."""
+    return (select(*_READERS[row_type].columns).join(Cell, _ON_CELL).where(*where)
+            .order_by(Run.cell_index, Run.seed))
 
 
-@dataclass(frozen=True)
-class PointRow:
-    """One stored point with its run's identity. `grad_norm` None: the loss diverged before
-    backward computed a norm."""
+def run_row(row: Any, row_type: type[Row] = RunRow) -> Row:  # type: ignore[assignment]
+    """A database row of `select_runs(..., row_type=row_type)` as that type."""
+    return _READERS[row_type].convert(row)
 
-    run_id: int
-    cell_index: int
-    lr: float
-    clipping: str
-    seed: int
-    outcome: RunOutcome | None
-    step: int
-    loss: float
-    grad_norm: float | None
-    clipped: bool
+
+def read_runs(session: Session, query: Select[Any], row_type: type[Row] = RunRow) -> list[Row]:  # type: ignore[assignment]
+    convert = _READERS[row_type].convert
+    return [convert(row) for row in session.execute(query)]
+
+
+# One stored point of a run: (run_id, step, loss, grad_norm, clipped). A grad_norm of None: the
+# loss diverged before backward computed a norm. A plain tuple: an export reads a million of them.
+PointRow = tuple[int, int, float, "float | None", bool]
 
 
 def select_points(*where: Any) -> Select[Any]:
-    """Points joined with their runs and cells, in grid order then step; read them with `point_row`."""
-    return (select(Run.id, Run.cell_index, Cell.lr, Cell.clip_label, Run.seed, Run.outcome, RunPoint.step,
-                   RunPoint.loss, RunPoint.grad_norm, RunPoint.clipped, Run.trigger, Run.diverged_at_step)
-            .join(Run, RunPoint.run_id == Run.id).join(Cell, _ON_CELL)
-            .where(*where).order_by(Run.cell_index, Run.seed, RunPoint.step))
+    """Points with what their run says of their NaNs, by run then step (the primary key's order);
+    read them with `point_row`."""
+    return (select(RunPoint.run_id, RunPoint.step, RunPoint.loss, RunPoint.grad_norm, RunPoint.clipped,
+                   Run.trigger, Run.diverged_at_step)
+            .join(Run, RunPoint.run_id == Run.id).where(*where).order_by(RunPoint.run_id, RunPoint.step))
 
 
 def point_row(row: Any) -> PointRow:
-    *identity, step, loss, grad_norm, clipped, trigger, diverged_at_step = row
+    run_id, step, loss, grad_norm, clipped, trigger, diverged_at_step = row
     if grad_norm is None and trigger == Trigger.NONFINITE_GRAD and step == diverged_at_step:
         grad_norm = math.nan
-    return PointRow(*identity, step, math.nan if loss is None else loss, grad_norm, clipped)
+    return run_id, step, math.nan if loss is None else loss, grad_norm, clipped
 
 
-def stream(factory: sessionmaker[Session], query: Select[Any], convert: Any,
+def stream(factory: sessionmaker[Session], query: Select[Any], convert: Callable[[Any], Any],
            batch: int = 10_000) -> Iterator[list[Any]]:
     """`query`'s rows, converted, in batches from the database's cursor (server-side on
     PostgreSQL), for readers that must not hold a whole sweep in memory."""

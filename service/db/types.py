@@ -48,9 +48,10 @@ class EnumText(TypeDecorator[E], Generic[E]):
     def __init__(self, enum_type: type[E], length: int = 16) -> None:
         super().__init__(length)
         self.enum_type = enum_type
+        self._members = {member.value: member for member in enum_type}  # a dict is faster than the enum's call
 
     def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
         return None if value is None else self.enum_type(value).value
 
     def process_result_value(self, value: str | None, dialect: Any) -> E | None:
-        return None if value is None else self.enum_type(value)
+        return None if value is None else self._members[value]

@@ -94,12 +94,13 @@ class Series:
 def series(session: Session, run_ids: Sequence[int]) -> dict[int, Series]:
     """The stored points of each run in `run_ids`, in step order, with one query."""
     out = {run_id: Series(run_id) for run_id in run_ids}
-    for point in map(point_row, session.execute(select_points(RunPoint.run_id.in_(run_ids)))):
-        s = out[point.run_id]
-        s.steps.append(point.step)
-        s.loss.append(point.loss)
-        s.grad_norm.append(point.grad_norm)
-        s.clipped.append(point.clipped)
+    for run_id, step, loss, grad_norm, clipped in map(point_row, session.execute(
+            select_points(RunPoint.run_id.in_(run_ids)))):
+        s = out[run_id]
+        s.steps.append(step)
+        s.loss.append(loss)
+        s.grad_norm.append(grad_norm)
+        s.clipped.append(clipped)
     return out
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import Cell, Run, Sweep
-from service.db.rows import RunRow, read_runs, select_runs
+from service.db.rows import OutcomeRow, read_runs, select_runs
 from service.errors import SweepNotFound
 from service.states import RunOutcome, SweepStatus
 
@@ -48,7 +48,7 @@ def sweep_cells(session: Session, sweep_id: int) -> list[Cell]:
     return list(session.scalars(select(Cell).where(Cell.sweep_id == sweep_id).order_by(Cell.cell_index)))
 
 
-def summary_rows(session: Session, sweep_id: int) -> list[RunRow]:
-    """Every run of the sweep, one row each (never its points: the summary stays fast at a
-    million of them)."""
-    return read_runs(session, select_runs(Run.sweep_id == sweep_id))
+def summary_rows(session: Session, sweep_id: int) -> list[OutcomeRow]:
+    """What every run of the sweep ended with, one row each (never its points: the summary stays
+    fast at a million of them)."""
+    return read_runs(session, select_runs(Run.sweep_id == sweep_id, row_type=OutcomeRow), OutcomeRow)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 import service.cli
 from service.settings import Settings
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 try:
     import tomllib

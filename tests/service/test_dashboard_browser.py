@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
 
-from tests.conftest import Server
+from tests.harness import Server
 
 pytestmark = pytest.mark.slow
 

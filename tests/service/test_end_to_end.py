@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, Server
+from tests.harness import ROOT, Server
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from service.db.session import make_engine, make_session_factory, session_scope
 from service.lifecycle.submit import create_sweep
 from service.spec import SweepSpec
 from service.worker.processes import stop_process
-from tests.conftest import ROOT, Server, free_port
+from tests.harness import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from service.db.models import Run, Sweep
 from service.db.session import make_engine
-from tests.conftest import Server
+from tests.harness import Server
 
 pytestmark = pytest.mark.slow
 

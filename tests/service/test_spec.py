@@ -14,7 +14,7 @@ from service.analysis.statistics import wilson_interval
 from service.errors import SpecError
 from service.grid import cells
 from service.spec import BudgetSpec, ConvergenceSpec, DivergenceSpec, OptimizerSpec, SweepSpec, parse_spec, resolve_spec
-from tests.conftest import ROOT
+from tests.harness import ROOT
 from trainers.config import (
     ConvergenceConfig,
     DivergenceConfig,

@@ -12,24 +12,17 @@ import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from tests.trainers.helpers import SMALL_TASKS
 from trainers import TASKS, ConfigError, build_task
 from trainers.seeding import generator
 from trainers.tasks.rnn import TanhRNN, spectral_radius
 from trainers.tasks.temporal_order import relevant_windows
 
-# Small instances of every task: the whole file runs in a few seconds.
-SMALL: dict[str, dict[str, Any]] = {
-    "adding": {"seq_len": 10, "hidden": 8, "eval_size": 16},
-    "temporal_order": {"seq_len": 20, "hidden": 8, "eval_size": 16},
-    "deep_mlp": {"depth": 4, "width": 16, "in_dim": 8, "eval_size": 16},
-    "tiny_transformer": {"seq_len": 6, "vocab": 5, "d_model": 16, "n_layers": 2, "n_heads": 4, "eval_size": 16},
-    "quadratic": {},
-}
 NEW_TASKS = ["temporal_order", "deep_mlp", "tiny_transformer", "quadratic"]
 
 
 def small(name: str, **overrides: Any):
-    return build_task(name, {**SMALL[name], **overrides})
+    return build_task(name, {**SMALL_TASKS[name], **overrides})
 
 
 def first_batches(task, seed: int, batch_size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -60,7 +53,7 @@ def test_registry_holds_every_task() -> None:
         assert info["default_target_loss"] > 0
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(SMALL_TASKS))
 def test_head_parameters_name_real_parameters(name: str) -> None:
     task = small(name)
     names = [n for n, _ in task.build_model(0).named_parameters()]
@@ -70,7 +63,7 @@ def test_head_parameters_name_real_parameters(name: str) -> None:
     assert sum(mask) == (0 if name == "quadratic" else 2)  # weight and bias of the output layer
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(SMALL_TASKS))
 def test_shapes_and_scalar_loss(name: str) -> None:
     task = small(name)
     model = task.build_model(0)
@@ -112,7 +105,7 @@ def test_same_seed_same_weights_and_batches_different_seeds_differ(name: str) ->
         assert not torch.equal(xa, ex[..., :8, :] if name == "temporal_order" else ex[:8])
 
 
-VMAP_CASES = [(name, {}) for name in sorted(SMALL)] + [
+VMAP_CASES = [(name, {}) for name in sorted(SMALL_TASKS)] + [
     ("adding", {"init": "smart_tanh", "recurrent_gain": 1.2}),
     ("tiny_transformer", {"final_norm": False}),
     ("deep_mlp", {"out_dim": 3, "noise_std": 0.1}),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Server, free_port
+from tests.harness import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
 

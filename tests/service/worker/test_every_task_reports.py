@@ -18,16 +18,8 @@ from service.lifecycle.report import parse_report
 from service.queries.sweeps import summary_rows
 from service.spec import parse_spec
 from tests.factories import make_sweep, store
+from tests.trainers.helpers import SMALL_TASKS
 from trainers import CLIPPERS, TASKS, ray_adapter
-
-# Small, quick versions of each built-in task (a task missing here runs with its defaults).
-QUICK_TASKS: dict[str, dict[str, Any]] = {
-    "adding": {"seq_len": 20, "hidden": 16, "eval_size": 32},
-    "temporal_order": {"seq_len": 20, "hidden": 16, "eval_size": 32},
-    "deep_mlp": {"depth": 4, "width": 16, "in_dim": 8, "eval_size": 32},
-    "tiny_transformer": {"seq_len": 8, "vocab": 8, "d_model": 16, "n_layers": 1, "n_heads": 2, "eval_size": 16},
-    "quadratic": {},
-}
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def db_url(tmp_path: Any) -> Iterator[str]:
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_every_task_with_every_clipping_method_trains_and_is_stored(
         task: str, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = {"name": f"all-methods-{task}", "task": {"name": task, "params": QUICK_TASKS.get(task, {})},
+    spec = {"name": f"all-methods-{task}", "task": {"name": task, "params": SMALL_TASKS.get(task, {})},
             "learning_rates": [0.01], "clipping": [{"method": name} for name in CLIPPERS], "seeds": 2,
             "budget": {"max_steps": 30, "batch_size": 8}, "resources": {"device": "cpu"}}
     sweep_id = make_sweep(session_factory, spec)
