@@ -1,4 +1,4 @@
-"""An example clipsweep task plugin (see README, "Writing a task").
+"""An example clipsweep task plugin (see docs/writing-a-task.md).
 
 Install it next to clipsweep (`pip install ./examples/plugin-task`) and sweeps can name
 `task: {name: sine_mlp}`; `GET /api/v1/tasks` lists it.
