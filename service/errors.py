@@ -5,8 +5,7 @@ status (`status_code`) and answers `{"detail": exc.detail}`; the CLI prints the 
     ├── NotFound                404  SweepNotFound, RunNotFound
     ├── InvalidRequest          422  SpecError, BadFilter: `detail` lists {loc, msg, type} per problem
     ├── Conflict                409  SweepAlreadyFinished
-    ├── NotAuthenticated        401  (API tokens, to come)
-    ├── Forbidden               403  (API tokens, to come)
+    ├── (401 and 403, with the API tokens to come, branch here the same way)
     ├── SetupError                   this process cannot start: SettingsError, SchemaError,
     │                                WorkerAlreadyRunning
     ├── ReportError                  a trainer's report that does not fit the service (its run ends
@@ -55,14 +54,6 @@ class InvalidRequest(ServiceError):
 
 class Conflict(ServiceError):
     status_code = 409
-
-
-class NotAuthenticated(ServiceError):
-    status_code = 401
-
-
-class Forbidden(ServiceError):
-    status_code = 403
 
 
 class SetupError(ServiceError):
