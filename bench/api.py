@@ -60,7 +60,7 @@ from service.grid import cells
 from service.lifecycle.queue import claim_next_sweep, finish_sweep
 from service.lifecycle.report import RunReport, parse_report
 from service.lifecycle.runs import store_results
-from service.lifecycle.submit import create_sweep
+from service.lifecycle.submit import Limits, create_sweep
 from service.settings import Settings
 from service.spec import parse_spec
 from service.worker.processes import stop_process
@@ -137,7 +137,7 @@ def build_sweep(settings: Settings, seeds: int) -> tuple[int, collections.Counte
                            "learning_rates": LRS, "clipping": [arm for arm, _ in ARMS], "seeds": seeds,
                            "budget": {"max_steps": STEPS, "batch_size": 32}, "record_every": RECORD_EVERY})
         with session_scope(factory) as session:
-            sweep_id = create_sweep(session, spec, max_runs=10**9).id
+            sweep_id = create_sweep(session, spec, limits=Limits(max_runs=10**9)).id
         with session_scope(factory) as session:  # as a worker does: running, started_at set
             claim_next_sweep(session, "bench-api", heartbeat_timeout=3600)
         rng = np.random.default_rng(0)

@@ -372,7 +372,7 @@ def measure_writes(url: str, *, embedded: bool, args: argparse.Namespace) -> dic
     from service.db.schema import ensure_schema, upgrade
     from service.db.session import make_engine, make_session_factory, session_scope
     from service.lifecycle.runs import store_results
-    from service.lifecycle.submit import create_sweep
+    from service.lifecycle.submit import Limits, create_sweep
 
     if not embedded:
         upgrade(url)  # what the operator's `clipsweep db upgrade` does; the embedded default does it itself
@@ -383,7 +383,7 @@ def measure_writes(url: str, *, embedded: bool, args: argparse.Namespace) -> dic
         seeds = max(1, args.write_runs // (len(args.lrs) * 2))
         spec = parse_spec({**sweep_spec(args), "seeds": seeds, "budget": {"max_steps": 500, "batch_size": BATCH}})
         with session_scope(factory) as session:
-            sweep_id = create_sweep(session, spec, max_runs=10**9).id
+            sweep_id = create_sweep(session, spec, limits=Limits(max_runs=10**9)).id
         results = synthetic_results(spec, 500, spec.record_every, random.Random(0))
         points = sum(len(r.run.points) for r in results)
         statements = time_statements(engine)

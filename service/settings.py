@@ -33,8 +33,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     server_url: str | None = Field(
         default=None, description="Where the CLI finds the API; unset means http://{host}:{port}.")
-    max_runs_per_sweep: int = Field(default=100_000, ge=1,
+    max_runs_per_sweep: int = Field(default=100_000, ge=1, le=2**31 - 1,
                                     description="Largest grid (lrs × arms × seeds) a sweep may have.")
+    max_sweep_steps: int = Field(default=10**9, ge=1, description="Most training steps a sweep may ask for in all "
+                                                                  "(runs × max_steps).")
+    max_trial_memory_mb: float = Field(
+        default=4096.0, gt=0, description="Most memory one trial may need by its task's and clipper's estimate "
+                                          "(trainers/budget.py); raise it for large GPU chunks.")
+    max_body_bytes: int = Field(default=2**20, ge=1024, description="Largest request body the API reads; "
+                                                                    "larger is a 413.")
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     heartbeat_timeout_seconds: float = Field(

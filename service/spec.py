@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, fields
 from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import SpecError
 from trainers.clipping import BASELINE, CLIPPERS, arm_label, build_clipper
@@ -46,8 +46,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
+# Ids, seeds and counts are stored as 32-bit integers on every backend.
+INT32_MAX = 2**31 - 1
+
+
+def _nul_in(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where the first text holding a NUL character sits in plain data (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*path, key)
+        found = _nul_in(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 class TaskSpec(_Strict):
-    name: str = Field(description="A registered task (GET /api/v1/tasks lists them).")
+    name: str = Field(max_length=100, description="A registered task (GET /api/v1/tasks lists them).")
     params: dict[str, Any] = Field(default_factory=dict, description="The task's parameters.")
 
 
@@ -70,7 +88,7 @@ class ClippingSpec(BaseModel):
     `{"method": "norm", "max_norm": 1.0}`. The parameters are checked by the method itself."""
 
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
-    method: str = Field(description=f"A registered clipping method: {sorted(CLIPPERS)}.")
+    method: str = Field(max_length=50, description=f"A registered clipping method: {sorted(CLIPPERS)}.")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -98,12 +116,20 @@ class ConvergenceSpec(_Strict):
 class ResourcesSpec(_Strict):
     """Where and how a sweep's trials run: Ray resources, chunking, the device."""
 
-    cpus_per_trial: float = Field(1.0, gt=0.0)
-    gpus_per_trial: float = Field(0.0, ge=0.0)
-    max_seeds_per_trial: int = Field(64, ge=1, description="Seeds trained together in one trial.")
-    max_concurrent_trials: int | None = Field(None, ge=1)
+    # Ray schedules in units of 1/10,000 of a CPU or GPU; a share below 1% is no use to a trial.
+    cpus_per_trial: float = Field(1.0, ge=0.01, le=1024.0)
+    gpus_per_trial: float = Field(0.0, ge=0.0, le=64.0, description="0, or at least 0.01.")
+    max_seeds_per_trial: int = Field(64, ge=1, le=1_000_000, description="Seeds trained together in one trial.")
+    max_concurrent_trials: int | None = Field(None, ge=1, le=100_000)
     # Unlike TrainConfig (whose default is the CPU), a sweep trains where its trials land.
     device: Literal[DEVICES] = "auto"  # type: ignore[valid-type]
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _no_sliver_of_a_gpu(cls, gpus: float) -> float:
+        if 0 < gpus < 0.01:
+            raise ValueError(f"must be 0 or at least 0.01 (a share Ray can schedule), got {gpus}")
+        return gpus
 
 
 def _default_arms() -> list[ClippingSpec]:
@@ -117,6 +143,15 @@ class SweepSpec(_Strict):
     learning_rates: list[float] = Field(min_length=1, max_length=1000)
     clipping: list[ClippingSpec] = Field(default_factory=_default_arms, min_length=1, max_length=100)
     seeds: int | list[int] = Field(description="How many seeds (0..n-1), or an explicit list.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = _nul_in(data)
+        if where is not None:
+            raise ValueError(f"text must not contain the NUL character (\\x00); found at "
+                             f"{'.'.join(map(str, where))}")
+        return data
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
     convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
@@ -140,11 +175,14 @@ class SweepSpec(_Strict):
         if isinstance(seeds, int):
             if seeds < 1:
                 raise ValueError(f"seeds must be >= 1 (how many) or a list of seeds, got {seeds}")
+            if seeds > INT32_MAX:
+                raise ValueError(f"seeds must be at most {INT32_MAX}, got {seeds}")
             return seeds
         if not seeds:
             raise ValueError("an explicit seed list must not be empty")
-        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ValueError(f"explicit seeds must be distinct integers >= 0, got {seeds}")
+        if any(not 0 <= s <= INT32_MAX for s in seeds) or len(set(seeds)) != len(seeds):
+            shown = seeds if len(seeds) <= 20 else f"{seeds[:20]} and {len(seeds) - 20} more"
+            raise ValueError(f"explicit seeds must be distinct integers in [0, {INT32_MAX}], got {shown}")
         return seeds
 
     @property
@@ -152,8 +190,13 @@ class SweepSpec(_Strict):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     @property
+    def seed_count(self) -> int:
+        """How many seeds, without listing them (a count can be large: check it first)."""
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+
+    @property
     def run_count(self) -> int:
-        return len(self.learning_rates) * len(self.clipping) * len(self.seed_list)
+        return len(self.learning_rates) * len(self.clipping) * self.seed_count
 
 
 def _config_error(loc: Sequence[str | int], exc: ConfigError) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from service.db.models import Run
 from service.db.session import session_scope
 from service.lifecycle.report import RunReport, parse_report
 from service.lifecycle.runs import store_results
-from service.lifecycle.submit import create_sweep
+from service.lifecycle.submit import Limits, create_sweep
 from service.spec import parse_spec
 
 # cells: 0 = (0.1, none), 1 = (0.1, norm), 2 = (0.5, none), 3 = (0.5, norm); seeds 0-2
@@ -29,7 +29,7 @@ SPEC: dict[str, Any] = {
 def make_sweep(factory: sessionmaker[Session], spec: dict[str, Any] = SPEC) -> int:
     """A sweep submitted as the API would store it: queued, every run pending."""
     with session_scope(factory) as session:
-        return create_sweep(session, parse_spec(spec), max_runs=100_000).id
+        return create_sweep(session, parse_spec(spec), limits=Limits(max_runs=100_000)).id
 
 
 def trained_run(outcome: str = "unconverged", **fields: Any) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class OptimizerConfig:
     beta2: float = bounded(0.999, ge=0.0, lt=1.0)
     eps: float = bounded(1e-8, gt=0.0)
     weight_decay: float | None = bounded(None, ge=0.0)
-    warmup_steps: int = bounded(0, ge=0)
+    warmup_steps: int = bounded(0, ge=0, le=10_000_000)
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from service.settings import Settings
+from service.spec import INT32_MAX
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -24,3 +25,12 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# Ids and counts in paths and queries stay within what the database stores (32-bit integers), so
+# an out-of-range one is a 422, never an overflow inside the database driver.
+SweepId = Annotated[int, Path(ge=0, le=INT32_MAX, description="A sweep's id.")]
+RunId = Annotated[int, Path(ge=0, le=INT32_MAX, description="A run's id.")]
+CellIndex = Annotated[int, Path(ge=0, le=INT32_MAX, description="A cell's index in its sweep's grid.")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]

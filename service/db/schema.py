@@ -7,6 +7,7 @@ PostgreSQL is never migrated behind its operator's back.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +30,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None, "migrations/versions holds no revision"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.db.models import Cell, Run, RunPoint, Sweep
 from service.db.rows import RunRow, point_row, read_runs, select_points, select_runs
 from service.errors import BadFilter, RunNotFound
+from service.spec import INT32_MAX
 from service.states import RunOutcome
 
 
@@ -70,7 +71,7 @@ class RunDetail:
 
 
 def get_run(session: Session, run_id: int) -> RunDetail:
-    rows = read_runs(session, select_runs(Run.id == run_id))
+    rows = read_runs(session, select_runs(Run.id == run_id)) if 0 <= run_id <= INT32_MAX else []
     if not rows:
         raise RunNotFound(run_id)
     [run] = rows

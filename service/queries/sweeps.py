@@ -8,11 +8,13 @@ from sqlalchemy.orm import Session
 from service.db.models import Cell, Run, Sweep
 from service.db.rows import OutcomeRow, read_runs, select_runs
 from service.errors import SweepNotFound
+from service.spec import INT32_MAX
 from service.states import RunOutcome, SweepStatus
 
 
 def get_sweep(session: Session, sweep_id: int) -> Sweep:
-    sweep = session.get(Sweep, sweep_id)
+    # An id the database cannot even hold is no sweep's (and would overflow its driver).
+    sweep = session.get(Sweep, sweep_id) if 0 <= sweep_id <= INT32_MAX else None
     if sweep is None:
         raise SweepNotFound(sweep_id)
     return sweep

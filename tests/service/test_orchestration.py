@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import schema
 from service.db.models import Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
-from service.lifecycle.submit import create_sweep
+from service.lifecycle.submit import Limits, create_sweep
 from service.spec import SweepSpec
 from service.worker.processes import stop_process
 from tests.harness import ROOT, Server, free_port
@@ -47,7 +47,7 @@ FAST_FAILOVER = {"CLIPSWEEP_HEARTBEAT_SECONDS": "0.5", "CLIPSWEEP_HEARTBEAT_TIME
 
 def submit(factory: sessionmaker[Session], spec: dict[str, Any] = SPEC) -> int:
     with session_scope(factory) as session:
-        return create_sweep(session, SweepSpec.model_validate(spec), max_runs=10_000).id
+        return create_sweep(session, SweepSpec.model_validate(spec), limits=Limits(max_runs=10_000)).id
 
 
 def runs_of(factory: sessionmaker[Session], sweep_id: int) -> list[Run]:

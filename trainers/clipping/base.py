@@ -68,6 +68,12 @@ class Clipper(Parametrized, ABC):
         """Called once before the first step."""
         self.context = context
 
+    @classmethod
+    def state_bytes(cls, n_seeds: int, max_steps: int) -> int:
+        """The memory of the per-seed state `bind` allocates, beyond a few numbers a seed (which
+        need no accounting): what a trial's budget adds for this clipper (trainers/budget.py)."""
+        return 0
+
     def keep_seeds(self, index: torch.Tensor) -> None:
         """Keep only the per-seed state of the seeds at `index` (a 1-d long tensor into the current
         seed dimension), in that order. The engine calls it when seeds finish and leave the batch;

@@ -50,6 +50,13 @@ class AutoClipper(Clipper):
     name = "autoclip"
     Params = AutoClipParams
 
+    @classmethod
+    def state_bytes(cls, n_seeds: int, max_steps: int) -> int:
+        """The norm history, one float32 per seed and step allocated at bind, and the temporaries
+        an insertion makes over the rows' used width (a shifted copy, two selections, two masks),
+        which near the end are the history's size again, three times over."""
+        return 4 * n_seeds * max_steps * 4
+
     def bind(self, context: ClipContext) -> None:
         super().bind(context)
         self._sorted = torch.full((context.n_seeds, context.max_steps), math.inf, dtype=STATE_DTYPE,
@@ -112,8 +119,8 @@ class ZClipParams:
             raise ConfigError("alpha", f"must be in (0, 1), got {self.alpha!r}")
         if not self.z_thresh > 0:
             raise ConfigError("z_thresh", f"must be > 0, got {self.z_thresh!r}")
-        if not self.warmup_steps >= 1:
-            raise ConfigError("warmup_steps", f"must be >= 1, got {self.warmup_steps!r}")
+        if not 1 <= self.warmup_steps <= 10_000_000:
+            raise ConfigError("warmup_steps", f"must be in [1, 10000000], got {self.warmup_steps!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ConfigError("max_grad_norm", f"must be > 0 or null, got {self.max_grad_norm!r}")
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from trainers.counter_rng import integers, uniform
-from trainers.tasks.base import DrawnDataTask
+from trainers.tasks.base import DrawnDataTask, TrialCost
 from trainers.tasks.rnn import TanhRNNParams, build_tanh_rnn
 
 __all__ = ["AddingParams", "AddingTask"]
@@ -42,6 +42,9 @@ class AddingTask(DrawnDataTask):
 
     def build_model(self, seed: int) -> nn.Module:
         return build_tanh_rnn(self.params, seed, n_in=2, n_out=1)
+
+    def cost(self, batch_size: int) -> TrialCost:
+        return self.params.cost(2, 1, batch_size)
 
     def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (S, seq_len, n, 2): values and markers; targets (S, n, 1)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from itertools import count
 from typing import Any, ClassVar, Iterator
 
@@ -11,6 +12,18 @@ import torch
 from torch import nn
 
 from trainers.params import Parametrized
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """What one seed of a task holds while it trains, counted in numbers (float32 each): its
+    trainable parameters, what one training batch keeps from the forward for the backward (its
+    inputs included), and what evaluating the held-out batch holds at once. trainers/budget.py
+    turns it into the memory of a trial."""
+
+    parameters: int
+    training: int
+    evaluation: int
 
 
 class Task(Parametrized, ABC):
@@ -35,6 +48,12 @@ class Task(Parametrized, ABC):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {**super().describe(), "default_target_loss": cls.default_target_loss}
+
+    def cost(self, batch_size: int) -> TrialCost | None:
+        """An estimate of what one seed holds at this batch size, from the parameters alone
+        (nothing is built); None when the task cannot say, and its trials are then not held to a
+        memory budget."""
+        return None
 
     @abstractmethod
     def build_model(self, seed: int) -> nn.Module:

@@ -17,7 +17,7 @@ from torch import nn
 
 from trainers.errors import ConfigError
 from trainers.seeding import generator
-from trainers.tasks.base import Task
+from trainers.tasks.base import Task, TrialCost
 from trainers.tasks.data import blocked_batches
 
 # Examples drawn from the teacher stream to measure its output scale.
@@ -47,8 +47,8 @@ class DeepMLPParams:
             raise ConfigError("teacher_width", f"must be in [1, 4096], got {self.teacher_width}")
         if not self.noise_std >= 0:
             raise ConfigError("noise_std", f"must be >= 0, got {self.noise_std}")
-        if self.eval_size < 1:
-            raise ConfigError("eval_size", f"must be >= 1, got {self.eval_size}")
+        if not 1 <= self.eval_size <= 1_000_000:
+            raise ConfigError("eval_size", f"must be in [1, 1000000], got {self.eval_size}")
 
 
 class DeepMLP(nn.Module):
@@ -124,6 +124,15 @@ class DeepMLPTask(Task):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
                 layer.bias.zero_()
         return model
+
+    def cost(self, batch_size: int) -> TrialCost:
+        """Weights and biases of every layer; per training example the inputs and each layer's
+        pre-activation and output; per evaluation example its inputs, targets and one layer."""
+        p: DeepMLPParams = self.params
+        dims = [p.in_dim] + [p.width] * (p.depth - 1) + [p.out_dim]
+        parameters = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+        return TrialCost(parameters=parameters, training=batch_size * (p.in_dim + 2 * sum(dims[1:])),
+                         evaluation=p.eval_size * (p.in_dim + 2 * p.out_dim + p.width))
 
     def _sampler(self, seed: int):
         p: DeepMLPParams = self.params

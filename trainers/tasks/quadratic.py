@@ -17,7 +17,7 @@ from torch import nn
 
 from trainers.errors import ConfigError
 from trainers.seeding import generator
-from trainers.tasks.base import Task
+from trainers.tasks.base import Task, TrialCost
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,10 @@ class QuadraticTask(Task):
         with torch.no_grad():
             model.x.copy_(torch.randn(p.dim, generator=generator(seed, "init")) * p.x0_std)
         return model
+
+    def cost(self, batch_size: int) -> TrialCost:
+        """The point x and its eigenvalues; full batch, whatever the batch size."""
+        return TrialCost(parameters=self.params.dim, training=2 * self.params.dim, evaluation=self.params.dim)
 
     def batches(self, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         while True:

@@ -25,6 +25,7 @@ from torch.autograd.function import once_differentiable
 
 from trainers.errors import ConfigError
 from trainers.seeding import generator
+from trainers.tasks.base import TrialCost
 
 # smart_tanh: non-zero recurrent weights per unit, and the spectral radius the matrix is scaled to.
 SMART_NONZEROS = 15
@@ -44,16 +45,24 @@ class TanhRNNParams:
     eval_size: int = 500
 
     def __post_init__(self) -> None:
-        if self.seq_len < 10:
-            raise ConfigError("seq_len", f"must be >= 10 (two marker regions), got {self.seq_len}")
-        if self.hidden < 1:
-            raise ConfigError("hidden", f"must be >= 1, got {self.hidden}")
+        if not 10 <= self.seq_len <= 100_000:
+            raise ConfigError("seq_len", f"must be in [10, 100000] (two marker regions), got {self.seq_len}")
+        if not 1 <= self.hidden <= 65_536:
+            raise ConfigError("hidden", f"must be in [1, 65536], got {self.hidden}")
         if not self.init_std > 0:
             raise ConfigError("init_std", f"must be > 0, got {self.init_std}")
         if not (self.recurrent_gain > 0 and math.isfinite(self.recurrent_gain)):
             raise ConfigError("recurrent_gain", f"must be a finite number > 0, got {self.recurrent_gain}")
-        if self.eval_size < 1:
-            raise ConfigError("eval_size", f"must be >= 1, got {self.eval_size}")
+        if not 1 <= self.eval_size <= 1_000_000:
+            raise ConfigError("eval_size", f"must be in [1, 1000000], got {self.eval_size}")
+
+    def cost(self, n_in: int, n_out: int, batch_size: int) -> TrialCost:
+        """The RNN's weights; per training example the inputs and, for backpropagation through
+        time, every step's hidden state and pre-activation; per evaluation example the inputs."""
+        h, t = self.hidden, self.seq_len
+        return TrialCost(parameters=h * n_in + h * h + h + n_out * h + n_out,
+                         training=batch_size * (t * (n_in + 2 * h) + n_out),
+                         evaluation=self.eval_size * (t * n_in + h + n_out))
 
 
 class TanhRNN(nn.Module):

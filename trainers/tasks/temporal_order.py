@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.counter_rng import integers
-from trainers.tasks.base import DrawnDataTask
+from trainers.tasks.base import DrawnDataTask, TrialCost
 from trainers.tasks.rnn import TanhRNNParams, build_tanh_rnn
 
 N_SYMBOLS = 6
@@ -54,6 +54,9 @@ class TemporalOrderTask(DrawnDataTask):
 
     def build_model(self, seed: int) -> nn.Module:
         return build_tanh_rnn(self.params, seed, n_in=N_SYMBOLS, n_out=N_CLASSES)
+
+    def cost(self, batch_size: int) -> TrialCost:
+        return self.params.cost(N_SYMBOLS, N_CLASSES, batch_size)
 
     def draw(self, seeds: torch.Tensor, stream: str, step: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs (S, seq_len, n, 6) one-hot; targets (S, n) class indices."""

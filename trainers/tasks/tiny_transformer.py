@@ -19,7 +19,7 @@ from torch import nn
 
 from trainers.errors import ConfigError
 from trainers.seeding import generator
-from trainers.tasks.base import Task
+from trainers.tasks.base import Task, TrialCost
 from trainers.tasks.data import blocked_batches
 
 
@@ -50,8 +50,8 @@ class TinyTransformerParams:
             raise ConfigError("mlp_ratio", f"must be in [1, 16], got {self.mlp_ratio}")
         if not self.init_std > 0:
             raise ConfigError("init_std", f"must be > 0, got {self.init_std}")
-        if self.eval_size < 1:
-            raise ConfigError("eval_size", f"must be >= 1, got {self.eval_size}")
+        if not 1 <= self.eval_size <= 1_000_000:
+            raise ConfigError("eval_size", f"must be in [1, 1000000], got {self.eval_size}")
 
 
 class CausalSelfAttention(nn.Module):
@@ -148,6 +148,18 @@ class TinyTransformerTask(Task):
                     std = residual_std if name.endswith(("attn.proj.weight", "fc_out.weight")) else p.init_std
                     param.copy_(torch.randn(param.shape, generator=gen) * std)
         return model
+
+    def cost(self, batch_size: int) -> TrialCost:
+        """Embeddings, n_layers blocks (attention 4·d², MLP 2·mlp_ratio·d², LayerNorms) and the
+        head; per example, each block's activations over the 2·seq_len positions (attention scores
+        n_heads·positions² among them) and the logits."""
+        p: TinyTransformerParams = self.params
+        d, n, tokens = p.d_model, 2 * p.seq_len, p.vocab + 1
+        block = 4 * d * d + 4 * d + 2 * p.mlp_ratio * d * d + (p.mlp_ratio + 1) * d + 4 * d
+        parameters = tokens * d + n * d + p.n_layers * block + 2 * d + d * tokens + tokens
+        per_example = p.n_layers * n * (d * (8 + 2 * p.mlp_ratio) + p.n_heads * n) + n * tokens
+        return TrialCost(parameters=parameters, training=batch_size * per_example,
+                         evaluation=p.eval_size * (n * (d + tokens) + p.n_heads * n * n))
 
     def _sample(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         p: TinyTransformerParams = self.params

@@ -1,23 +1,46 @@
-"""Health and the registries a spec may name."""
+"""Health, readiness, and the registries a spec may name."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import SessionDep
+from service.api.guards import RETRY_AFTER_SECONDS
+from service.db.schema import head_revision
 from trainers.clipping import CLIPPERS
 from trainers.tasks import plugin_errors, registered_tasks
 
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 
 
-@router.get("/healthz")
-def healthz(session: SessionDep) -> dict[str, str]:
-    session.execute(text("SELECT 1"))
-    return {"status": "ok"}
+@router.get("/healthz", responses={503: {"description": "The database does not answer."}})
+def healthz(session: SessionDep) -> JSONResponse:
+    """Alive: the process answers and its database does."""
+    try:
+        session.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                            content={"status": "unavailable", "database": type(exc).__name__})
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready: the database is away or at another revision."}})
+def readyz(session: SessionDep) -> JSONResponse:
+    """Ready for traffic: the database answers at the schema revision this version needs."""
+    try:
+        revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError as exc:
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                            content={"status": "unavailable", "database": type(exc).__name__})
+    if revision != head_revision():
+        return JSONResponse(status_code=503, content={
+            "status": "unavailable", "schema": f"at {revision!r}, this clipsweep needs {head_revision()!r}"})
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/tasks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.deps import SessionDep
+from service.api.deps import RunId, SessionDep
 from service.api.schemas import RunDetailOut, SeriesOut
 from service.queries.runs import get_run, series
 
@@ -12,12 +12,12 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 
 @router.get("/{run_id}", response_model=RunDetailOut)
-def get_one_run(*, run_id: int, session: SessionDep) -> RunDetailOut:
+def get_one_run(*, run_id: RunId, session: SessionDep) -> RunDetailOut:
     return RunDetailOut.build_detail(get_run(session, run_id))
 
 
 @router.get("/{run_id}/points", response_model=SeriesOut)
-def get_points(*, run_id: int, session: SessionDep) -> SeriesOut:
+def get_points(*, run_id: RunId, session: SessionDep) -> SeriesOut:
     """The run's stored points: every `record_every`-th step and its last (divergence or
     convergence) step, with loss, pre-clip gradient norm and whether the step was clipped."""
     get_run(session, run_id)

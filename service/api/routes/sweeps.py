@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from service.analysis.export import export
 from service.analysis.headline import headline
 from service.analysis.summary import stability_frontier, summarize
-from service.api.deps import SessionDep, SettingsDep
+from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import (
     CellOut,
     CellRunSeriesOut,
@@ -25,23 +25,21 @@ from service.api.schemas import (
     SweepOut,
 )
 from service.lifecycle.queue import request_cancel
-from service.lifecycle.submit import create_sweep
+from service.lifecycle.submit import Limits, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
 from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, summary_rows
-from service.spec import SweepSpec
+from service.spec import INT32_MAX, SweepSpec
 from service.states import RunOutcome, SweepStatus
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepCreated)
 def submit_sweep(*, spec: SweepSpec, session: SessionDep, settings: SettingsDep,
                  request: Request) -> SweepCreated:
     """Store the sweep and its pending runs; a worker trains them. Answers at once."""
-    sweep = create_sweep(session, spec, max_runs=settings.max_runs_per_sweep)
+    sweep = create_sweep(session, spec, limits=Limits.of(settings))
     session.commit()
     return SweepCreated(id=sweep.id, name=sweep.name, status=sweep.status, runs_total=sweep.runs_total,
                         url=str(request.url_for("sweep_page", sweep_id=sweep.id)))
@@ -58,15 +56,15 @@ def get_sweeps(*, session: SessionDep, limit: Limit = 50, offset: Offset = 0,
 
 
 @router.get("/{sweep_id}", response_model=SweepOut)
-def get_one_sweep(*, sweep_id: int, session: SessionDep) -> SweepOut:
+def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
     sweep = get_sweep(session, sweep_id)
     return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id])
 
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)
-def get_summary(*, sweep_id: int, session: SessionDep,
-                tolerance: Annotated[float, Query(gt=0, lt=1, description="Divergence-rate tolerance of "
-                                                                          "the stability frontier.")] = 0.05,
+def get_summary(*, sweep_id: SweepId, session: SessionDep,
+                tolerance: Annotated[float, Query(gt=0, lt=1, allow_inf_nan=False, description=(
+                    "Divergence-rate tolerance of the stability frontier."))] = 0.05,
                 ) -> SummaryOut:
     """Per cell: divergence rate with its Wilson 95% interval, the paired comparison with `none`,
     convergence speed; per arm: the highest stable learning rate at `tolerance`."""
@@ -96,12 +94,12 @@ class OutcomeFilter(str, enum.Enum):
 
 
 @router.get("/{sweep_id}/runs", response_model=Page[RunOut])
-def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: Offset = 0,
+def get_runs(*, sweep_id: SweepId, session: SessionDep, limit: Limit = 100, offset: Offset = 0,
              outcome: Annotated[list[OutcomeFilter] | None, Query(
                  description="Repeat for several; `pending` is a run without an outcome yet.")] = None,
              lr: Annotated[float | None, Query(description="One of the sweep's learning rates.")] = None,
              clipping: Annotated[str | None, Query(description="An arm's label, e.g. norm(max_norm=1.0).")] = None,
-             cell: Annotated[int | None, Query(ge=0)] = None) -> Page[RunOut]:
+             cell: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None) -> Page[RunOut]:
     """Runs in grid order (cell, then seed), filtered by outcome, learning rate, arm or cell."""
     get_sweep(session, sweep_id)
     where = RunFilter(outcomes=[o.outcome() for o in outcome or []], lr=lr, clipping=clipping, cell_index=cell)
@@ -110,7 +108,7 @@ def get_runs(*, sweep_id: int, session: SessionDep, limit: Limit = 100, offset: 
 
 
 @router.get("/{sweep_id}/cells/{cell_index}/series", response_model=CellSeriesOut)
-def get_cell_series(*, sweep_id: int, cell_index: Annotated[int, Path(ge=0)], session: SessionDep) -> CellSeriesOut:
+def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: SessionDep) -> CellSeriesOut:
     """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
     get_sweep(session, sweep_id)
     cell, runs = cell_runs(session, sweep_id, cell_index)
@@ -128,7 +126,7 @@ def get_cell_series(*, sweep_id: int, cell_index: Annotated[int, Path(ge=0)], se
 @router.get("/{sweep_id}/export", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
                              "description": "The file, streamed."}})
-def export_sweep(*, sweep_id: int, session: SessionDep, request: Request,
+def export_sweep(*, sweep_id: SweepId, session: SessionDep, request: Request,
                  format: Literal["csv", "parquet"] = "csv",
                  include: Annotated[Literal["runs", "points"], Query(
                      description="`runs`: one row per run; `points`: one row per stored point.")] = "runs",
@@ -144,7 +142,7 @@ def export_sweep(*, sweep_id: int, session: SessionDep, request: Request,
 
 @router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut,
              responses={409: {"description": "The sweep already ended."}})
-def cancel_sweep(*, sweep_id: int, session: SessionDep, settings: SettingsDep) -> SweepOut:
+def cancel_sweep(*, sweep_id: SweepId, session: SessionDep, settings: SettingsDep) -> SweepOut:
     """Cancel a sweep. Queued: it ends `cancelled` now. Running: its worker stops the trials within
     seconds and ends it `cancelled` (status stays `running` until then, with cancel_requested_at
     set). Runs that finished keep their outcomes; the others end `cancelled`."""

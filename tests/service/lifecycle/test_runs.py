@@ -18,7 +18,7 @@ from service.errors import SpecError
 from service.grid import cells
 from service.lifecycle.queue import finish_sweep
 from service.lifecycle.runs import fail_runs, pending_runs
-from service.lifecycle.submit import create_sweep
+from service.lifecycle.submit import Limits, create_sweep
 from service.queries.sweeps import list_sweeps, outcome_counts
 from service.spec import parse_spec
 from tests.factories import SPEC, make_sweep, report, store
@@ -58,7 +58,7 @@ def test_the_same_cell_has_the_same_hash_in_any_sweep_and_another_cell_another(
 def test_a_grid_over_the_limit_is_refused_and_stores_nothing(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(SpecError, match="CLIPSWEEP_MAX_RUNS_PER_SWEEP"):
         with session_scope(session_factory) as session:
-            create_sweep(session, parse_spec(SPEC), max_runs=11)
+            create_sweep(session, parse_spec(SPEC), limits=Limits(max_runs=11))
     with session_scope(session_factory) as session:
         for table in (Sweep, Cell, Run):
             assert session.scalar(select(func.count()).select_from(table)) == 0
