@@ -5,7 +5,9 @@ status (`status_code`) and answers `{"detail": exc.detail}`; the CLI prints the 
     ├── NotFound                404  SweepNotFound, RunNotFound
     ├── InvalidRequest          422  SpecError, BadFilter: `detail` lists {loc, msg, type} per problem
     ├── Conflict                409  SweepAlreadyFinished
-    ├── (401 and 403, with the API tokens to come, branch here the same way)
+    ├── NotAuthenticated        401  no token, or one unknown, revoked or expired
+    ├── Forbidden               403  a token without the scope a request needs
+    ├── TooManyRequests         429  a token over its submit rate or its queued sweeps
     ├── SetupError                   this process cannot start: SettingsError, SchemaError,
     │                                WorkerAlreadyRunning
     ├── ReportError                  a trainer's report that does not fit the service (its run ends
@@ -14,7 +16,8 @@ status (`status_code`) and answers `{"detail": exc.detail}`; the CLI prints the 
                                      worker gives the sweep back to the queue, it never fails it
 
 Third-party errors are translated where they enter (`raise ClusterUnavailable(...) from exc`).
-The trainers' own `ConfigError` (trainers/errors.py) reaches users as a SpecError.
+The trainers' own `ConfigError` (trainers/errors.py) reaches users as a SpecError. A branch may
+add response headers (`headers`): 401 says how to authenticate, 429 when to try again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class ServiceError(Exception):
     """The base of every error above. `detail` is what the API answers."""
 
     status_code = 500
+    headers: dict[str, str] | None = None
 
     @property
     def detail(self) -> Any:
@@ -54,6 +58,23 @@ class InvalidRequest(ServiceError):
 
 class Conflict(ServiceError):
     status_code = 409
+
+
+class NotAuthenticated(ServiceError):
+    status_code = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="clipsweep"'}
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+
+
+class TooManyRequests(ServiceError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class SetupError(ServiceError):

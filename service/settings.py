@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,16 @@ class Settings(BaseSettings):
         default=None, description="Address of an existing Ray cluster; unset starts a local Ray.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    auth: Literal["token", "off"] = Field(
+        default="off", description="`token`: every request but health needs an API token (clipsweep token create). "
+                                   "`off` is allowed only while the API listens on loopback.")
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description="Host header values the API answers, comma-separated (`*.example.com` and `*` allowed): a "
+                    "request for any other host is refused, so DNS rebinding cannot reach a loopback service.")
+    session_days: float = Field(default=7.0, gt=0, le=366, description="How long a dashboard sign-in lasts.")
+    submit_rate_per_minute: int = Field(default=60, ge=1, description="Sweeps one token may submit a minute.")
+    max_queued_sweeps_per_token: int = Field(default=100, ge=1, description="Sweeps one token may have queued.")
     server_url: str | None = Field(
         default=None, description="Where the CLI finds the API; unset means http://{host}:{port}.")
     max_runs_per_sweep: int = Field(default=100_000, ge=1, le=2**31 - 1,
@@ -76,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def resolved_tune_storage(self) -> str:
         return self.tune_storage or str(self.data_dir / "ray_results")
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def resolved_server_url(self) -> str:

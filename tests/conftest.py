@@ -4,40 +4,18 @@ API in this process on either (`api`, for every request that needs no trainer), 
 
 from __future__ import annotations
 
-import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.app import create_app
 from service.db import schema
 from service.db.session import make_engine, make_session_factory
 from service.settings import Settings
-from tests.harness import Server
-
-POSTGRES_ADMIN_URL = os.environ.get("CLIPSWEEP_TEST_POSTGRES_URL",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"clipsweep_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from tests.harness import Server, fresh_postgres_database, in_process
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,7 +53,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def api(db_url: str, engine: Engine) -> Iterator[TestClient]:
     """The HTTP API on `create_app`, in this process, on a database of each kind (the same one
     `session_factory` opens). No worker: tests store results themselves."""
-    with TestClient(create_app(Settings(database_url=db_url))) as client:
+    with in_process(Settings(database_url=db_url)) as client:
         yield client
 
 

@@ -1,5 +1,6 @@
-"""Real processes for the tests that need them: the repository root, a free loopback port, and a
-running `clipsweep serve` (uvicorn on loopback, its worker on a local Ray)."""
+"""Real parts for the tests that need them: the repository root, a fresh PostgreSQL database, a
+free loopback port, a running `clipsweep serve` (uvicorn on loopback, its worker on a local Ray),
+and the API in this process."""
 
 from __future__ import annotations
 
@@ -8,13 +9,45 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from service.api.app import create_app
+from service.settings import Settings
 from service.worker.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
+# The system's Chromium, driven by Playwright (whose own browser download is not used).
+CHROMIUM = Path(os.environ.get("CLIPSWEEP_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-default-apps", "--disable-extensions",
+]
+
+POSTGRES_ADMIN_URL = os.environ.get("CLIPSWEEP_TEST_POSTGRES_URL",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"clipsweep_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def free_port() -> int:
@@ -70,3 +103,9 @@ class Server:
     def stop(self) -> None:
         self.http.close()
         stop_process(self.process)
+
+
+def in_process(settings: Settings) -> TestClient:
+    """The API on `create_app`, in this process, its requests addressed to `localhost` (a host it
+    answers by default). Use it as a context manager: that runs the app's lifespan."""
+    return TestClient(create_app(settings), base_url="http://localhost")

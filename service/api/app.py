@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api import guards
-from service.api.routes import meta, pages, runs, sweeps
+from service.api.auth import SignInRequired
+from service.api.quotas import SubmitRate
+from service.api.routes import meta, pages, runs, session, sweeps
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
@@ -30,15 +33,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="clipsweep", version=__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI serves them with scripts from a CDN, and pages here load nothing
+    # from outside. The document itself is at /openapi.json.
+    app = FastAPI(title="clipsweep", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="How often does training blow up, and does gradient clipping stop it?")
     app.state.settings = settings
+    app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
     app.include_router(sweeps.router)
+    app.include_router(session.router)
     app.include_router(runs.router)
     app.include_router(meta.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    guards.install(app, settings.max_body_bytes)
+    guards.install(app, max_body_bytes=settings.max_body_bytes, allowed_hosts=settings.allowed_host_list)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,9 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 errors += format_validation_errors([err])
         return JSONResponse(status_code=422, content={"detail": errors})
 
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> RedirectResponse:
+        """A dashboard page without a valid sign-in goes to the sign-in page, and back after it."""
+        return RedirectResponse(f"/sign-in?{urlencode({'next': request.url.path})}", status_code=303)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         """Every error of the tree in service/errors.py, by its branch's status."""
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail})
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
 
     return app

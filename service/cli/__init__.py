@@ -4,11 +4,12 @@ cancel, list).
     common.py   the command group, settings and logging
     run.py      serve, worker, drive (hidden), db upgrade|current
     sweeps.py   submit, status, cancel, list: over HTTP, never the database
+    tokens.py   token create|list|revoke: API tokens, in the database directly
     output.py   tables, the summary table, the progress line
     client.py   the HTTP client they use
 """
 
-from service.cli import run, sweeps  # noqa: F401  (importing them adds their commands to `main`)
+from service.cli import run, sweeps, tokens  # noqa: F401  (importing them adds their commands to `main`)
 from service.cli.common import main
 
 __all__ = ["main"]

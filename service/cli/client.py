@@ -12,9 +12,13 @@ class ApiError(RuntimeError):
 
 
 class Client:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    """The API at `base_url`, with `token` as its Bearer token if given."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+        self.has_token = bool(token)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -22,16 +26,29 @@ class Client:
         except httpx.TransportError as exc:
             raise ApiError(f"cannot reach clipsweep at {self.base_url} ({exc}); start it with "
                            "`clipsweep serve`, or point --server / CLIPSWEEP_SERVER_URL at it") from exc
+        if response.status_code == 401:
+            raise ApiError(
+                ("the server refused the token: " if self.has_token else "the server needs an API token: ")
+                + f"{self._detail(response)}. Ask its admin for one (`clipsweep token create --name NAME --scopes "
+                "read,write` on the server) and pass it with --token or CLIPSWEEP_TOKEN")
+        if response.status_code == 403:
+            raise ApiError(f"not allowed: {self._detail(response)}")
+        if response.status_code == 429:
+            raise ApiError(f"{self._detail(response)} (the server asks to wait "
+                           f"{response.headers.get('retry-after', 'a while')} s)")
         if response.status_code == 422:
             lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in response.json()["detail"]]
             raise ApiError("the sweep spec was rejected:\n" + "\n".join(lines))
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text
-            raise ApiError(f"{method} {path} failed with HTTP {response.status_code}: {detail}")
+            raise ApiError(f"{method} {path} failed with HTTP {response.status_code}: {self._detail(response)}")
         return response.json()
+
+    @staticmethod
+    def _detail(response: httpx.Response) -> Any:
+        try:
+            return response.json().get("detail")
+        except ValueError:
+            return response.text
 
     def submit(self, spec: Any) -> dict[str, Any]:
         return self._request("POST", "/api/v1/sweeps", json=spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import sys
 import threading
@@ -11,6 +12,16 @@ import click
 from service.cli.common import main, settings_or_exit, setup_logging
 from service.errors import SetupError
 from service.settings import Settings
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a listening address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it could resolve anywhere
+        return False
 
 
 def _open_or_exit(settings: Settings) -> None:
@@ -28,7 +39,9 @@ def _open_or_exit(settings: Settings) -> None:
 @click.option("--port", default=None, type=int, help="Port [default: settings, 8000].")
 @click.option("--worker/--no-worker", default=True, show_default=True,
               help="Also run a worker (off when workers run as their own service).")
-def serve(host: str | None, port: int | None, worker: bool) -> None:
+@click.option("--allow-unauthenticated-network-access", "unauthenticated", is_flag=True,
+              help="Listen beyond loopback with auth off: anyone who reaches the port may submit and cancel.")
+def serve(host: str | None, port: int | None, worker: bool, unauthenticated: bool) -> None:
     """Run the API and dashboard, and a worker with them (the embedded default: SQLite, local Ray)."""
     import uvicorn
 
@@ -38,6 +51,11 @@ def serve(host: str | None, port: int | None, worker: bool) -> None:
     setup_logging()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit().model_copy(update=overrides)
+    if settings.auth == "off" and not is_loopback(settings.host) and not unauthenticated:
+        raise click.ClickException(
+            f"refusing to listen on {settings.host} with auth off: anyone who reaches it could submit and cancel "
+            "sweeps. Turn auth on (CLIPSWEEP_AUTH=token) and create a token with `clipsweep token create --name "
+            "NAME --scopes admin`, or listen on 127.0.0.1; --allow-unauthenticated-network-access overrides this")
     _open_or_exit(settings)  # migrate or refuse before anything starts
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.

@@ -16,17 +16,21 @@ from service.cli.client import ApiError, Client
 from service.cli.common import main, settings_or_exit
 from service.cli.output import progress_line, summary_table, table
 
-server_option = click.option(
-    "--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
-    help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")
+
+def server_option(command: Any) -> Any:
+    """--server and --token, which every command that talks to the API takes."""
+    command = click.option("--token", envvar="CLIPSWEEP_TOKEN", default=None,
+                           help="An API token, when the server has auth on [env CLIPSWEEP_TOKEN].")(command)
+    return click.option("--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
+                        help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")(command)
 tolerance_option = click.option(
     "--tolerance", default=0.05, show_default=True, type=float,
     help="Divergence rate a learning rate may have and still count as stable (its 95% upper bound "
          "must be under it): the headline's 'highest stable lr'. Strictly between 0 and 1.")
 
 
-def _client(server: str | None) -> Client:
-    return Client(server or settings_or_exit().resolved_server_url)
+def _client(server: str | None, token: str | None) -> Client:
+    return Client(server or settings_or_exit().resolved_server_url, token)
 
 
 def _fail(exc: ApiError) -> NoReturn:
@@ -63,9 +67,10 @@ def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between progress checks.")
 @tolerance_option
 @server_option
-def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None) -> None:
+def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None,
+           token: str | None) -> None:
     """Submit the sweep in SPEC_FILE (YAML or JSON)."""
-    client = _client(server)
+    client = _client(server, token)
     try:
         created = client.submit(_load_spec(spec_file))
         click.echo(f"sweep {created['id']} ({created['name']}): {created['runs_total']} runs queued; "
@@ -87,9 +92,9 @@ def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: s
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 @tolerance_option
 @server_option
-def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None) -> None:
+def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None, token: str | None) -> None:
     """Show a sweep's status, progress and summary."""
-    client = _client(server)
+    client = _client(server, token)
     try:
         sweep, summary = client.sweep(sweep_id), client.summary(sweep_id, tolerance)
     except ApiError as exc:
@@ -109,9 +114,9 @@ def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None) -
 @click.option("--wait", is_flag=True, help="Wait until the worker has stopped the sweep's trials.")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between checks with --wait.")
 @server_option
-def cancel(sweep_id: int, wait: bool, poll: float, server: str | None) -> None:
+def cancel(sweep_id: int, wait: bool, poll: float, server: str | None, token: str | None) -> None:
     """Cancel a queued or running sweep: trials stop, unfinished runs end cancelled."""
-    client = _client(server)
+    client = _client(server, token)
     try:
         sweep = client.cancel(sweep_id)
         click.echo(progress_line(sweep))
@@ -124,10 +129,10 @@ def cancel(sweep_id: int, wait: bool, poll: float, server: str | None) -> None:
 @main.command(name="list")
 @click.option("--limit", default=20, show_default=True)
 @server_option
-def list_(limit: int, server: str | None) -> None:
+def list_(limit: int, server: str | None, token: str | None) -> None:
     """List sweeps, newest first."""
     try:
-        page = _client(server).sweeps(limit=limit)
+        page = _client(server, token).sweeps(limit=limit)
     except ApiError as exc:
         _fail(exc)
     rows = [[s["id"], s["name"], s["task"], s["status"],

@@ -2,6 +2,7 @@
 
     sweeps ─┬─< cells ─< runs ···< run_points
             └──────────< runs
+    api_tokens (sweeps.created_by names one)
 
 A sweep's cells are its grid, resolved at submit (service/grid.py); a run is one seed of one cell
 and points at it by (sweep_id, cell_index). Run points have no foreign key (see RunPoint).
@@ -72,6 +73,8 @@ class Sweep(Base):
     status_detail: Mapped[str | None] = mapped_column(Text)
     # A sweep put back to wait (for resources) is not claimed again before this time.
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The name of the API token that submitted it; None when auth was off (or before tokens).
+    created_by: Mapped[str | None] = mapped_column(String(100), index=True)
 
     cells: Mapped[list[Cell]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
                                              passive_deletes=True, order_by="Cell.cell_index")
@@ -135,6 +138,23 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     cell: Mapped[Cell] = relationship(viewonly=True)
+
+
+class ApiToken(Base):
+    """A bearer token of the API. The token itself is shown once, at creation, and never stored:
+    only its SHA-256 and a short prefix to recognize it by."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class RunPoint(Base):

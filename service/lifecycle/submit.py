@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from service.clock import now
 from service.db.models import Cell, Run, Sweep
-from service.errors import SpecError
+from service.errors import SpecError, TooManyRequests
 from service.grid import cells
 from service.settings import Settings
 from service.spec import SweepSpec, resolve_spec
@@ -62,6 +62,17 @@ def check_limits(spec: SweepSpec, limits: Limits) -> None:
                            f"{needed / 2**20:,.0f} MB, more than the limit of {limits.max_trial_memory_mb:,.0f} MB; "
                            "lower resources.max_seeds_per_trial, the task's sizes or max_steps, or raise "
                            "CLIPSWEEP_MAX_TRIAL_MEMORY_MB")
+
+
+def check_queue_quota(session: Session, created_by: str | None, max_queued: int) -> None:
+    """TooManyRequests when the token already has `max_queued` sweeps waiting in the queue."""
+    queued = session.scalar(select(func.count()).select_from(Sweep).where(
+        Sweep.created_by.is_(None) if created_by is None else Sweep.created_by == created_by,
+        Sweep.status == SweepStatus.QUEUED))
+    if queued is not None and queued >= max_queued:
+        who = f"token {created_by!r}" if created_by else "this service"
+        raise TooManyRequests(f"{who} has {queued} sweeps queued, the most CLIPSWEEP_MAX_QUEUED_SWEEPS_PER_TOKEN "
+                              "allows; wait for some to start, or cancel some", retry_after=60)
 
 
 def create_sweep(session: Session, spec: SweepSpec, *, limits: Limits, **record: Any) -> Sweep:

@@ -7,7 +7,6 @@ Full-page screenshots of both pages are kept under test-artifacts/ at the reposi
 from __future__ import annotations
 
 import math
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,18 +17,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
 
-from tests.harness import Server
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server
 
 pytestmark = pytest.mark.slow
 
-# The system's Chromium: Playwright's own browser download is not used.
-CHROMIUM = Path(os.environ.get("CLIPSWEEP_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--disable-default-apps", "--disable-extensions",
-]
 NAME = "dashboard-browser-test"
 SPEC: dict[str, Any] = {
     "name": NAME,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.api.auth import PUBLIC, READ
 from service.api.deps import SessionDep
 from service.api.guards import RETRY_AFTER_SECONDS
 from service.db.schema import head_revision
@@ -18,7 +19,8 @@ from trainers.tasks import plugin_errors, registered_tasks
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 
 
-@router.get("/healthz", responses={503: {"description": "The database does not answer."}})
+@router.get("/healthz", dependencies=[Depends(PUBLIC)],
+            responses={503: {"description": "The database does not answer."}})
 def healthz(session: SessionDep) -> JSONResponse:
     """Alive: the process answers and its database does."""
     try:
@@ -29,7 +31,8 @@ def healthz(session: SessionDep) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", responses={503: {"description": "Not ready: the database is away or at another revision."}})
+@router.get("/readyz", dependencies=[Depends(PUBLIC)],
+            responses={503: {"description": "Not ready: the database is away or at another revision."}})
 def readyz(session: SessionDep) -> JSONResponse:
     """Ready for traffic: the database answers at the schema revision this version needs."""
     try:
@@ -43,13 +46,13 @@ def readyz(session: SessionDep) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/tasks")
+@router.get("/tasks", dependencies=[Depends(READ)])
 def tasks() -> dict[str, Any]:
     """Built-in and plugin tasks with their parameters and defaults; plugins that failed to load
     are listed under `plugin_errors` with the reason."""
     return {"tasks": [cls.describe() for cls in registered_tasks().values()], "plugin_errors": plugin_errors()}
 
 
-@router.get("/clipping-methods")
+@router.get("/clipping-methods", dependencies=[Depends(READ)])
 def clipping_methods() -> list[dict[str, Any]]:
     return [cls.describe() for cls in CLIPPERS.values()]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from service.api.auth import PUBLIC, READ_PAGE
 from service.api.deps import SessionDep
 from service.errors import NotFound
 from service.queries.runs import get_run
@@ -32,12 +33,12 @@ def _plotly_js() -> Path:
 PLOTLY_JS = _plotly_js()
 
 
-@router.get("/", response_class=HTMLResponse, name="sweeps_page")
+@router.get("/", response_class=HTMLResponse, name="sweeps_page", dependencies=[Depends(READ_PAGE)])
 def sweeps_page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "sweeps.html", {})
 
 
-@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, name="sweep_page")
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, name="sweep_page", dependencies=[Depends(READ_PAGE)])
 def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResponse:
     try:
         sweep = get_sweep(session, sweep_id)
@@ -47,7 +48,7 @@ def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResp
     return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page")
+@router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page", dependencies=[Depends(READ_PAGE)])
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
     try:
         detail = get_run(session, run_id)
@@ -59,12 +60,18 @@ def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse
                                                             "sweep_name": detail.sweep_name})
 
 
-@router.get("/vendor/plotly.min.js", name="plotly_js")
+@router.get("/sign-in", response_class=HTMLResponse, name="sign_in_page", dependencies=[Depends(PUBLIC)])
+def sign_in_page(request: Request) -> HTMLResponse:
+    """Where a browser trades an API token for the dashboard's cookie (dashboard.js posts it)."""
+    return templates.TemplateResponse(request, "sign_in.html", {})
+
+
+@router.get("/vendor/plotly.min.js", name="plotly_js", dependencies=[Depends(PUBLIC)])
 def plotly_js() -> FileResponse:
     return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"cache-control": "public, max-age=86400"})
 
 
-@router.get("/favicon.ico")
+@router.get("/favicon.ico", dependencies=[Depends(PUBLIC)])
 def favicon() -> FileResponse:
     """Browsers ask for it on any page, the API's JSON included."""
     return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from service.api.auth import READ
 from service.api.deps import RunId, SessionDep
 from service.api.schemas import RunDetailOut, SeriesOut
 from service.queries.runs import get_run, series
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], dependencies=[Depends(READ)])
 
 
 @router.get("/{run_id}", response_model=RunDetailOut)

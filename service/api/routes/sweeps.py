@@ -5,12 +5,13 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from service.analysis.export import export
 from service.analysis.headline import headline
 from service.analysis.summary import stability_frontier, summarize
+from service.api.auth import READ, Writer
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import (
     CellOut,
@@ -24,22 +25,26 @@ from service.api.schemas import (
     SweepCreated,
     SweepOut,
 )
+from service.errors import Forbidden
 from service.lifecycle.queue import request_cancel
-from service.lifecycle.submit import Limits, create_sweep
+from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
 from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, summary_rows
 from service.spec import INT32_MAX, SweepSpec
 from service.states import RunOutcome, SweepStatus
 
-router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
+router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"], dependencies=[Depends(READ)])
 
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepCreated)
-def submit_sweep(*, spec: SweepSpec, session: SessionDep, settings: SettingsDep,
-                 request: Request) -> SweepCreated:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SweepCreated,
+             responses={429: {"description": "The token submits too often, or has too many sweeps queued."}})
+def submit_sweep(*, spec: SweepSpec, session: SessionDep, settings: SettingsDep, request: Request,
+                 principal: Writer) -> SweepCreated:
     """Store the sweep and its pending runs; a worker trains them. Answers at once."""
-    sweep = create_sweep(session, spec, limits=Limits.of(settings))
+    request.app.state.submit_rate.admit(principal.name)
+    check_queue_quota(session, principal.name, settings.max_queued_sweeps_per_token)
+    sweep = create_sweep(session, spec, limits=Limits.of(settings), created_by=principal.name)
     session.commit()
     return SweepCreated(id=sweep.id, name=sweep.name, status=sweep.status, runs_total=sweep.runs_total,
                         url=str(request.url_for("sweep_page", sweep_id=sweep.id)))
@@ -142,11 +147,17 @@ def export_sweep(*, sweep_id: SweepId, session: SessionDep, request: Request,
 
 @router.post("/{sweep_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=SweepOut,
              responses={409: {"description": "The sweep already ended."}})
-def cancel_sweep(*, sweep_id: SweepId, session: SessionDep, settings: SettingsDep) -> SweepOut:
+def cancel_sweep(*, sweep_id: SweepId, session: SessionDep, settings: SettingsDep,
+                 principal: Writer) -> SweepOut:
     """Cancel a sweep. Queued: it ends `cancelled` now. Running: its worker stops the trials within
     seconds and ends it `cancelled` (status stays `running` until then, with cancel_requested_at
-    set). Runs that finished keep their outcomes; the others end `cancelled`."""
+    set). Runs that finished keep their outcomes; the others end `cancelled`. A write token cancels
+    the sweeps it submitted; an admin token any."""
     sweep = get_sweep(session, sweep_id)
+    if principal.name is not None and not principal.can("admin") and sweep.created_by != principal.name:
+        owner = f"token {sweep.created_by!r}" if sweep.created_by else "no token"
+        raise Forbidden(f"sweep {sweep_id} was submitted by {owner}; token {principal.name!r} may cancel only "
+                        "the sweeps it submitted (an admin token may cancel any)")
     request_cancel(session, sweep, heartbeat_timeout=settings.heartbeat_timeout_seconds)
     session.commit()
     session.refresh(sweep)

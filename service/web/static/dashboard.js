@@ -2,8 +2,10 @@
 // drawn with plotly.js, served by the app itself (/vendor/plotly.min.js), never from a CDN.
 "use strict";
 const clipsweep = (() => {
+  const signIn = () => location.assign(`/sign-in?${new URLSearchParams({ next: location.pathname + location.search })}`);
   const api = async (path) => {
     const response = await fetch(path);
+    if (response.status === 401) signIn();  // the sign-in expired or was revoked meanwhile
     if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
     return response.json();
   };
@@ -395,5 +397,32 @@ const clipsweep = (() => {
     repeatWhile(load, 2);
   }
 
-  return { sweepsPage, sweepPage, runPage };
+  function signInPage() {
+    const form = document.getElementById("sign-in");
+    const error = document.getElementById("sign-in-error");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const response = await fetch("/api/v1/session", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: document.getElementById("token").value.trim() }),
+      });
+      if (response.ok) {
+        const next = new URLSearchParams(location.search).get("next") ?? "/";
+        location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");  // never off this site
+        return;
+      }
+      error.textContent = (await response.json()).detail ?? `HTTP ${response.status}`;
+      error.hidden = false;
+    });
+  }
+
+  return { sweepsPage, sweepPage, runPage, signInPage };
+})();
+
+// Each page names itself on <body>: no inline script, so the Content-Security-Policy allows only this file.
+(() => {
+  const { page, id } = document.body.dataset;
+  const start = { sweeps: clipsweep.sweepsPage, sweep: clipsweep.sweepPage, run: clipsweep.runPage,
+    "sign-in": clipsweep.signInPage }[page];
+  if (start) start(id ? Number(id) : undefined);
 })();

@@ -12,11 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from service.api.app import create_app
 from service.db import schema
 from service.settings import Settings
-from tests.conftest import POSTGRES_ADMIN_URL, fresh_postgres_database
 from tests.factories import SPEC
+from tests.harness import POSTGRES_ADMIN_URL, fresh_postgres_database, in_process
 
 MEMORY_BOUND = 32 * 2**20  # bytes a refused request may allocate
 
@@ -64,7 +63,7 @@ def test_a_trial_over_the_memory_budget_is_refused_naming_the_figure(api: TestCl
 
 
 def test_a_sweep_over_the_step_budget_is_refused(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(data_dir=tmp_path, max_sweep_steps=1000))) as api:
+    with in_process(Settings(data_dir=tmp_path, max_sweep_steps=1000)) as api:
         assert post(api, SPEC).status_code == 201  # 12 runs × 10 steps
         refused(api, {**SPEC, "budget": {"max_steps": 100}}, "1200 training steps (12 runs × 100 steps)",
                 "limit of 1000", "CLIPSWEEP_MAX_SWEEP_STEPS")
@@ -133,7 +132,7 @@ def outage() -> Iterator[TestClient]:
     """The API on a PostgreSQL database that then disappears (dropped, its connections ended)."""
     with fresh_postgres_database() as url:
         schema.upgrade(url)
-        with TestClient(create_app(Settings(database_url=url))) as client:
+        with in_process(Settings(database_url=url)) as client:
             assert client.get("/api/v1/healthz").status_code == 200
             admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:

@@ -24,7 +24,7 @@ def test_submit_stores_the_resolved_spec_and_answers_at_once(api: TestClient) ->
     assert response.status_code == 201, response.text
     created = response.json()
     assert (created["name"], created["status"], created["runs_total"]) == ("store-test", "queued", 12)
-    assert created["url"] == f"http://testserver/sweeps/{created['id']}"
+    assert created["url"] == f"http://localhost/sweeps/{created['id']}"
     sweep = api.get(f"/api/v1/sweeps/{created['id']}").json()
     assert sweep["spec"]["clipping"][1] == {"method": "norm", "max_norm": 1.0, "norm_type": 2}
     assert sweep["spec"]["optimizer"]["momentum"] == 0.0  # every default spelled out

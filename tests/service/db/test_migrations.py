@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from service.api.app import create_app
 from service.db import schema
 from service.db.models import Base, Cell, Sweep
 from service.db.open import open_database
@@ -22,6 +20,7 @@ from service.grid import cells
 from service.settings import Settings
 from service.spec import SweepSpec
 from tests.factories import make_sweep, report, store
+from tests.harness import in_process
 from tests.service.db import data_at_0004
 from trainers import TrainConfig
 
@@ -137,7 +136,7 @@ def test_a_database_written_at_0004_answers_exactly_as_it_did(db_url: str) -> No
     at_0004(db_url)
     schema.upgrade(db_url)
     want = json.loads((Path(data_at_0004.__file__).parent / "summaries_at_0004.json").read_text())
-    with TestClient(create_app(Settings(database_url=db_url))) as client:
+    with in_process(Settings(database_url=db_url)) as client:
         got = json.loads(json.dumps(data_at_0004.answers(client)))
     assert set(got) == set(want)
     problems = matches(got, want)
