@@ -44,13 +44,22 @@ DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_s
 
 # ---- loading ---------------------------------------------------------------------------------
 
-_INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}")
+_INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def _substitute(match: re.Match[str]) -> str:
+    if match.group(0) == "$$":
+        return "$"
+    if match.group(2) and match.group(2).endswith("?"):  # required: .env must set it
+        return f"required-{match.group(1).lower()}"
+    return match.group(3) or ""
 
 
 def _interpolate(value: Any) -> Any:
-    """Compose's ${VAR:-default} with nothing from the host: defaults only, so tests are stable."""
+    """Compose's ${VAR:-default} and ${VAR:?message} with nothing from the host (defaults only, a
+    placeholder for what is required), so tests are stable."""
     if isinstance(value, str):
-        return _INTERPOLATION.sub(lambda m: "$" if m.group(0) == "$$" else (m.group(2) or ""), value)
+        return _INTERPOLATION.sub(_substitute, value)
     if isinstance(value, list):
         return [_interpolate(v) for v in value]
     if isinstance(value, dict):
@@ -747,3 +756,24 @@ def test_dockerfile_cmd_and_environment_are_consistent() -> None:
         port = step.params["port"] or settings.port
         assert port in image.expose, f"the image's CMD serves on {port} but EXPOSEs {image.expose}"
         assert (step.params["host"] or settings.host) == "0.0.0.0", "the image's CMD serves on loopback only"
+
+
+# ---- secrets and exposure ----------------------------------------------------------------------
+
+def test_secrets_come_from_the_env_file_and_compose_refuses_to_start_without_them() -> None:
+    text = COMPOSE_FILE.read_text()
+    for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN"):
+        assert re.search(r"\$\{" + secret + r":\?", text), f"{secret} is not required from .env (${{{secret}:?...}})"
+    postgres = postgres_services()[0]
+    assert postgres_credentials(postgres)["password"] == "required-postgres_password", (
+        "POSTGRES_PASSWORD has a value of its own in the compose file: no default password")
+
+
+def test_the_api_answers_only_with_a_token_and_is_the_only_published_port() -> None:
+    apis = services_where(is_serve)
+    for name in SERVICE_NAMES:
+        published = services()[name].get("ports") or []
+        if name in apis:
+            assert settings_for(name).auth == "token", f"service {name}: publishes the API with auth off"
+        else:
+            assert not published, f"service {name}: publishes {published}; only the API may be reachable"
