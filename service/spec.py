@@ -13,7 +13,7 @@ below that mirrors a field of trainers/config.py takes its default and range fro
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, fields
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -140,9 +140,21 @@ class SweepSpec(_Strict):
     name: str | None = Field(None, min_length=1, max_length=200)
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    learning_rates: list[float] = Field(min_length=1, max_length=1000)
+    # The validators below say what is wrong in words; the schema states the same constraints.
+    learning_rates: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        min_length=1, max_length=1000,
+        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0}, "uniqueItems": True})
     clipping: list[ClippingSpec] = Field(default_factory=_default_arms, min_length=1, max_length=100)
-    seeds: int | list[int] = Field(description="How many seeds (0..n-1), or an explicit list.")
+    seeds: int | list[int] = Field(description="How many seeds (0..n-1), or an explicit list.", json_schema_extra={
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+                  {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+                   "minItems": 1, "uniqueItems": True}]})
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
+    convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
+    record_every: int = from_config(TrainConfig, "record_every",
+                                    description="Keep every n-th step's point (events always).")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
     @model_validator(mode="before")
     @classmethod
@@ -152,12 +164,6 @@ class SweepSpec(_Strict):
             raise ValueError(f"text must not contain the NUL character (\\x00); found at "
                              f"{'.'.join(map(str, where))}")
         return data
-    budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
-    convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
-    record_every: int = from_config(TrainConfig, "record_every",
-                                    description="Keep every n-th step's point (events always).")
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
     @field_validator("learning_rates")
     @classmethod

@@ -174,6 +174,11 @@ def expected_steps_to_success(steps_done: Sequence[int], successes: int) -> floa
     return (sum(steps_done) / len(steps_done)) / (successes / len(steps_done))
 
 
+# Below this a frontier would need more seeds than anyone trains (3.8 million at 1e-6), and the
+# arithmetic of min_runs_for_tolerance would overflow near the smallest float.
+MIN_TOLERANCE = 1e-6
+
+
 def min_runs_for_tolerance(tolerance: float, z: float = Z95) -> int:
     """The fewest runs whose Wilson upper bound at 0 divergences is below `tolerance`."""
     # upper(0/n) = z² / (n + z²) < tol  ⇔  n > z² (1 − tol) / tol
@@ -183,8 +188,8 @@ def min_runs_for_tolerance(tolerance: float, z: float = Z95) -> int:
 def stable_learning_rate(cells: Mapping[float, tuple[int, int]], tolerance: float = 0.05) -> float | Unavailable:
     """The highest learning rate whose divergence rate's Wilson 95% upper bound is below
     `tolerance`. `cells` maps a learning rate to (diverged, runs with an outcome)."""
-    if not 0 < tolerance < 1:
-        raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+    if not MIN_TOLERANCE <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [{MIN_TOLERANCE}, 1), got {tolerance}")
     stable = [lr for lr, (diverged, n) in cells.items() if n > 0 and wilson_interval(diverged, n)[1] < tolerance]
     if stable:
         return max(stable)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
-from service.api import guards
+from service.api import guards, openapi
 from service.api.auth import SignInRequired
 from service.api.quotas import SubmitRate
 from service.api.routes import meta, pages, runs, session, sweeps
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.openapi = openapi.with_errors(app)  # type: ignore[method-assign]
     guards.install(app, max_body_bytes=settings.max_body_bytes, allowed_hosts=settings.allowed_host_list)
 
     @app.exception_handler(RequestValidationError)

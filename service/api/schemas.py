@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.analysis.summary import CellSummary
@@ -20,6 +20,18 @@ from service.queries.runs import RunDetail
 from service.states import RunOutcome, SweepStatus
 
 T = TypeVar("T")
+
+# A measured number: a float, or one of the strings a non-finite one is written as. The document
+# says so (for answers only: nothing sent to the API is non-finite).
+Num = Annotated[float, WithJsonSchema(
+    {"anyOf": [{"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]},
+    mode="serialization")]
+
+
+class ErrorOut(BaseModel):
+    """Every error but a 422 (whose `detail` lists what was wrong where) says what to do in `detail`."""
+
+    detail: str
 
 
 class ApiModel(BaseModel):
@@ -59,18 +71,21 @@ class SweepOut(ApiModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    status_detail: str | None = Field(description="Why a queued sweep waits, e.g. for resources.")
+    status_detail: str | None = Field(description=(
+        "Why a queued sweep waits: for resources, or behind another sweep (\"queued behind sweep 12, "
+        "about 40 min left\", the time estimated from that sweep's pace so far)."))
     cancel_requested_at: datetime | None
     claims: int = Field(description="How many times a worker claimed it; above 1 after a worker was lost.")
     progress: Progress
 
     @classmethod
-    def build(cls, sweep: Sweep, counts: dict[str, int]) -> SweepOut:
+    def build(cls, sweep: Sweep, counts: dict[str, int], wait: str | None = None) -> SweepOut:
+        """`wait`: why a queued sweep waits, when it stored no reason itself (queries.sweeps.queue_waits)."""
         return cls(
             id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status,
             finished=sweep.status.is_finished(), error=sweep.error,
             spec=sweep.spec, created_at=sweep.created_at, started_at=sweep.started_at,
-            finished_at=sweep.finished_at, status_detail=sweep.status_detail,
+            finished_at=sweep.finished_at, status_detail=sweep.status_detail or wait,
             cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
             progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts),
         )
@@ -80,9 +95,9 @@ class StatOut(ApiModel):
     """A statistic: `value` (with `low`/`high`, its 95% interval, where it has one), or `value`
     null and `reason` saying why it cannot be computed yet."""
 
-    value: float | None
-    low: float | None = None
-    high: float | None = None
+    value: Num | None
+    low: Num | None = None
+    high: Num | None = None
     reason: str | None = None
 
     @classmethod
@@ -113,10 +128,10 @@ class TelemetryOut(ApiModel):
 
     steps: int | None = Field(description="Steps that computed a gradient.")
     clipped_fraction: float | None
-    norm_p50: float | None = Field(description="Pre-clip norm quantiles, to within 6% (log-binned per run, merged).")
-    norm_p90: float | None
-    norm_p99: float | None
-    norm_max: float | None = Field(description="Exact; Infinity if a norm overflowed or was NaN.")
+    norm_p50: Num | None = Field(description="Pre-clip norm quantiles, to within 6% (log-binned per run, merged).")
+    norm_p90: Num | None
+    norm_p99: Num | None
+    norm_max: Num | None = Field(description="Exact; Infinity if a norm overflowed or was NaN.")
     divergence_norm: StatOut | None = Field(
         description="Median over diverged runs of the last pre-clip norm before divergence (the update "
                     "that threw the run off the cliff, or the divergence step's own norm).")
@@ -209,11 +224,11 @@ class RunOut(ApiModel):
     diverged_at_step: int | None
     converged_at_step: int | None
     steps_done: int | None
-    final_loss: float | None
-    min_loss: float | None
+    final_loss: Num | None
+    min_loss: Num | None
     clipped_steps: int | None
-    max_grad_norm: float | None
-    divergence_grad_norm: float | None = Field(description="A diverged run's last pre-clip norm.")
+    max_grad_norm: Num | None
+    divergence_grad_norm: Num | None = Field(description="A diverged run's last pre-clip norm.")
     device: str | None
     node: str | None
     error: str | None
@@ -227,8 +242,8 @@ class RunOut(ApiModel):
 class RunDetailOut(RunOut):
     sweep_id: int
     sweep_name: str
-    initial_loss: float | None
-    final_eval_loss: float | None
+    initial_loss: Num | None
+    final_eval_loss: Num | None
     config: dict[str, Any] = Field(description="The trainer config it ran with; with `seed`, it reproduces the run.")
     reproduce: str = Field(description="Python that trains this run again with torch and trainers/ alone.")
 
@@ -250,8 +265,8 @@ class SeriesOut(ApiModel):
 
     run_id: int
     steps: list[int]
-    loss: list[float]
-    grad_norm: list[float | None] = Field(description="Pre-clip norm; null where the loss diverged before "
+    loss: list[Num]
+    grad_norm: list[Num | None] = Field(description="Pre-clip norm; null where the loss diverged before "
                                                       "backward computed one.")
     clipped: list[bool]
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,8 +20,15 @@ from trainers.tasks import plugin_errors, registered_tasks
 router = APIRouter(prefix="/api/v1", tags=["meta"])
 
 
-@router.get("/healthz", dependencies=[Depends(PUBLIC)],
-            responses={503: {"description": "The database does not answer."}})
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str | None = Field(None, description="The database error's class, when it does not answer.")
+    schema_: str | None = Field(None, alias="schema", description="The schema revision, when it is not this "
+                                                                   "version's.")
+
+
+@router.get("/healthz", dependencies=[Depends(PUBLIC)], response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "The database does not answer."}})
 def healthz(session: SessionDep) -> JSONResponse:
     """Alive: the process answers and its database does."""
     try:
@@ -31,8 +39,9 @@ def healthz(session: SessionDep) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", dependencies=[Depends(PUBLIC)],
-            responses={503: {"description": "Not ready: the database is away or at another revision."}})
+@router.get("/readyz", dependencies=[Depends(PUBLIC)], response_model=HealthOut,
+            responses={503: {"model": HealthOut,
+                             "description": "Not ready: the database is away or at another revision."}})
 def readyz(session: SessionDep) -> JSONResponse:
     """Ready for traffic: the database answers at the schema revision this version needs."""
     try:

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from service.analysis.export import export
 from service.analysis.headline import headline
+from service.analysis.statistics import MIN_TOLERANCE
 from service.analysis.summary import stability_frontier, summarize
 from service.api.auth import READ, Writer
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
@@ -68,7 +69,7 @@ def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)
 def get_summary(*, sweep_id: SweepId, session: SessionDep,
-                tolerance: Annotated[float, Query(gt=0, lt=1, allow_inf_nan=False, description=(
+                tolerance: Annotated[float, Query(ge=MIN_TOLERANCE, lt=1, allow_inf_nan=False, description=(
                     "Divergence-rate tolerance of the stability frontier."))] = 0.05,
                 ) -> SummaryOut:
     """Per cell: divergence rate with its Wilson 95% interval, the paired comparison with `none`,

@@ -102,6 +102,7 @@ def test_text_with_a_nul_character_is_refused(api: TestClient, body: dict[str, A
     "/api/v1/runs/9223372036854775808", "/api/v1/runs/2147483648/points",
     "/api/v1/sweeps?offset=9223372036854775808", "/api/v1/sweeps/1/runs?cell=2147483648",
     "/api/v1/sweeps/1/summary?tolerance=nan", "/api/v1/sweeps/1/summary?tolerance=inf",
+    "/api/v1/sweeps/1/summary?tolerance=5e-324",  # found by bench/fuzz.py: its frontier overflowed
 ])
 def test_numbers_out_of_range_in_paths_and_queries_are_a_422(api: TestClient, path: str) -> None:
     api.post("/api/v1/sweeps", json=SPEC)
@@ -115,6 +116,13 @@ def test_numbers_out_of_range_in_paths_and_queries_are_a_422(api: TestClient, pa
 def test_a_page_for_an_id_out_of_range_is_a_404_page(api: TestClient, path: str) -> None:
     response = api.get(path)
     assert response.status_code == 404 and "text/html" in response.headers["content-type"]
+
+
+@pytest.mark.parametrize("lr", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_learning_rate_is_refused(api: TestClient, lr: str) -> None:
+    body = '{"task": {"name": "quadratic"}, "learning_rates": [%s], "seeds": 1}' % lr  # Python's json reads these
+    response = api.post("/api/v1/sweeps", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["msg"] == "Input should be a finite number"
 
 
 def test_a_body_over_the_limit_is_a_413_whether_declared_or_streamed(api: TestClient) -> None:
