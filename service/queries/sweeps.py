@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.clock import now
 from service.db.models import Cell, Run, Sweep
 from service.db.rows import OutcomeRow, read_runs, select_runs
 from service.errors import SweepNotFound
@@ -54,3 +58,53 @@ def summary_rows(session: Session, sweep_id: int) -> list[OutcomeRow]:
     """What every run of the sweep ended with, one row each (never its points: the summary stays
     fast at a million of them)."""
     return read_runs(session, select_runs(Run.sweep_id == sweep_id, row_type=OutcomeRow), OutcomeRow)
+
+
+def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
+    """Why each queued sweep of `sweeps` waits, where it stored no reason of its own (such as
+    resources): the sweep a worker trains ahead of it, about how long that one has left at its
+    pace so far, and how many queued sweeps come first (the queue is first come, first served)."""
+    waiting = sorted(s.id for s in sweeps if s.status is SweepStatus.QUEUED and s.status_detail is None)
+    if not waiting:
+        return {}
+    ahead = list(session.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.QUEUED,
+                                                        Sweep.id < waiting[-1]).order_by(Sweep.id)))
+    running = session.execute(select(Sweep.id, Sweep.started_at, Sweep.runs_total)
+                              .where(Sweep.status == SweepStatus.RUNNING)).all()
+    done = dict(session.execute(
+        select(Run.sweep_id, func.count()).where(Run.sweep_id.in_([r.id for r in running]),
+                                                 Run.outcome.is_not(None)).group_by(Run.sweep_id)).all())
+    left = {r.id: _time_left(r.started_at, r.runs_total, done.get(r.id, 0)) for r in running}
+    # With several workers, the first to free one is the sweep with the least time left.
+    first = min(left, key=lambda i: (left[i] is None, left[i] or 0.0), default=None)
+    waits = {}
+    for sweep_id in waiting:
+        before = ahead[:bisect_left(ahead, sweep_id)]
+        if first is not None:
+            pace = (f"{_duration(left[first])} left" if left[first] is not None
+                    else "no run of it finished yet to estimate from")
+            text = f"queued behind sweep {first}, {pace}"
+            if before:
+                text += f"; {len(before)} queued sweep{'s' if len(before) > 1 else ''} ahead"
+        elif before:
+            text = f"queued behind sweep {before[0]}" + (f" and {len(before) - 1} more" if len(before) > 1 else "")
+        else:
+            text = "next in the queue, waiting for a worker"
+        waits[sweep_id] = text
+    return waits
+
+
+def _time_left(started_at: datetime | None, runs_total: int, done: int) -> float | None:
+    """Seconds a running sweep has left if its remaining runs take as long as its finished ones."""
+    if started_at is None or done == 0:
+        return None
+    return (now() - started_at).total_seconds() * (runs_total - done) / done
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min" if minutes % 60 else f"about {minutes // 60} h"

@@ -30,7 +30,7 @@ from service.errors import Forbidden
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
-from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, summary_rows
+from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, queue_waits, summary_rows
 from service.spec import INT32_MAX, SweepSpec
 from service.states import RunOutcome, SweepStatus
 
@@ -57,14 +57,16 @@ def get_sweeps(*, session: SessionDep, limit: Limit = 50, offset: Offset = 0,
     """Sweeps, newest first."""
     sweeps, total = list_sweeps(session, limit=limit, offset=offset, status=status)
     counts = outcome_counts(session, [s.id for s in sweeps])
-    return Page(items=[SweepOut.build(s, counts[s.id]) for s in sweeps], total=total,
+    waits = queue_waits(session, sweeps)
+    return Page(items=[SweepOut.build(s, counts[s.id], waits.get(s.id)) for s in sweeps], total=total,
                 limit=limit, offset=offset)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut)
 def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
     sweep = get_sweep(session, sweep_id)
-    return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id])
+    return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id],
+                          queue_waits(session, [sweep]).get(sweep_id))
 
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)
@@ -162,4 +164,5 @@ def cancel_sweep(*, sweep_id: SweepId, session: SessionDep, settings: SettingsDe
     request_cancel(session, sweep, heartbeat_timeout=settings.heartbeat_timeout_seconds)
     session.commit()
     session.refresh(sweep)
-    return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id])
+    return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id],
+                          queue_waits(session, [sweep]).get(sweep_id))
