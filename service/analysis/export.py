@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.db.models import Run, RunPoint
 from service.db.rows import RunRow, point_row, read_runs, run_row, select_points, select_runs, stream
@@ -48,12 +48,11 @@ def run_values(row: Any) -> tuple[Any, ...]:
     return tuple(getattr(run, attribute) for attribute, _ in _RUN_FIELDS.values())
 
 
-def _point_values(factory: sessionmaker[Session], sweep_id: int) -> Callable[[Any], tuple[Any, ...]]:
+def _point_values(session: Session, sweep_id: int) -> Callable[[Any], tuple[Any, ...]]:
     """A database row of `select_points` as one exported row, in POINT_COLUMNS order: the point
     and its run's identity, read once per sweep rather than joined to every point."""
-    with factory() as session:
-        identity = {run.id: (run.cell_index, run.lr, run.clipping, run.seed, run.outcome)
-                    for run in read_runs(session, select_runs(Run.sweep_id == sweep_id))}
+    identity = {run.id: (run.cell_index, run.lr, run.clipping, run.seed, run.outcome)
+                for run in read_runs(session, select_runs(Run.sweep_id == sweep_id))}
 
     def values(row: Any) -> tuple[Any, ...]:
         run_id, *point = point_row(row)
@@ -62,15 +61,16 @@ def _point_values(factory: sessionmaker[Session], sweep_id: int) -> Callable[[An
     return values
 
 
-def export(factory: sessionmaker[Session], sweep_id: int, *, points: bool,
+def export(session: Session, sweep_id: int, *, points: bool,
            file_format: Literal["csv", "parquet"]) -> Iterator[bytes]:
-    """The sweep's runs (or points) as a file's bytes, read from the database in batches."""
+    """The sweep's runs (or points) as a file's bytes, read from the database in batches through
+    `session`, which must stay open until the bytes are consumed."""
     if points:
         in_grid_order = select_points(Run.sweep_id == sweep_id).order_by(None).order_by(
             Run.cell_index, Run.seed, RunPoint.step)
-        batches = stream(factory, in_grid_order, _point_values(factory, sweep_id))
+        batches = stream(session, in_grid_order, _point_values(session, sweep_id))
     else:
-        batches = stream(factory, select_runs(Run.sweep_id == sweep_id), run_values)
+        batches = stream(session, select_runs(Run.sweep_id == sweep_id), run_values)
     columns = POINT_COLUMNS if points else RUN_COLUMNS
     return stream_csv(batches, columns) if file_format == "csv" else stream_parquet(batches, columns)
 

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from service import __version__
 from service.api import guards, openapi
 from service.api.auth import SignInRequired
+from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
 from service.api.routes import meta, pages, runs, session, sweeps
 from service.db.open import open_database
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine, factory = open_database(settings)
+        engine, factory = open_database(settings, pool_size=DB_SESSIONS)
         app.state.session_factory = factory
         yield
         engine.dispose()

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
-from service.api.deps import get_session
+from service.api.deps import SessionDep
 from service.errors import Forbidden, NotAuthenticated
 from service.tokens import ANONYMOUS, Principal, authenticate
 
@@ -46,7 +45,7 @@ class Scope:
     def __repr__(self) -> str:
         return f"Scope({self.needed!r}{', page' if self.page else ''})"
 
-    def __call__(self, request: Request, session: Annotated[Session, Depends(get_session)]) -> Principal:
+    def __call__(self, request: Request, session: SessionDep) -> Principal:
         if request.app.state.settings.auth == "off":
             return ANONYMOUS
         if self.needed is None:

@@ -15,15 +15,24 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+# How many requests may hold a database session at once; the API's connection pool has as many
+# connections (app.py), so a request admitted here never waits for one. Without this bound a
+# burst of clients deadlocks the API: a request holds a connection from its auth check while it
+# waits for a thread to run its handler, and every thread waits for a connection.
+DB_SESSIONS = 16
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request. A handler that writes commits once itself, before it answers:
-    the code after this `yield` may run only after the response was sent, and a client that
-    reads right after a 201 must find what was created."""
+    """One session per request, used by every dependency and the handler (a streamed answer
+    reads through it too, as the code after this `yield` runs only after the response was
+    sent). A handler that writes commits once itself, before it answers: a client that reads
+    right after a 201 must find what was created."""
     with request.app.state.session_factory() as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Requests beyond DB_SESSIONS wait for a turn on the event loop, holding nothing.
+SessionDep = Annotated[Session, Depends(get_session, max_concurrency=DB_SESSIONS)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import Select, and_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from service.db.models import Cell, Run, RunPoint
 from service.states import RunOutcome
@@ -131,11 +131,10 @@ def point_row(row: Any) -> PointRow:
     return run_id, step, math.nan if loss is None else loss, grad_norm, clipped
 
 
-def stream(factory: sessionmaker[Session], query: Select[Any], convert: Callable[[Any], Any],
+def stream(session: Session, query: Select[Any], convert: Callable[[Any], Any],
            batch: int = 10_000) -> Iterator[list[Any]]:
     """`query`'s rows, converted, in batches from the database's cursor (server-side on
     PostgreSQL), for readers that must not hold a whole sweep in memory."""
-    with factory() as session:
-        result = session.execute(query.execution_options(yield_per=batch))
-        for partition in result.partitions():
-            yield [convert(row) for row in partition]
+    result = session.execute(query.execution_options(yield_per=batch))
+    for partition in result.partitions():
+        yield [convert(row) for row in partition]

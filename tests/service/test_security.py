@@ -4,6 +4,7 @@ real Chromium, httpx and the CLI against a real `clipsweep serve`."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import subprocess
@@ -165,3 +166,19 @@ def test_the_dashboard_signs_in_with_a_token_into_a_cookie_scripts_cannot_read(
     finally:
         context.close()
     assert [p for p in problems if "401" not in p and "Unauthorized" not in p] == []
+
+
+def test_a_burst_of_clients_is_served_not_deadlocked(secured: tuple[Server, dict[str, str]]) -> None:
+    """150 authenticated requests at once, more than the API has threads and connections: before
+    requests waited for a database session in turn (service/api/deps.py), each held a connection
+    from its auth check while every thread waited for one, and the burst stalled into 503s."""
+    server, tokens = secured
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=150)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60,
+                                     headers={"Authorization": f"Bearer {tokens['write']}"}) as http:
+            answers = await asyncio.gather(*(http.get("/api/v1/sweeps") for _ in range(150)))
+        return [a.status_code for a in answers]
+
+    assert set(asyncio.run(burst())) == {200}

@@ -134,16 +134,15 @@ def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: Sessio
 @router.get("/{sweep_id}/export", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
                              "description": "The file, streamed."}})
-def export_sweep(*, sweep_id: SweepId, session: SessionDep, request: Request,
+def export_sweep(*, sweep_id: SweepId, session: SessionDep,
                  format: Literal["csv", "parquet"] = "csv",
                  include: Annotated[Literal["runs", "points"], Query(
                      description="`runs`: one row per run; `points`: one row per stored point.")] = "runs",
                  ) -> StreamingResponse:
     """The sweep's runs, or its points, as a file (streamed: a sweep of a million points is fine)."""
     get_sweep(session, sweep_id)
-    factory = request.app.state.session_factory  # the stream outlives this request's session
     name = f"sweep-{sweep_id}-{include}.{format}"
-    body = export(factory, sweep_id, points=include == "points", file_format=format)
+    body = export(session, sweep_id, points=include == "points", file_format=format)
     media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
     return StreamingResponse(body, media_type=media, headers={"content-disposition": f'attachment; filename="{name}"'})
 
