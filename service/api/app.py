@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api import guards, openapi
+from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
@@ -22,6 +23,9 @@ from service.errors import ServiceError
 from service.settings import Settings, get_settings
 from service.spec import format_validation_errors
 from service.web import STATIC_DIR
+
+# Encoded summaries kept in memory, at most (service/api/answers.py).
+SUMMARY_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="How often does training blow up, and does gradient clipping stop it?")
     app.state.settings = settings
     app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
+    app.state.summaries = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
     app.include_router(sweeps.router)
     app.include_router(session.router)
     app.include_router(runs.router)

@@ -6,12 +6,16 @@ import ipaddress
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from service.cli.common import main, settings_or_exit, setup_logging
 from service.errors import SetupError
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the CLI imports nothing heavy until a command needs it
+    from starlette.types import ASGIApp
 
 
 def is_loopback(host: str) -> bool:
@@ -43,8 +47,6 @@ def _open_or_exit(settings: Settings) -> None:
               help="Listen beyond loopback with auth off: anyone who reaches the port may submit and cancel.")
 def serve(host: str | None, port: int | None, worker: bool, unauthenticated: bool) -> None:
     """Run the API and dashboard, and a worker with them (the embedded default: SQLite, local Ray)."""
-    import uvicorn
-
     from service.api.app import create_app
     from service.worker.embedded import EmbeddedWorker
 
@@ -66,10 +68,17 @@ def serve(host: str | None, port: int | None, worker: bool, unauthenticated: boo
     click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")
     click.echo(f"database: {settings.resolved_database_url}")
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        run_api(create_app(settings), settings)
     finally:
         if embedded:
             embedded.stop()
+
+
+def run_api(app: ASGIApp, settings: Settings) -> None:
+    """Serve `app` as `clipsweep serve` does (bench/load.py serves its app this way too)."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
 @main.command()

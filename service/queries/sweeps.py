@@ -24,16 +24,27 @@ def get_sweep(session: Session, sweep_id: int) -> Sweep:
     return sweep
 
 
+def sweep_state(session: Session, sweep_id: int) -> tuple[SweepStatus, int]:
+    """The sweep's status and how many of its runs have an outcome, in one query: what a kept
+    summary is keyed by (service/api/answers.py)."""
+    finished = select(func.count(Run.outcome)).where(Run.sweep_id == Sweep.id).scalar_subquery()
+    row = (session.execute(select(Sweep.status, finished).where(Sweep.id == sweep_id)).one_or_none()
+           if 0 <= sweep_id <= INT32_MAX else None)
+    if row is None:
+        raise SweepNotFound(sweep_id)
+    return row[0], row[1]
+
+
 def list_sweeps(session: Session, *, limit: int, offset: int,
                 status: SweepStatus | None = None) -> tuple[list[Sweep], int]:
-    """A page of sweeps, newest first, and the total count."""
-    query = select(Sweep)
-    count = select(func.count()).select_from(Sweep)
-    if status is not None:
-        query = query.where(Sweep.status == status)
-        count = count.where(Sweep.status == status)
-    sweeps = session.scalars(query.order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
-    return list(sweeps), session.scalar(count) or 0
+    """A page of sweeps, newest first, and the total count (in the same query, the list being
+    what the dashboard polls)."""
+    where = [Sweep.status == status] if status is not None else []
+    rows = session.execute(select(Sweep, func.count().over()).where(*where)
+                           .order_by(Sweep.id.desc()).limit(limit).offset(offset)).all()
+    if rows:
+        return [sweep for sweep, _ in rows], rows[0][1]
+    return [], session.scalar(select(func.count()).select_from(Sweep).where(*where)) or 0
 
 
 def outcome_counts(session: Session, sweep_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -67,27 +78,31 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
     waiting = sorted(s.id for s in sweeps if s.status is SweepStatus.QUEUED and s.status_detail is None)
     if not waiting:
         return {}
-    ahead = list(session.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.QUEUED,
-                                                        Sweep.id < waiting[-1]).order_by(Sweep.id)))
-    running = session.execute(select(Sweep.id, Sweep.started_at, Sweep.runs_total)
-                              .where(Sweep.status == SweepStatus.RUNNING)).all()
-    done = dict(session.execute(
-        select(Run.sweep_id, func.count()).where(Run.sweep_id.in_([r.id for r in running]),
-                                                 Run.outcome.is_not(None)).group_by(Run.sweep_id)).all())
-    left = {r.id: _time_left(r.started_at, r.runs_total, done.get(r.id, 0)) for r in running}
+    # Bounded by the page, not the queue: the queued sweeps before the page counted, those
+    # among it listed.
+    queued = Sweep.status == SweepStatus.QUEUED
+    earlier, head = session.execute(select(func.count(), func.min(Sweep.id)).where(queued, Sweep.id < waiting[0])).one()
+    among = list(session.scalars(select(Sweep.id).where(queued, Sweep.id >= waiting[0], Sweep.id < waiting[-1])
+                                 .order_by(Sweep.id)))
+    head = head if earlier else (among[0] if among else None)
+    running = session.execute(
+        select(Sweep.id, Sweep.started_at, Sweep.runs_total, func.count(Run.outcome))
+        .outerjoin(Run, Run.sweep_id == Sweep.id).where(Sweep.status == SweepStatus.RUNNING)
+        .group_by(Sweep.id, Sweep.started_at, Sweep.runs_total)).all()
+    left = {i: _time_left(started_at, total, done) for i, started_at, total, done in running}
     # With several workers, the first to free one is the sweep with the least time left.
     first = min(left, key=lambda i: (left[i] is None, left[i] or 0.0), default=None)
     waits = {}
     for sweep_id in waiting:
-        before = ahead[:bisect_left(ahead, sweep_id)]
+        ahead = earlier + bisect_left(among, sweep_id)
         if first is not None:
             pace = (f"{_duration(left[first])} left" if left[first] is not None
                     else "no run of it finished yet to estimate from")
             text = f"queued behind sweep {first}, {pace}"
-            if before:
-                text += f"; {len(before)} queued sweep{'s' if len(before) > 1 else ''} ahead"
-        elif before:
-            text = f"queued behind sweep {before[0]}" + (f" and {len(before) - 1} more" if len(before) > 1 else "")
+            if ahead:
+                text += f"; {ahead} queued sweep{'s' if ahead > 1 else ''} ahead"
+        elif ahead:
+            text = f"queued behind sweep {head}" + (f" and {ahead - 1} more" if ahead > 1 else "")
         else:
             text = "next in the queue, waiting for a worker"
         waits[sweep_id] = text

@@ -72,6 +72,24 @@ def test_the_summary_of_hand_made_results(api: TestClient, session_factory: sess
         "none": 0.1, "norm(max_norm=1.0)": 0.5}
 
 
+def test_a_summary_follows_every_new_result_and_change_of_status(
+        api: TestClient, session_factory: sessionmaker[Session]) -> None:
+    """Summaries are kept between polls (service/api/answers.py): never past a new result or status."""
+    sweep_id = hand_made_sweep(session_factory)
+    url = f"/api/v1/sweeps/{sweep_id}/summary"
+    first = api.get(url).json()
+    assert api.get(url).json() == first
+    store(session_factory, sweep_id, [report(3, 1, outcome="diverged", trigger="loss_explosion",
+                                             diverged_at_step=4, steps_done=4)])
+    after = {c["cell_index"]: c for c in api.get(url).json()["cells"]}
+    assert (after[3]["finished"], after[3]["diverged"]) == (2, 1)
+    assert api.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 202
+    cancelled = api.get(url).json()
+    assert cancelled["status"] == "cancelled"
+    # The last seed is cancelled: cell 3 has nothing left training.
+    assert cancelled["cells"][3]["steps_to_target"]["reason"] != after[3]["steps_to_target"]["reason"]
+
+
 @pytest.mark.parametrize("bad", [2, 0, 1, -0.5, "high", "nan"])
 def test_a_tolerance_outside_zero_to_one_is_a_422(api: TestClient, session_factory: sessionmaker[Session],
                                                   bad: Any) -> None:

@@ -58,3 +58,11 @@ def test_hours_read_as_hours(session_factory: sessionmaker[Session]) -> None:
         session.execute(update(Sweep).where(Sweep.id == first).values(started_at=now() - timedelta(minutes=50)))
     store(session_factory, first, [report(0, 0), report(0, 1)])  # 2 of 12 in 50 min: 250 min left
     assert waits(session_factory)[second] == f"queued behind sweep {first}, about 4 h 10 min left"
+
+
+def test_a_page_of_the_queue_counts_the_sweeps_ahead_of_it(session_factory: sessionmaker[Session]) -> None:
+    ids = [make_sweep(session_factory) for _ in range(5)]
+    with session_scope(session_factory) as session:
+        page = list(session.query(Sweep).where(Sweep.id.in_(ids[3:])).order_by(Sweep.id.desc()))
+        assert queue_waits(session, page) == {ids[3]: f"queued behind sweep {ids[0]} and 2 more",
+                                              ids[4]: f"queued behind sweep {ids[0]} and 3 more"}
