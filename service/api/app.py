@@ -17,7 +17,7 @@ from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
-from service.api.routes import meta, pages, runs, session, sweeps
+from service.api.routes import meta, pages, runs, schedules, session, sweeps
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sweeps.router)
     app.include_router(session.router)
     app.include_router(runs.router)
+    app.include_router(schedules.router)
     app.include_router(meta.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -73,7 +73,8 @@ def allowed(needed: str | None, principal: str) -> bool:
 def request_for(route: Any, method: str, sweep_id: int, run_id: int, secrets: dict[str, str]) -> dict[str, Any]:
     path = route.path.format(sweep_id=sweep_id, run_id=run_id, cell_index=0)
     body = {"/api/v1/sweeps": SPEC, "/api/v1/session": {"token": secrets["read"]}}.get(route.path)
-    return {"method": method, "url": path, "json": body if method == "POST" else None}
+    params = {"/api/v1/cron/preview": {"cron": "@daily"}}.get(route.path)  # what a route requires
+    return {"method": method, "url": path, "json": body if method == "POST" else None, "params": params}
 
 
 def test_every_route_answers_each_principal_as_its_scope_says(secured: Any) -> None:

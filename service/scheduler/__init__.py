@@ -1,0 +1,1 @@
+"""Schedules: the cron expressions they fire on (cron.py, pure)."""
