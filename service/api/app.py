@@ -17,7 +17,7 @@ from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
-from service.api.routes import meta, pages, runs, schedules, session, sweeps
+from service.api.routes import meta, metrics, pages, runs, schedules, session, sweeps
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(schedules.router)
     app.include_router(meta.router)
+    app.include_router(metrics.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.openapi = openapi.with_errors(app)  # type: ignore[method-assign]

@@ -1,0 +1,43 @@
+"""/metrics on SQLite and PostgreSQL: what the Prometheus text says matches the stored sweeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.clock import now
+from service.db.models import Sweep
+from service.db.session import session_scope
+from service.lifecycle.queue import claim_next_sweep
+from tests.factories import make_sweep, report, store
+
+
+def scrape(api: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = api.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+
+def test_metrics_count_sweeps_runs_the_queue_and_heartbeats(api: TestClient,
+                                                            session_factory: sessionmaker[Session]) -> None:
+    running, queued, _ = (make_sweep(session_factory) for _ in range(3))  # 12 runs each
+    with session_scope(session_factory) as session:
+        assert claim_next_sweep(session, "worker-a", heartbeat_timeout=60) == running
+        session.execute(update(Sweep).where(Sweep.id == running).values(heartbeat_at=now() - timedelta(seconds=30)))
+        session.execute(update(Sweep).where(Sweep.id == queued).values(created_at=now() - timedelta(minutes=10)))
+    store(session_factory, running, [report(0, 0), report(2, 1, "diverged", trigger="loss_explosion")])
+    metrics = scrape(api)
+    assert metrics[("clipsweep_sweeps", (("status", "queued"),))] == 2
+    assert metrics[("clipsweep_sweeps", (("status", "running"),))] == 1
+    assert metrics[("clipsweep_sweeps", (("status", "succeeded"),))] == 0
+    assert metrics[("clipsweep_runs", (("outcome", "pending"),))] == 34
+    assert metrics[("clipsweep_runs", (("outcome", "diverged"),))] == 1
+    assert metrics[("clipsweep_runs", (("outcome", "unconverged"),))] == 1
+    assert 600 <= metrics[("clipsweep_oldest_queued_sweep_age_seconds", ())] < 660
+    heartbeat = metrics[("clipsweep_worker_heartbeat_age_seconds", (("sweep_id", str(running)), ("worker", "worker-a")))]
+    assert 30 <= heartbeat < 90
