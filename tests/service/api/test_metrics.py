@@ -39,5 +39,6 @@ def test_metrics_count_sweeps_runs_the_queue_and_heartbeats(api: TestClient,
     assert metrics[("clipsweep_runs", (("outcome", "diverged"),))] == 1
     assert metrics[("clipsweep_runs", (("outcome", "unconverged"),))] == 1
     assert 600 <= metrics[("clipsweep_oldest_queued_sweep_age_seconds", ())] < 660
-    heartbeat = metrics[("clipsweep_worker_heartbeat_age_seconds", (("sweep_id", str(running)), ("worker", "worker-a")))]
+    labels = (("sweep_id", str(running)), ("worker", "worker-a"))
+    heartbeat = metrics[("clipsweep_worker_heartbeat_age_seconds", labels)]
     assert 30 <= heartbeat < 90
