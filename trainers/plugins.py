@@ -40,3 +40,12 @@ def discover_tasks(builtin: dict[str, type[Task]]) -> tuple[dict[str, type[Task]
         else:
             found[entry.name] = cls
     return found, errors
+
+
+def plugin_distribution(task_name: str) -> str | None:
+    """'dist-name==version' of the installed package whose entry point provides `task_name`, or
+    None for a built-in task (or one no installed package names)."""
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=task_name):
+        if entry.dist is not None:
+            return f"{entry.dist.name}=={entry.dist.version}"
+    return None

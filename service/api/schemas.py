@@ -59,6 +59,12 @@ class SweepCreated(ApiModel):
     url: str = Field(description="The sweep's dashboard page.")
 
 
+class NodeOut(ApiModel):
+    node: str | None = Field(description="The host and Ray node id.")
+    device: str | None
+    runs: int
+
+
 class SweepOut(ApiModel):
     id: int
     name: str
@@ -77,9 +83,14 @@ class SweepOut(ApiModel):
     cancel_requested_at: datetime | None
     claims: int = Field(description="How many times a worker claimed it; above 1 after a worker was lost.")
     progress: Progress
+    environment: dict[str, str | None] | None = Field(description=(
+        "What its worker trained with: clipsweep, python, torch, cuda, ray, task_plugin (name==version)."))
+    nodes: list[NodeOut] | None = Field(None, description=(
+        "The nodes and devices its runs trained on, with how many runs each (GET /sweeps/{id} only)."))
 
     @classmethod
-    def build(cls, sweep: Sweep, counts: dict[str, int], wait: str | None = None) -> SweepOut:
+    def build(cls, sweep: Sweep, counts: dict[str, int], wait: str | None = None,
+              nodes: list[NodeOut] | None = None) -> SweepOut:
         """`wait`: why a queued sweep waits, when it stored no reason itself (queries.sweeps.queue_waits)."""
         return cls(
             id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status,
@@ -88,6 +99,7 @@ class SweepOut(ApiModel):
             finished_at=sweep.finished_at, status_detail=sweep.status_detail or wait,
             cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
             progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts),
+            environment=sweep.environment, nodes=nodes,
         )
 
 

@@ -75,6 +75,8 @@ class Sweep(Base):
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # The name of the API token that submitted it; None when auth was off (or before tokens).
     created_by: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The versions its worker trained with (service/environment.py), set at each claim.
+    environment: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
 
     cells: Mapped[list[Cell]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
                                              passive_deletes=True, order_by="Cell.cell_index")

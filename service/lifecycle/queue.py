@@ -9,6 +9,7 @@ never overwrites a sweep that finished meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,24 +33,28 @@ def held_by(worker_id: str) -> ColumnElement[bool]:
     return and_(Sweep.worker_id == worker_id, Sweep.status == SweepStatus.RUNNING)
 
 
-def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: float) -> int | None:
+def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: float,
+                     environment: Callable[[str], dict[str, str | None]] | None = None) -> int | None:
     """Claim the oldest queued sweep, or a running one whose worker stopped heartbeating.
-    Returns its id, or None when there is nothing to do."""
+    Returns its id, or None when there is nothing to do. `environment(task)`, when given, is
+    what the sweep is recorded as running against (service/environment.py)."""
     claimable = or_(
         and_(Sweep.status == SweepStatus.QUEUED, or_(Sweep.not_before.is_(None), Sweep.not_before <= now())),
         _abandoned(heartbeat_timeout),
     )
-    sweep_id = session.scalars(
-        select(Sweep.id).where(claimable).order_by(Sweep.id).limit(1).with_for_update(skip_locked=True)
+    found = session.execute(
+        select(Sweep.id, Sweep.task).where(claimable).order_by(Sweep.id).limit(1).with_for_update(skip_locked=True)
     ).first()
-    if sweep_id is None:
+    if found is None:
         return None
+    sweep_id, task = found
     claimed_at = now()
+    recorded = {"environment": environment(task)} if environment else {}
     won = session.execute(
         update(Sweep).where(Sweep.id == sweep_id, claimable)
         .values(status=SweepStatus.RUNNING, worker_id=worker_id, heartbeat_at=claimed_at,
                 started_at=func.coalesce(Sweep.started_at, claimed_at), claims=Sweep.claims + 1,
-                status_detail=None, not_before=None)
+                status_detail=None, not_before=None, **recorded)
     ).rowcount
     return sweep_id if won == 1 else None
 

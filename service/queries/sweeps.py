@@ -60,6 +60,13 @@ def outcome_counts(session: Session, sweep_ids: list[int]) -> dict[int, dict[str
     return counts
 
 
+def sweep_nodes(session: Session, sweep_id: int) -> list[tuple[str | None, str | None, int]]:
+    """(node, device, runs) for each node and device the sweep's runs trained on."""
+    return [tuple(row) for row in session.execute(
+        select(Run.node, Run.device, func.count()).where(Run.sweep_id == sweep_id, Run.device.is_not(None))
+        .group_by(Run.node, Run.device).order_by(Run.node, Run.device))]
+
+
 def sweep_cells(session: Session, sweep_id: int) -> list[Cell]:
     """The sweep's stored grid, in cell order."""
     return list(session.scalars(select(Cell).where(Cell.sweep_id == sweep_id).order_by(Cell.cell_index)))

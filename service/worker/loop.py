@@ -19,6 +19,7 @@ import time
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
+from service.environment import environment
 from service.lifecycle.lease import SweepLease
 from service.lifecycle.queue import claim_next_sweep
 from service.settings import Settings
@@ -63,7 +64,8 @@ class Worker:
 
     def claim(self) -> int | None:
         with session_scope(self.factory) as session:
-            sweep_id = claim_next_sweep(session, self.id, heartbeat_timeout=self.settings.heartbeat_timeout_seconds)
+            sweep_id = claim_next_sweep(session, self.id, heartbeat_timeout=self.settings.heartbeat_timeout_seconds,
+                                        environment=environment)
         if sweep_id is not None:
             log.info("worker %s claimed sweep %s", self.id, sweep_id)
         return sweep_id

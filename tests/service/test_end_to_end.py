@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+import torch
 
 from tests.harness import ROOT, Server
 
@@ -52,6 +53,9 @@ def test_post_to_finished_summary(server: Server, small: dict[str, Any]) -> None
     assert sum(sweep["progress"]["by_outcome"].values()) == 24
     assert sweep["spec"]["clipping"][1] == {"method": "norm", "max_norm": 1.0, "norm_type": 2}
     assert sweep["started_at"] and sweep["finished_at"]
+    # What the embedded worker trained with, recorded when it claimed the sweep, and where.
+    assert sweep["environment"]["torch"] == torch.__version__ and sweep["environment"]["task_plugin"] is None
+    assert [n["device"] for n in sweep["nodes"]] == ["cpu"] and sum(n["runs"] for n in sweep["nodes"]) == 24
 
     cells = {(c["lr"], c["clipping"]): c for c in server.http.get(f"/api/v1/sweeps/{created['id']}/summary").json()["cells"]}
     assert len(cells) == 4

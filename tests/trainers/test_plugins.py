@@ -41,16 +41,19 @@ import json
 from trainers import TrainConfig, ClippingConfig
 from trainers.tasks import registered_tasks, plugin_errors, get_task_class
 from trainers.vectorized import run_chunk
+from trainers.plugins import plugin_distribution
 cfg = TrainConfig(task="sine_mlp", lr=0.05, task_params={"depth": 3, "width": 8}, max_steps=5,
                   clipping=ClippingConfig("agc", {}))
 outcomes = {seed: r.outcome.value for seed, r in run_chunk(cfg, [0, 1, 2], vectorize=True)}
 print(json.dumps({"tasks": sorted(registered_tasks()), "errors": plugin_errors(), "outcomes": outcomes,
-                  "doc": get_task_class("sine_mlp").describe()["doc"]}))
+                  "doc": get_task_class("sine_mlp").describe()["doc"],
+                  "dists": [plugin_distribution("sine_mlp"), plugin_distribution("adding")]}))
 """)
     assert "sine_mlp" in result["tasks"] and "adding" in result["tasks"]
     assert result["errors"] == {}
     assert set(result["outcomes"]) == {"0", "1", "2"}
     assert result["doc"].startswith("Deep tanh MLP")
+    assert result["dists"] == ["clipsweep_example_task==0.1", None]  # what a sweep records of its task
 
 
 def test_a_broken_plugin_is_left_out_with_its_reason(tmp_path: Path) -> None:

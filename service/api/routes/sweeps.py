@@ -19,6 +19,7 @@ from service.api.schemas import (
     CellRunSeriesOut,
     CellSeriesOut,
     FrontierOut,
+    NodeOut,
     Page,
     RunOut,
     StatOut,
@@ -30,7 +31,15 @@ from service.errors import Forbidden
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
-from service.queries.sweeps import get_sweep, list_sweeps, outcome_counts, queue_waits, summary_rows, sweep_state
+from service.queries.sweeps import (
+    get_sweep,
+    list_sweeps,
+    outcome_counts,
+    queue_waits,
+    summary_rows,
+    sweep_nodes,
+    sweep_state,
+)
 from service.spec import INT32_MAX, SweepSpec
 from service.states import RunOutcome, SweepStatus
 
@@ -65,8 +74,9 @@ def get_sweeps(*, session: SessionDep, limit: Limit = 50, offset: Offset = 0,
 @router.get("/{sweep_id}", response_model=SweepOut)
 def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
     sweep = get_sweep(session, sweep_id)
+    nodes = [NodeOut(node=node, device=device, runs=n) for node, device, n in sweep_nodes(session, sweep_id)]
     return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id],
-                          queue_waits(session, [sweep]).get(sweep_id))
+                          queue_waits(session, [sweep]).get(sweep_id), nodes)
 
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
+from service.environment import environment
 from service.lifecycle.queue import claim_next_sweep, finish_sweep
 from tests.factories import SPEC, hand_made_sweep, make_sweep, report, store
 
@@ -47,6 +48,20 @@ def test_a_sweeps_progress_and_status_follow_its_runs(api: TestClient, session_f
     sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
     assert (sweep["status"], sweep["finished"], sweep["error"]) == ("succeeded", True, None)
     assert sweep["finished_at"] is not None
+
+
+def test_a_sweep_says_what_it_trained_with_and_where(api: TestClient,
+                                                     session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    assert api.get(f"/api/v1/sweeps/{sweep_id}").json()["environment"] is None  # no worker yet
+    with session_scope(session_factory) as session:
+        claim_next_sweep(session, "w", heartbeat_timeout=60, environment=environment)
+    store(session_factory, sweep_id, [report(0, s) for s in range(3)])
+    sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
+    assert sweep["environment"] == environment("adding")
+    assert set(sweep["environment"]) == {"clipsweep", "python", "torch", "cuda", "ray", "task_plugin"}
+    assert sweep["nodes"] == [{"node": "test", "device": "cpu", "runs": 3}]
+    assert api.get("/api/v1/sweeps").json()["items"][0]["nodes"] is None  # the list leaves them out
 
 
 def test_the_summary_of_hand_made_results(api: TestClient, session_factory: sessionmaker[Session]) -> None:

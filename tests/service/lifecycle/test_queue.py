@@ -3,6 +3,7 @@ resources, cancels, and a lease that was lost."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -54,6 +55,25 @@ def test_a_sweep_whose_heartbeat_lapsed_is_claimed_again(session_factory: sessio
     with session_scope(session_factory) as session:
         assert claim_next_sweep(session, "alive", heartbeat_timeout=60) == sweep_id
         assert not heartbeat(session, sweep_id, "dead")  # the old holder learns it lost the sweep
+
+
+def test_a_claim_records_what_its_worker_trains_with_and_a_new_claim_replaces_it(
+        session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    asked: list[str] = []
+
+    def versions(torch: str) -> Callable[[str], dict[str, str | None]]:
+        return lambda task: asked.append(task) or {"torch": torch, "task_plugin": None}
+
+    with session_scope(session_factory) as session:
+        assert claim_next_sweep(session, "a", heartbeat_timeout=60, environment=versions("2.13.0")) == sweep_id
+        session.execute(update(Sweep).values(heartbeat_at=now() - timedelta(seconds=61)))
+    with session_scope(session_factory) as session:
+        assert session.get_one(Sweep, sweep_id).environment == {"torch": "2.13.0", "task_plugin": None}
+        assert claim_next_sweep(session, "b", heartbeat_timeout=60, environment=versions("2.14.0")) == sweep_id
+    with session_scope(session_factory) as session:
+        assert session.get_one(Sweep, sweep_id).environment == {"torch": "2.14.0", "task_plugin": None}
+    assert asked == ["adding", "adding"]  # the sweep's task, for its plugin's version
 
 
 def test_a_released_sweep_goes_back_to_the_queue(session_factory: sessionmaker[Session]) -> None:
