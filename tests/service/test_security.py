@@ -5,6 +5,7 @@ real Chromium, httpx and the CLI against a real `clipsweep serve`."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.server
 import os
 import subprocess
@@ -181,4 +182,6 @@ def test_a_burst_of_clients_is_served_not_deadlocked(secured: tuple[Server, dict
             answers = await asyncio.gather(*(http.get("/api/v1/sweeps") for _ in range(150)))
         return [a.status_code for a in answers]
 
-    assert set(asyncio.run(burst())) == {200}
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        assert set(thread.submit(asyncio.run, burst()).result()) == {200}
