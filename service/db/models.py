@@ -3,6 +3,7 @@
     sweeps ─┬─< cells ─< runs ···< run_points
             └──────────< runs
     api_tokens (sweeps.created_by names one)
+    schedules ─< schedule_fires ··· sweeps (a fire's sweep; sweeps.schedule_id)
 
 A sweep's cells are its grid, resolved at submit (service/grid.py); a run is one seed of one cell
 and points at it by (sweep_id, cell_index). Run points have no foreign key (see RunPoint).
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     String,
@@ -33,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from service.db.types import EnumText, NanAsNull, UtcDateTime
+from service.scheduler.policies import CatchUp, Concurrency, FireOutcome, SeedPolicy
 from service.states import RunOutcome, SweepStatus
 
 NAMING_CONVENTION = {
@@ -77,9 +80,16 @@ class Sweep(Base):
     created_by: Mapped[str | None] = mapped_column(String(100), index=True)
     # The versions its worker trained with (service/environment.py), set at each claim.
     environment: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    # A sweep a schedule made, for its nominal fire time (UTC): one sweep per fire time, however
+    # many schedulers run, by the unique index below. No foreign key: schedules are never deleted
+    # (only marked), and adding one to `sweeps` would rebuild it on SQLite.
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     cells: Mapped[list[Cell]] = relationship(back_populates="sweep", cascade="all, delete-orphan",
                                              passive_deletes=True, order_by="Cell.cell_index")
+
+    __table_args__ = (Index("uq_sweeps_schedule_fire", "schedule_id", "scheduled_for", unique=True),)
 
 
 class Cell(Base):
@@ -173,3 +183,43 @@ class RunPoint(Base):
     loss: Mapped[float | None] = mapped_column(NanAsNull)
     grad_norm: Mapped[float | None] = mapped_column(NanAsNull)
     clipped: Mapped[bool] = mapped_column(Boolean)
+
+
+class Schedule(Base):
+    """A sweep spec re-run on a cron expression in a time zone, with its policies."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # resolved, as POST /sweeps stores it
+    concurrency: Mapped[Concurrency] = mapped_column(EnumText(Concurrency))
+    catch_up: Mapped[CatchUp] = mapped_column(EnumText(CatchUp))
+    starting_deadline_seconds: Mapped[int] = mapped_column(Integer)
+    seed_policy: Mapped[SeedPolicy] = mapped_column(EnumText(SeedPolicy))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # The first fire time not yet handled; what a scheduler's tick looks for (<= now).
+    next_fire_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Sweeps made so far: a fresh-seeds schedule's next block of seeds follows from it.
+    sweeps_made: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    # Deleted schedules stay, marked: their sweeps keep pointing at them.
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ScheduleFire(Base):
+    """What one fire time of a schedule came to: a sweep, or why none (skipped, missed)."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (UniqueConstraint("schedule_id", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), index=True)
+    scheduled_for: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[FireOutcome] = mapped_column(EnumText(FireOutcome))
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

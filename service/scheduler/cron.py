@@ -19,7 +19,7 @@ import functools
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from cronsim import CronSim, CronSimError
@@ -85,6 +85,28 @@ class Cron:
                 break
             times.append(moment.astimezone(UTC))
         return times
+
+    def latest_fire_times(self, since: datetime, until: datetime, count: int) -> list[datetime]:
+        """Up to `count` fire times from `since` to `until`, both included, newest first, in UTC:
+        what passed while no scheduler ran, without stepping through all of it."""
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        # Stepping back finds where the last `count` begin; stepping forward from there lists them,
+        # so they are exactly the times stepping forward gives (which decides a DST night).
+        steps = CronSim(self.expression, (until + timedelta(seconds=1)).astimezone(zone), reverse=True)
+        earliest = None
+        for _ in range(count + 1):
+            try:
+                moment = next(steps).astimezone(UTC)
+            except (StopIteration, OverflowError):
+                break
+            if moment < since:
+                break
+            earliest = moment
+        if earliest is None:
+            return []
+        start = max(since, earliest - timedelta(hours=2))  # a DST night's first occurrence is at most an hour earlier
+        times = [t for t in self.fire_times(start - timedelta(seconds=1), 4 * count + 4) if since <= t <= until]
+        return times[::-1][:count]
 
     def describe(self) -> str:
         """In words, e.g. "At 02:00 every day (Europe/Berlin)"."""
