@@ -9,7 +9,7 @@ status (`status_code`) and answers `{"detail": exc.detail}`; the CLI prints the 
     ├── Forbidden               403  a token without the scope a request needs
     ├── TooManyRequests         429  a token over its submit rate or its queued sweeps
     ├── SetupError                   this process cannot start: SettingsError, SchemaError,
-    │                                WorkerAlreadyRunning
+    │                                AlreadyRunning
     ├── ReportError                  a trainer's report that does not fit the service (its run ends
     │                                `failed` with the message; nothing becomes NULL)
     └── ClusterUnavailable           Ray cannot be reached, or went away under the trials: the
@@ -130,5 +130,5 @@ class SchemaError(SetupError):
     """The database's schema revision does not match this version of clipsweep."""
 
 
-class WorkerAlreadyRunning(SetupError):
-    """SQLite serves one worker, and another holds its lock."""
+class AlreadyRunning(SetupError):
+    """SQLite serves one worker and one scheduler, and another holds the lock of this one's kind."""

@@ -1,4 +1,4 @@
-"""Commands that run the service: serve (API, dashboard and a worker), worker, drive, db."""
+"""Commands that run the service: serve (API, dashboard, a worker, the scheduler), worker, scheduler,\ndrive, db."""
 
 from __future__ import annotations
 
@@ -43,10 +43,13 @@ def _open_or_exit(settings: Settings) -> None:
 @click.option("--port", default=None, type=int, help="Port [default: settings, 8000].")
 @click.option("--worker/--no-worker", default=True, show_default=True,
               help="Also run a worker (off when workers run as their own service).")
+@click.option("--scheduler/--no-scheduler", "with_scheduler", default=True, show_default=True,
+              help="Also run the scheduler (off when it runs as its own service).")
 @click.option("--allow-unauthenticated-network-access", "unauthenticated", is_flag=True,
               help="Listen beyond loopback with auth off: anyone who reaches the port may submit and cancel.")
-def serve(host: str | None, port: int | None, worker: bool, unauthenticated: bool) -> None:
-    """Run the API and dashboard, and a worker with them (the embedded default: SQLite, local Ray)."""
+def serve(host: str | None, port: int | None, worker: bool, with_scheduler: bool, unauthenticated: bool) -> None:
+    """Run the API and dashboard, and a worker and the scheduler with them (the embedded default:
+    SQLite, local Ray)."""
     from service.api.app import create_app
     from service.worker.embedded import EmbeddedWorker
 
@@ -62,16 +65,16 @@ def serve(host: str | None, port: int | None, worker: bool, unauthenticated: boo
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    embedded = EmbeddedWorker() if worker else None
-    if embedded:
-        embedded.start()
+    children = ([EmbeddedWorker()] if worker else []) + ([EmbeddedWorker(role="scheduler")] if with_scheduler else [])
+    for child in children:
+        child.start()
     click.echo(f"clipsweep dashboard: http://{settings.host}:{settings.port}/")
     click.echo(f"database: {settings.resolved_database_url}")
     try:
         run_api(create_app(settings), settings)
     finally:
-        if embedded:
-            embedded.stop()
+        for child in children:
+            child.stop()
 
 
 def run_api(app: ASGIApp, settings: Settings) -> None:
@@ -87,13 +90,13 @@ def run_api(app: ASGIApp, settings: Settings) -> None:
 def worker(exit_with_parent: bool) -> None:
     """Run a worker alone: claim queued sweeps from the database and train them on Ray."""
     from service.db.open import open_database
-    from service.worker.guards import hold_sqlite_worker_lock, stop_when_orphaned
+    from service.worker.guards import hold_sqlite_lock, stop_when_orphaned
     from service.worker.loop import Worker
 
     setup_logging()
     settings = settings_or_exit()
     try:
-        lock = hold_sqlite_worker_lock(settings.resolved_database_url)  # noqa: F841 (held while we run)
+        lock = hold_sqlite_lock(settings.resolved_database_url, "worker")  # noqa: F841 (held while we run)
         _, factory = open_database(settings)
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
@@ -102,6 +105,29 @@ def worker(exit_with_parent: bool) -> None:
     if exit_with_parent:
         stop_when_orphaned(w.stop)
     w.run_forever()
+
+
+@main.command()
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop when the parent process is gone (set by `clipsweep serve`).")
+def scheduler(exit_with_parent: bool) -> None:
+    """Run the scheduler alone: make each schedule's sweep when its fire time comes."""
+    from service.db.open import open_database
+    from service.scheduler.loop import Scheduler
+    from service.worker.guards import hold_sqlite_lock, stop_when_orphaned
+
+    setup_logging()
+    settings = settings_or_exit()
+    try:
+        lock = hold_sqlite_lock(settings.resolved_database_url, "scheduler")  # noqa: F841 (held while we run)
+        _, factory = open_database(settings)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    loop = Scheduler(factory, settings)
+    loop.install_signal_handlers()
+    if exit_with_parent:
+        stop_when_orphaned(loop.stop)
+    loop.run_forever()
 
 
 @main.command(hidden=True)

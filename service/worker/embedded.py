@@ -1,4 +1,5 @@
-"""`clipsweep serve`'s worker: a child process running `clipsweep worker`, restarted if it dies.
+"""`clipsweep serve`'s worker and scheduler: child processes running `clipsweep worker` and
+`clipsweep scheduler`, each restarted if it dies.
 
 A separate process keeps training (Ray, torch threads) out of the API's event loop, and a crash of
 one out of the other. It runs in its own session so a Ctrl-C in the terminal reaches only `serve`,
@@ -20,23 +21,23 @@ log = logging.getLogger("clipsweep.serve")
 
 
 class EmbeddedWorker:
-    """Runs `command` (the worker) and restarts it when it exits, waiting `restart_delay` seconds,
-    twice as long after each exit that follows quickly on a restart, up to `max_delay`. A worker
+    """Runs `command` (by default `clipsweep ROLE`) and restarts it when it exits, waiting
+    `restart_delay` seconds, twice as long after each exit that follows quickly on a restart, up to `max_delay`. A worker
     that cannot start (another one holds the SQLite database, the database is unreachable) is
     retried at a slowing pace instead of every few seconds for as long as `serve` runs; one that
     ran longer than `max_delay` before it died is restarted after `restart_delay` again."""
 
     def __init__(self, restart_delay: float = 2.0, max_delay: float = 60.0,
-                 command: list[str] | None = None) -> None:
-        self.restart_delay, self.max_delay = restart_delay, max_delay
-        self.command = command or [sys.executable, "-m", "service.cli", "worker", "--exit-with-parent"]
+                 command: list[str] | None = None, role: str = "worker") -> None:
+        self.restart_delay, self.max_delay, self.role = restart_delay, max_delay, role
+        self.command = command or [sys.executable, "-m", "service.cli", role, "--exit-with-parent"]
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name=f"{role}-watch", daemon=True)
 
     def _spawn(self) -> None:
         self.process = subprocess.Popen(self.command, start_new_session=True)
-        log.info("worker process %s started", self.process.pid)
+        log.info("%s process %s started", self.role, self.process.pid)
 
     def _watch(self) -> None:
         delay = self.restart_delay
@@ -48,7 +49,7 @@ class EmbeddedWorker:
                 return
             if time.monotonic() - started > self.max_delay:  # it had been running: a new failure
                 delay = self.restart_delay
-            log.error("worker process exited with code %s; restarting in %.3g s", code, delay)
+            log.error("%s process exited with code %s; restarting in %.3g s", self.role, code, delay)
             if self._stopping.wait(delay):
                 return
             self._spawn()

@@ -1,5 +1,5 @@
-"""What keeps a worker from training where it must not: a second worker on one SQLite database,
-or a worker outliving the `clipsweep serve` that started it."""
+"""What keeps a worker (or a scheduler) from running where it must not: a second one on one
+SQLite database, or one outliving the `clipsweep serve` that started it."""
 
 from __future__ import annotations
 
@@ -9,23 +9,23 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from sqlalchemy.engine import make_url
 
-from service.errors import WorkerAlreadyRunning
+from service.errors import AlreadyRunning
 
 log = logging.getLogger("clipsweep.worker")
 
 
-def hold_sqlite_worker_lock(database_url: str) -> IO[str] | None:
-    """SQLite serves one worker (its writes are serialized and it has no SKIP LOCKED): take an
-    exclusive lock next to the database file for this process's lifetime, or say who holds it.
-    Returns the open lock file (keep it referenced), or None for other databases."""
+def hold_sqlite_lock(database_url: str, role: Literal["worker", "scheduler"]) -> IO[str] | None:
+    """SQLite serves one worker and one scheduler (its writes are serialized and it has no SKIP
+    LOCKED): take an exclusive lock next to the database file for this process's lifetime, or
+    say who holds it. Returns the open lock file (keep it referenced), or None for other databases."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    path = Path(url.database).with_name(Path(url.database).name + ".worker.lock")
+    path = Path(url.database).with_name(Path(url.database).name + f".{role}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
@@ -34,9 +34,9 @@ def hold_sqlite_worker_lock(database_url: str) -> IO[str] | None:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise WorkerAlreadyRunning(
-            f"a worker ({holder}) already runs on the SQLite database {url.database}; SQLite supports "
-            "one worker. Stop that one, or use PostgreSQL (CLIPSWEEP_DATABASE_URL) to run several.") from None
+        raise AlreadyRunning(
+            f"a {role} ({holder}) already runs on the SQLite database {url.database}; SQLite supports "
+            f"one {role}. Stop that one, or use PostgreSQL (CLIPSWEEP_DATABASE_URL) to run several.") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")

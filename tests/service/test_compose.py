@@ -386,9 +386,9 @@ def test_service_command_parses_with_the_real_cli(name: str) -> None:
             f"service {name}: `{shlex.join(last.argv)}` has no --block: ray start returns at once and "
             "the container exits")
     if last.program == "clipsweep":
-        assert last.path in {("serve",), ("worker",), ("db", "upgrade")}, (
+        assert last.path in {("serve",), ("worker",), ("scheduler",), ("db", "upgrade")}, (
             f"service {name}: runs `clipsweep {' '.join(last.path)}`, which is not a service command "
-            "(serve, worker, db upgrade)")
+            "(serve, worker, scheduler, db upgrade)")
     if is_migration(last):
         assert not restarts_always(svc), (
             f"service {name}: runs the one-shot `{shlex.join(last.argv)}` with restart "

@@ -1,0 +1,71 @@
+"""The scheduler as real processes: `clipsweep scheduler` alone (one per SQLite database, stopped
+cleanly by SIGTERM), and inside a real `clipsweep serve`, where a schedule firing every minute
+makes its sweep at the minute and the worker trains it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from service.clock import now
+from service.db.models import Sweep
+from service.db.session import make_engine, make_session_factory, session_scope
+from service.lifecycle.schedules import create_schedule
+from service.lifecycle.submit import Limits
+from service.scheduler.cron import Cron
+from service.settings import Settings
+from service.spec import parse_spec
+from tests.harness import ROOT, Server
+
+pytestmark = pytest.mark.slow
+TINY = {"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 1, "budget": {"max_steps": 10}}
+
+
+def scheduler(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSWEEP_")}
+    env["CLIPSWEEP_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "scheduler"], cwd=ROOT, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def test_one_scheduler_per_sqlite_database_and_sigterm_stops_it(tmp_path: Path) -> None:
+    first = scheduler(tmp_path, tmp_path / "first.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "scheduler running" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "service.cli", "scheduler"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "CLIPSWEEP_DATA_DIR": str(tmp_path)})
+        assert second.returncode != 0
+        assert f"pid {first.pid}" in second.stderr and "SQLite supports one scheduler" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=20) == 0
+    assert "scheduler stopped" in (tmp_path / "first.log").read_text()
+
+
+def test_serve_fires_a_minutely_schedule_at_the_minute_and_trains_its_sweep(server: Server) -> None:
+    factory = make_session_factory(make_engine(Settings(data_dir=server.data_dir).resolved_database_url))
+    start = now()
+    with session_scope(factory) as session:
+        schedule_id = create_schedule(session, name=f"minutely-{start:%H%M%S}", cron=Cron.parse("* * * * *"),
+                                      spec=parse_spec(TINY), limits=Limits(max_runs=100), at=start).id
+    first = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    deadline = time.monotonic() + (first - start).total_seconds() + 90  # a tick is at most 60 s apart
+    made: list[Sweep] = []
+    while not made and time.monotonic() < deadline:
+        time.sleep(1)
+        with session_scope(factory) as session:
+            made = list(session.scalars(select(Sweep).where(Sweep.schedule_id == schedule_id)))
+            session.expunge_all()
+    assert made, f"no sweep for the fire time {first}\n{server.log()[-4000:]}"
+    assert made[0].scheduled_for == first and made[0].created_at >= first
+    assert server.wait_finished(made[0].id)["status"] == "succeeded"
