@@ -2,9 +2,9 @@
 status (`status_code`) and answers `{"detail": exc.detail}`; the CLI prints the message.
 
     ServiceError
-    ├── NotFound                404  SweepNotFound, RunNotFound
+    ├── NotFound                404  SweepNotFound, RunNotFound, ScheduleNotFound
     ├── InvalidRequest          422  SpecError, BadFilter: `detail` lists {loc, msg, type} per problem
-    ├── Conflict                409  SweepAlreadyFinished
+    ├── Conflict                409  SweepAlreadyFinished, a schedule name taken
     ├── NotAuthenticated        401  no token, or one unknown, revoked or expired
     ├── Forbidden               403  a token without the scope a request needs
     ├── TooManyRequests         429  a token over its submit rate or its queued sweeps
@@ -93,6 +93,11 @@ class SweepNotFound(NotFound):
     def __init__(self, sweep_id: int) -> None:
         super().__init__(f"no sweep with id {sweep_id}")
         self.sweep_id = sweep_id
+
+
+class ScheduleNotFound(NotFound):
+    def __init__(self, schedule_id: int) -> None:
+        super().__init__(f"no schedule with id {schedule_id}")
 
 
 class RunNotFound(NotFound):

@@ -70,3 +70,11 @@ READ_PAGE = Scope("read", page=True)
 Reader = Annotated[Principal, Depends(READ)]
 Writer = Annotated[Principal, Depends(WRITE)]
 PageReader = Annotated[Principal, Depends(READ_PAGE)]
+
+
+def require_owner(principal: Principal, owner: str | None, what: str, verb: str) -> None:
+    """A write token acts on what it created; an admin token, or anyone with auth off, on anything."""
+    if principal.name is not None and not principal.can("admin") and owner != principal.name:
+        by = f"token {owner!r}" if owner else "no token"
+        raise Forbidden(f"{what} was created by {by}; token {principal.name!r} may {verb} only what it "
+                        f"created (an admin token may {verb} any)")

@@ -40,6 +40,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # an out-of-range one is a 422, never an overflow inside the database driver.
 SweepId = Annotated[int, Path(ge=0, le=INT32_MAX, description="A sweep's id.")]
 RunId = Annotated[int, Path(ge=0, le=INT32_MAX, description="A run's id.")]
+ScheduleId = Annotated[int, Path(ge=0, le=INT32_MAX, description="A schedule's id.")]
 CellIndex = Annotated[int, Path(ge=0, le=INT32_MAX, description="A cell's index in its sweep's grid.")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]

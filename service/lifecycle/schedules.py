@@ -61,6 +61,29 @@ def create_schedule(session: Session, *, name: str, cron: Cron, spec: SweepSpec,
     return schedule
 
 
+def update_schedule(session: Session, schedule: Schedule, at: datetime, *, cron: Cron | None = None,
+                    policies: Policies | None = None, enabled: bool | None = None) -> Schedule:
+    """Change when and how a schedule fires. A new cron expression or time zone, or a paused
+    schedule resumed, fires next at its first fire time after `at`: what passed meanwhile is
+    not caught up."""
+    if cron is not None:
+        schedule.cron, schedule.timezone = cron.expression, cron.timezone
+    if policies is not None:
+        schedule.concurrency, schedule.catch_up = policies.concurrency, policies.catch_up
+        schedule.starting_deadline_seconds, schedule.seed_policy = policies.starting_deadline_seconds, policies.seed_policy
+    resumed = enabled is True and not schedule.enabled
+    if enabled is not None:
+        schedule.enabled = enabled
+    if cron is not None or resumed:
+        following = Cron(schedule.cron, schedule.timezone).fire_times(at, 1)
+        if not following:
+            raise InvalidRequest([{"loc": ["cron"], "type": "value_error",
+                                   "msg": f"{schedule.cron!r} never fires after {at:%Y-%m-%d}"}], source="body")
+        schedule.next_fire_at = following[0]
+    session.flush()
+    return schedule
+
+
 def fire_due(session: Session, at: datetime, *, limits: Limits, heartbeat_timeout: float) -> list[ScheduleFire]:
     """Fire every enabled schedule whose next fire time is at or before `at`; what each fire
     time came to, oldest first per schedule."""

@@ -12,7 +12,7 @@ from service.analysis.export import export
 from service.analysis.headline import headline
 from service.analysis.statistics import MIN_TOLERANCE
 from service.analysis.summary import stability_frontier, summarize
-from service.api.auth import READ, Writer
+from service.api.auth import READ, Writer, require_owner
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import (
     CellOut,
@@ -27,7 +27,6 @@ from service.api.schemas import (
     SweepCreated,
     SweepOut,
 )
-from service.errors import Forbidden
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
@@ -174,10 +173,7 @@ def cancel_sweep(*, sweep_id: SweepId, session: SessionDep, settings: SettingsDe
     set). Runs that finished keep their outcomes; the others end `cancelled`. A write token cancels
     the sweeps it submitted; an admin token any."""
     sweep = get_sweep(session, sweep_id)
-    if principal.name is not None and not principal.can("admin") and sweep.created_by != principal.name:
-        owner = f"token {sweep.created_by!r}" if sweep.created_by else "no token"
-        raise Forbidden(f"sweep {sweep_id} was submitted by {owner}; token {principal.name!r} may cancel only "
-                        "the sweeps it submitted (an admin token may cancel any)")
+    require_owner(principal, sweep.created_by, f"sweep {sweep_id}", "cancel")
     request_cancel(session, sweep, heartbeat_timeout=settings.heartbeat_timeout_seconds)
     session.commit()
     session.refresh(sweep)

@@ -4,6 +4,7 @@ auth decision fails it. Tokens live only as hashes."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,9 +17,13 @@ from starlette.routing import Mount
 
 from service.api.auth import COOKIE, Scope
 from service.clock import now
-from service.db.models import ApiToken, Sweep
+from service.db.models import ApiToken, Schedule, Sweep
 from service.db.session import session_scope
+from service.lifecycle.schedules import create_schedule
+from service.lifecycle.submit import Limits
+from service.scheduler.cron import Cron
 from service.settings import Settings
+from service.spec import parse_spec
 from service.tokens import create_token
 from tests.factories import SPEC, hand_made_sweep, report, store
 from tests.harness import in_process
@@ -70,15 +75,24 @@ def allowed(needed: str | None, principal: str) -> bool:
         ("read", "write", "admin").index(needed)
 
 
-def request_for(route: Any, method: str, sweep_id: int, run_id: int, secrets: dict[str, str]) -> dict[str, Any]:
-    path = route.path.format(sweep_id=sweep_id, run_id=run_id, cell_index=0)
-    body = {"/api/v1/sweeps": SPEC, "/api/v1/session": {"token": secrets["read"]}}.get(route.path)
-    params = {"/api/v1/cron/preview": {"cron": "@daily"}}.get(route.path)  # what a route requires
-    return {"method": method, "url": path, "json": body if method == "POST" else None, "params": params}
+def request_for(route: Any, method: str, ids: dict[str, int], secrets: dict[str, str]) -> dict[str, Any]:
+    """A request each route accepts from a principal it allows."""
+    path = route.path.format(cell_index=0, **ids)
+    schedule = {"name": f"matrix-{uuid.uuid4().hex}", "cron": "@daily", "sweep": SPEC}
+    body = {("POST", "/api/v1/sweeps"): SPEC, ("POST", "/api/v1/session"): {"token": secrets["read"]},
+            ("POST", "/api/v1/schedules"): schedule,
+            ("PATCH", "/api/v1/schedules/{schedule_id}"): {"enabled": True}}.get((method, route.path))
+    params = {"/api/v1/cron/preview": {"cron": "@daily"}}.get(route.path)
+    return {"method": method, "url": path, "json": body, "params": params}
 
 
 def test_every_route_answers_each_principal_as_its_scope_says(secured: Any) -> None:
     api, secrets, sweep_id, run_id = secured
+    factory = api.app.state.session_factory
+    with session_scope(factory) as session:
+        schedule_id = create_schedule(session, name="matrix", cron=Cron.parse("@daily"), spec=parse_spec(SPEC),
+                                      limits=Limits(max_runs=1000), at=now(), created_by="write").id
+    ids = {"sweep_id": sweep_id, "run_id": run_id, "schedule_id": schedule_id}
     checked = 0
     for route in iter_route_contexts(api.app.routes):
         if isinstance(route.route, Mount) or route.path in FRAMEWORK_PUBLIC:
@@ -87,8 +101,11 @@ def test_every_route_answers_each_principal_as_its_scope_says(secured: Any) -> N
         needed = decision(route)
         for method in sorted(route.methods):
             for principal in PRINCIPALS:
-                store(api.app.state.session_factory, sweep_id, [report(3, 1), report(3, 2)])  # keep ids alive
-                response = api.request(**request_for(route, method, sweep_id, run_id, secrets),
+                store(factory, sweep_id, [report(3, 1), report(3, 2)])  # keep ids alive
+                with session_scope(factory) as session:  # and the schedule, deleted or not
+                    session.execute(update(Schedule).where(Schedule.id == schedule_id)
+                                    .values(deleted_at=None, name="matrix", enabled=True))
+                response = api.request(**request_for(route, method, ids, secrets),
                                        headers=bearer(secrets.get(principal)), follow_redirects=False)
                 where = f"{method} {route.path} as {principal} (needs {needed})"
                 if allowed(needed, principal):
@@ -122,7 +139,7 @@ def test_a_sweep_records_its_token_and_only_it_or_an_admin_cancels_it(secured: A
         assert session.get(Sweep, created["id"]).created_by == "write"
         other = create_token(session, "other2", ["write"])[1]
     refused = api.post(f"/api/v1/sweeps/{created['id']}/cancel", headers=bearer(other))
-    assert refused.status_code == 403 and "submitted by token 'write'" in refused.json()["detail"]
+    assert refused.status_code == 403 and "created by token 'write'" in refused.json()["detail"]
     assert api.post(f"/api/v1/sweeps/{created['id']}/cancel", headers=bearer(secrets["admin"])).status_code == 202
 
 

@@ -29,11 +29,16 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.api.app import create_app
+from service.clock import now
 from service.db import schema
 from service.db.session import session_scope
+from service.lifecycle.schedules import create_schedule
+from service.lifecycle.submit import Limits
+from service.scheduler.cron import Cron
 from service.settings import Settings
+from service.spec import parse_spec
 from service.tokens import create_token
-from tests.factories import hand_made_sweep
+from tests.factories import SPEC, hand_made_sweep
 from tests.harness import fresh_postgres_database, in_process
 
 
@@ -89,7 +94,11 @@ def _serve(data_dir: Path, database_url: str) -> Iterator[Target]:
         sweep_id = hand_made_sweep(factory)
         run_id = client.get(f"/api/v1/sweeps/{sweep_id}/runs", headers=headers).json()["items"][0]["id"]
         document = schemathesis.openapi.from_asgi("/openapi.json", client.app)
-        yield Target(document, headers, {"sweep_id": sweep_id, "run_id": run_id, "cell_index": 2})
+        with session_scope(factory) as session:
+            schedule_id = create_schedule(session, name="fuzzed", cron=Cron.parse("@daily"), spec=parse_spec(SPEC),
+                                          limits=Limits(max_runs=1000), at=now()).id
+        yield Target(document, headers, {"sweep_id": sweep_id, "run_id": run_id, "cell_index": 2,
+                                         "schedule_id": schedule_id})
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), CASES, ids=[f"{m} {p} {g.value}" for p, m, g in CASES])

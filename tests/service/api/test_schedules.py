@@ -4,6 +4,7 @@ names the query field and says what is wrong."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
@@ -47,3 +48,59 @@ def test_a_bad_expression_or_zone_is_a_422_that_says_what_is_wrong(api: TestClie
         assert response.status_code == 422, response.text
         (error,) = response.json()["detail"]
         assert error["loc"] == loc and error["msg"].startswith(message), error
+
+
+NIGHTLY = {"name": "nightly", "cron": "0 2 * * *", "timezone": "Europe/Berlin", "starting_deadline": "2h",
+           "sweep": {"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 2, "budget": {"max_steps": 10}}}
+
+
+def test_a_schedule_is_created_with_its_next_fire_times_and_refused_with_reasons(api: TestClient) -> None:
+    created = api.post("/api/v1/schedules", json=NIGHTLY)
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert (schedule["cron"], schedule["timezone"], schedule["description"]) == (
+        "0 2 * * *", "Europe/Berlin", "At 02:00 every day (Europe/Berlin)")
+    assert (schedule["concurrency"], schedule["catch_up"], schedule["seed_policy"]) == ("skip", "latest", "same")
+    assert schedule["starting_deadline"] == 7200 and schedule["enabled"] and schedule["sweeps_made"] == 0
+    assert schedule["sweep"]["optimizer"]["momentum"] == 0.0  # resolved, defaults spelled out
+    times = [datetime.fromisoformat(t) for t in schedule["next_fire_times"]]
+    assert len(times) == 5 and all(t.astimezone(ZoneInfo("Europe/Berlin")).hour == 2 for t in times)
+    assert api.get(f"/api/v1/schedules/{schedule['id']}").json() == schedule
+    assert api.get("/api/v1/schedules").json()["total"] == 1
+    refusals = [({**NIGHTLY}, 409, None),
+                ({**NIGHTLY, "name": "b", "cron": "0 25 * * *"}, 422, ["body", "cron"]),
+                ({**NIGHTLY, "name": "c", "timezone": "Europe/Berln"}, 422, ["body", "timezone"]),
+                ({**NIGHTLY, "name": "d", "sweep": {**NIGHTLY["sweep"], "task": {"name": "mnist"}}}, 422,
+                 ["body", "sweep", "task", "name"]),
+                ({**NIGHTLY, "name": "e", "starting_deadline": "2 weeks"}, 422, ["body", "starting_deadline"])]
+    for body, code, loc in refusals:
+        response = api.post("/api/v1/schedules", json=body)
+        assert response.status_code == code, response.text
+        if loc:
+            assert response.json()["detail"][0]["loc"] == loc, response.text
+    assert api.get("/api/v1/schedules").json()["total"] == 1  # nothing stored for a refusal
+
+
+def test_trigger_pause_resume_change_and_delete(api: TestClient) -> None:
+    schedule_id = api.post("/api/v1/schedules", json=NIGHTLY).json()["id"]
+    url = f"/api/v1/schedules/{schedule_id}"
+    manual = api.post(f"{url}/trigger").json()
+    assert manual["outcome"] == "manual" and manual["sweep_status"] == "queued" and manual["runs_total"] == 4
+    sweep = api.get(f"/api/v1/sweeps/{manual['sweep_id']}").json()
+    assert sweep["name"].startswith("nightly ") and sweep["spec"]["seeds"] == 2
+    skipped = api.post(f"{url}/trigger").json()  # the first is still queued: concurrency skip
+    assert skipped["outcome"] == "skipped" and skipped["sweep_id"] is None
+    assert skipped["detail"] == f"sweep {manual['sweep_id']} of this schedule is still queued (concurrency skip)"
+    history = api.get(f"{url}/sweeps").json()
+    assert [f["outcome"] for f in history["items"]] == ["skipped", "manual"] and history["total"] == 2
+    assert api.patch(url, json={"enabled": False}).json()["next_fire_times"] == []
+    resumed = api.patch(url, json={"enabled": True, "cron": "@hourly", "timezone": "UTC", "concurrency": "queue"})
+    assert resumed.status_code == 200, resumed.text
+    hourly = resumed.json()
+    assert (hourly["cron"], hourly["concurrency"]) == ("0 * * * *", "queue")
+    assert datetime.fromisoformat(hourly["next_fire_times"][0]).minute == 0
+    assert api.patch(url, json={"cron": "61 * * * *"}).status_code == 422
+    assert api.delete(url).status_code == 204
+    assert api.get(url).status_code == 404 and api.get("/api/v1/schedules").json()["total"] == 0
+    assert api.get(f"/api/v1/sweeps/{manual['sweep_id']}").status_code == 200  # its sweeps stay
+    assert api.post("/api/v1/schedules", json=NIGHTLY).status_code == 201  # and its name is free
