@@ -70,7 +70,8 @@ def update_schedule(session: Session, schedule: Schedule, at: datetime, *, cron:
         schedule.cron, schedule.timezone = cron.expression, cron.timezone
     if policies is not None:
         schedule.concurrency, schedule.catch_up = policies.concurrency, policies.catch_up
-        schedule.starting_deadline_seconds, schedule.seed_policy = policies.starting_deadline_seconds, policies.seed_policy
+        schedule.starting_deadline_seconds = policies.starting_deadline_seconds
+        schedule.seed_policy = policies.seed_policy
     resumed = enabled is True and not schedule.enabled
     if enabled is not None:
         schedule.enabled = enabled

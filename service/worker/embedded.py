@@ -22,10 +22,11 @@ log = logging.getLogger("clipsweep.serve")
 
 class EmbeddedWorker:
     """Runs `command` (by default `clipsweep ROLE`) and restarts it when it exits, waiting
-    `restart_delay` seconds, twice as long after each exit that follows quickly on a restart, up to `max_delay`. A worker
-    that cannot start (another one holds the SQLite database, the database is unreachable) is
-    retried at a slowing pace instead of every few seconds for as long as `serve` runs; one that
-    ran longer than `max_delay` before it died is restarted after `restart_delay` again."""
+    `restart_delay` seconds, twice as long after each exit that follows quickly on a restart, up
+    to `max_delay`. A worker that cannot start (another one holds the SQLite database, the
+    database is unreachable) is retried at a slowing pace instead of every few seconds for as
+    long as `serve` runs; one that ran longer than `max_delay` before it died is restarted after
+    `restart_delay` again."""
 
     def __init__(self, restart_delay: float = 2.0, max_delay: float = 60.0,
                  command: list[str] | None = None, role: str = "worker") -> None:
