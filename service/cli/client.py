@@ -38,10 +38,11 @@ class Client:
                            f"{response.headers.get('retry-after', 'a while')} s)")
         if response.status_code == 422:
             lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in response.json()["detail"]]
-            raise ApiError("the sweep spec was rejected:\n" + "\n".join(lines))
+            what = "the sweep spec was" if path == "/api/v1/sweeps" else f"{method} {path} was"
+            raise ApiError(f"{what} rejected:\n" + "\n".join(lines))
         if response.status_code >= 400:
             raise ApiError(f"{method} {path} failed with HTTP {response.status_code}: {self._detail(response)}")
-        return response.json()
+        return response.json() if response.content else None
 
     @staticmethod
     def _detail(response: httpx.Response) -> Any:
@@ -64,3 +65,24 @@ class Client:
 
     def cancel(self, sweep_id: int) -> dict[str, Any]:
         return self._request("POST", f"/api/v1/sweeps/{sweep_id}/cancel")
+
+    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/api/v1/schedules", json=body)
+
+    def schedules(self, limit: int = 50) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/schedules", params={"limit": limit})
+
+    def schedule(self, schedule_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/schedules/{schedule_id}")
+
+    def change_schedule(self, schedule_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._request("PATCH", f"/api/v1/schedules/{schedule_id}", json=changes)
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self._request("DELETE", f"/api/v1/schedules/{schedule_id}")
+
+    def trigger(self, schedule_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/schedules/{schedule_id}/trigger")
+
+    def fires(self, schedule_id: int, limit: int = 10) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/schedules/{schedule_id}/sweeps", params={"limit": limit})

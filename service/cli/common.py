@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+import yaml
 
+from service.cli.client import ApiError, Client
 from service.errors import SettingsError
 from service.settings import Settings, get_settings
 
@@ -27,3 +31,27 @@ def settings_or_exit() -> Settings:
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def server_option(command: Any) -> Any:
+    """--server and --token, which every command that talks to the API takes."""
+    command = click.option("--token", envvar="CLIPSWEEP_TOKEN", default=None,
+                           help="An API token, when the server has auth on [env CLIPSWEEP_TOKEN].")(command)
+    return click.option("--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
+                        help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")(command)
+
+
+def client_for(server: str | None, token: str | None) -> Client:
+    return Client(server or settings_or_exit().resolved_server_url, token)
+
+
+def fail(exc: ApiError) -> NoReturn:
+    raise click.ClickException(str(exc))
+
+
+def load_file(path: Path) -> Any:
+    """A YAML or JSON file's content, or a one-line error saying what is wrong with it."""
+    try:
+        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both load here
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path} is not valid YAML or JSON: {exc}") from None

@@ -7,41 +7,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-import yaml
 
 from service.cli.client import ApiError, Client
-from service.cli.common import main, settings_or_exit
+from service.cli.common import client_for, fail, load_file, main, server_option
 from service.cli.output import progress_line, summary_table, table
 
-
-def server_option(command: Any) -> Any:
-    """--server and --token, which every command that talks to the API takes."""
-    command = click.option("--token", envvar="CLIPSWEEP_TOKEN", default=None,
-                           help="An API token, when the server has auth on [env CLIPSWEEP_TOKEN].")(command)
-    return click.option("--server", envvar="CLIPSWEEP_SERVER_URL", default=None,
-                        help="clipsweep's URL [env CLIPSWEEP_SERVER_URL; default http://127.0.0.1:8000].")(command)
 tolerance_option = click.option(
     "--tolerance", default=0.05, show_default=True, type=float,
     help="Divergence rate a learning rate may have and still count as stable (its 95% upper bound "
          "must be under it): the headline's 'highest stable lr'. Strictly between 0 and 1.")
-
-
-def _client(server: str | None, token: str | None) -> Client:
-    return Client(server or settings_or_exit().resolved_server_url, token)
-
-
-def _fail(exc: ApiError) -> NoReturn:
-    raise click.ClickException(str(exc))
-
-
-def _load_spec(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both load here
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{path} is not valid YAML or JSON: {exc}") from None
 
 
 def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
@@ -70,9 +47,9 @@ def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
 def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None,
            token: str | None) -> None:
     """Submit the sweep in SPEC_FILE (YAML or JSON)."""
-    client = _client(server, token)
+    client = client_for(server, token)
     try:
-        created = client.submit(_load_spec(spec_file))
+        created = client.submit(load_file(spec_file))
         click.echo(f"sweep {created['id']} ({created['name']}): {created['runs_total']} runs queued; "
                    f"{created['url']}")
         if not wait:
@@ -84,7 +61,7 @@ def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: s
         if sweep["status"] != "succeeded":
             sys.exit(1)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command()
@@ -94,11 +71,11 @@ def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: s
 @server_option
 def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None, token: str | None) -> None:
     """Show a sweep's status, progress and summary."""
-    client = _client(server, token)
+    client = client_for(server, token)
     try:
         sweep, summary = client.sweep(sweep_id), client.summary(sweep_id, tolerance)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         click.echo(json.dumps({"sweep": sweep, "summary": summary}, indent=2))
         return
@@ -116,14 +93,14 @@ def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None, t
 @server_option
 def cancel(sweep_id: int, wait: bool, poll: float, server: str | None, token: str | None) -> None:
     """Cancel a queued or running sweep: trials stop, unfinished runs end cancelled."""
-    client = _client(server, token)
+    client = client_for(server, token)
     try:
         sweep = client.cancel(sweep_id)
         click.echo(progress_line(sweep))
         if wait and not sweep["finished"]:
             _wait(client, sweep_id, poll)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command(name="list")
@@ -132,9 +109,9 @@ def cancel(sweep_id: int, wait: bool, poll: float, server: str | None, token: st
 def list_(limit: int, server: str | None, token: str | None) -> None:
     """List sweeps, newest first."""
     try:
-        page = _client(server, token).sweeps(limit=limit)
+        page = client_for(server, token).sweeps(limit=limit)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc)
     rows = [[s["id"], s["name"], s["task"], s["status"],
              f"{s['progress']['done']}/{s['progress']['runs_total']}",
              s["progress"]["by_outcome"].get("diverged", 0), s["created_at"][:19]]

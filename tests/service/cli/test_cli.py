@@ -106,3 +106,32 @@ def test_a_bad_setting_names_the_variable_not_a_traceback(tmp_path: Path) -> Non
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "CLIPSWEEP_MAX_SWEEPS_PER_WORKER='0': Input should be greater than or equal to 1" in result.stderr
     assert "CLIPSWEEP_PORT='eighty'" in result.stderr
+
+
+def test_schedule_commands_from_create_to_delete(server: Server, tmp_path: Path) -> None:
+    nightly = clipsweep("schedule", "create", str(ROOT / "examples" / "nightly.yaml"), server=server.url)
+    assert nightly.returncode == 0, nightly.stderr
+    assert "(adding-nightly): At 02:00 every day (Europe/Berlin); next " in nightly.stdout
+    assert " CET (" in nightly.stdout or " CEST (" in nightly.stdout
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 1,
+                                    "budget": {"max_steps": 10}}))
+    bad = clipsweep("schedule", "create", str(tiny), "--cron", "0 25 * * *", server=server.url)
+    assert bad.returncode == 1 and "cron: hour 25 is out of range 0–23" in bad.stderr
+    made = clipsweep("schedule", "create", str(tiny), "--cron", "@hourly", "--name", "tiny-hourly", server=server.url)
+    assert made.returncode == 0, made.stderr
+    schedule_id = made.stdout.split()[1]
+    listed = clipsweep("schedule", "list", server=server.url)
+    assert "adding-nightly" in listed.stdout and "tiny-hourly" in listed.stdout
+    triggered = clipsweep("schedule", "trigger", schedule_id, server=server.url)
+    assert triggered.returncode == 0 and "manual, sweep " in triggered.stdout, triggered.stderr
+    assert "paused" in clipsweep("schedule", "pause", schedule_id, server=server.url).stdout
+    shown = clipsweep("schedule", "show", schedule_id, server=server.url)
+    assert "paused" in shown.stdout and "manual" in shown.stdout, shown.stderr
+    assert "enabled, next " in clipsweep("schedule", "resume", schedule_id, server=server.url).stdout
+    deleted = clipsweep("schedule", "delete", schedule_id, server=server.url)
+    assert deleted.returncode == 0 and "deleted; its sweeps stay" in deleted.stdout
+    gone = clipsweep("schedule", "show", schedule_id, server=server.url)
+    assert gone.returncode == 1 and f"no schedule with id {schedule_id}" in gone.stderr
+    # The nightly one would train on this shared server if the suite ran past 02:00 in Berlin.
+    assert clipsweep("schedule", "delete", nightly.stdout.split()[1], server=server.url).returncode == 0
