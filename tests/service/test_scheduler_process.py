@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import now
+from service.db import schema
 from service.db.models import Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.lifecycle.schedules import create_schedule
@@ -29,9 +31,11 @@ pytestmark = pytest.mark.slow
 TINY = {"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 1, "budget": {"max_steps": 10}}
 
 
-def scheduler(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def scheduler(data_dir: Path, log: Path, database_url: str | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSWEEP_")}
     env["CLIPSWEEP_DATA_DIR"] = str(data_dir)
+    if database_url:
+        env["CLIPSWEEP_DATABASE_URL"] = database_url
     return subprocess.Popen([sys.executable, "-m", "service.cli", "scheduler"], cwd=ROOT, env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -69,3 +73,45 @@ def test_serve_fires_a_minutely_schedule_at_the_minute_and_trains_its_sweep(serv
     assert made, f"no sweep for the fire time {first}\n{server.log()[-4000:]}"
     assert made[0].scheduled_for == first and made[0].created_at >= first
     assert server.wait_finished(made[0].id)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("kill_one", [False, True], ids=["two-schedulers", "one-killed-mid-tick"])
+def test_two_schedulers_on_postgresql_make_exactly_one_sweep_per_fire_time(
+        pg_url: str, tmp_path: Path, kill_one: bool) -> None:
+    """100 schedules due at once, two real schedulers: 100 sweeps, none twice; with the first
+    killed with SIGKILL as it starts firing, the second still makes exactly one per schedule."""
+    schema.upgrade(pg_url)
+    factory = make_session_factory(make_engine(pg_url))
+    due = now().replace(second=0, microsecond=0)
+    with session_scope(factory) as session:
+        for n in range(100):
+            create_schedule(session, name=f"due-{n}", cron=Cron.parse("* * * * *"), spec=parse_spec(TINY),
+                            limits=Limits(max_runs=100), at=due - timedelta(minutes=1))
+    first = scheduler(tmp_path, tmp_path / "first.log", pg_url)
+    if kill_one:  # as its first tick begins: the tick is one transaction, so it leaves all or nothing
+        deadline = time.monotonic() + 60
+        while "scheduler running" not in (tmp_path / "first.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    second = scheduler(tmp_path, tmp_path / "second.log", pg_url)
+    try:
+        deadline = time.monotonic() + 90
+        while len({s for s, _ in _sweeps(factory)}) < 100 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        for process in (first, second):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+    made = _sweeps(factory)
+    logs = "".join(p.read_text()[-2000:] for p in tmp_path.glob("*.log"))
+    # Each schedule's sweep stays queued (no worker), so a later minute is skipped, never a second sweep.
+    assert len(made) == 100 and len({schedule for schedule, _ in made}) == 100, logs
+
+
+def _sweeps(factory: sessionmaker[Session]) -> list[tuple[int, datetime]]:
+    with session_scope(factory) as session:
+        return [(row.schedule_id, row.scheduled_for)
+                for row in session.execute(select(Sweep.schedule_id, Sweep.scheduled_for)
+                                           .where(Sweep.schedule_id.is_not(None)))]
