@@ -27,9 +27,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
-
 from api import postgres_database  # bench/api.py: a fresh PostgreSQL database, dropped after
+from sqlalchemy import insert, select, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
