@@ -1,5 +1,6 @@
 """What an operator watches, read in a few aggregate queries: sweeps by status, runs by outcome,
-the oldest queued sweep, and the heartbeat of each running sweep's worker."""
+the oldest queued sweep, the heartbeat of each running sweep's worker, and each schedule's
+lateness and fires by outcome."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Run, Sweep
+from service.db.models import Run, Schedule, ScheduleFire, Sweep
+from service.scheduler.policies import FireOutcome
 from service.states import RunOutcome, SweepStatus
 
 
@@ -22,11 +24,20 @@ class RunningSweep:
 
 
 @dataclass(frozen=True)
+class ScheduleHealth:
+    schedule_id: int
+    name: str
+    lateness_seconds: float | None  # from its last fire time to the sweep made for it
+    fires: dict[FireOutcome, int]
+
+
+@dataclass(frozen=True)
 class Operations:
     sweeps: dict[SweepStatus, int]
     runs: dict[RunOutcome | None, int]  # None: pending, no outcome yet
     oldest_queued_at: datetime | None
     running: list[RunningSweep]
+    schedules: list[ScheduleHealth]
 
 
 def operations(session: Session) -> Operations:
@@ -38,4 +49,23 @@ def operations(session: Session) -> Operations:
     running = [RunningSweep(*row) for row in session.execute(
         select(Sweep.id, Sweep.worker_id, Sweep.started_at, Sweep.heartbeat_at)
         .where(Sweep.status == SweepStatus.RUNNING).order_by(Sweep.id))]
-    return Operations(sweeps, runs, oldest, running)
+    return Operations(sweeps, runs, oldest, running, _schedules(session))
+
+
+def _schedules(session: Session) -> list[ScheduleHealth]:
+    live = list(session.execute(select(Schedule.id, Schedule.name).where(Schedule.deleted_at.is_(None))
+                                .order_by(Schedule.id)))
+    counts: dict[int, dict[FireOutcome, int]] = {i: {o: 0 for o in FireOutcome} for i, _ in live}
+    for schedule_id, outcome, n in session.execute(
+            select(ScheduleFire.schedule_id, ScheduleFire.outcome, func.count())
+            .group_by(ScheduleFire.schedule_id, ScheduleFire.outcome)):
+        if schedule_id in counts:
+            counts[schedule_id][outcome] = n
+    last = (select(ScheduleFire.schedule_id, func.max(ScheduleFire.scheduled_for).label("at"))
+            .where(ScheduleFire.outcome == FireOutcome.FIRED).group_by(ScheduleFire.schedule_id).subquery())
+    made = session.execute(
+        select(ScheduleFire.schedule_id, ScheduleFire.scheduled_for, Sweep.created_at)
+        .join(last, (last.c.schedule_id == ScheduleFire.schedule_id) & (last.c.at == ScheduleFire.scheduled_for))
+        .join(Sweep, Sweep.id == ScheduleFire.sweep_id))
+    lateness = {schedule_id: (created - scheduled).total_seconds() for schedule_id, scheduled, created in made}
+    return [ScheduleHealth(i, name, lateness.get(i), counts[i]) for i, name in live]

@@ -50,13 +50,27 @@ class _Snapshot:
             heartbeat.add_metric([str(sweep.sweep_id), sweep.worker_id or ""],
                                  (moment - last).total_seconds() if last else 0.0)
         yield heartbeat
+        late = GaugeMetricFamily("clipsweep_schedule_lateness_seconds",
+                                 "Per schedule, from its last fire time to the creation of the sweep made for it.",
+                                 labels=["schedule_id", "schedule"])
+        fires = GaugeMetricFamily("clipsweep_schedule_fires", "Per schedule, its fire times by outcome.",
+                                  labels=["schedule_id", "schedule", "outcome"])
+        for schedule in state.schedules:
+            labels = [str(schedule.schedule_id), schedule.name]
+            if schedule.lateness_seconds is not None:
+                late.add_metric(labels, schedule.lateness_seconds)
+            for outcome, n in schedule.fires.items():
+                fires.add_metric([*labels, outcome.value], n)
+        yield late
+        yield fires
 
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "The Prometheus text format."}})
 def metrics(session: SessionDep) -> Response:
     """Sweeps by status, runs by outcome, the oldest queued sweep's wait, each running sweep's
-    heartbeat age. Scrape it with a `read` token (`authorization` in the scrape config)."""
+    heartbeat age, each schedule's lateness and fires by outcome (missed, skipped...). Scrape it
+    with a `read` token (`authorization` in the scrape config)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(operations(session)))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

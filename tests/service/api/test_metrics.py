@@ -13,7 +13,11 @@ from service.clock import now
 from service.db.models import Sweep
 from service.db.session import session_scope
 from service.lifecycle.queue import claim_next_sweep
-from tests.factories import make_sweep, report, store
+from service.lifecycle.schedules import create_schedule, fire_due
+from service.lifecycle.submit import Limits
+from service.scheduler.cron import Cron
+from service.spec import parse_spec
+from tests.factories import SPEC, make_sweep, report, store
 
 
 def scrape(api: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,3 +46,22 @@ def test_metrics_count_sweeps_runs_the_queue_and_heartbeats(api: TestClient,
     labels = (("sweep_id", str(running)), ("worker", "worker-a"))
     heartbeat = metrics[("clipsweep_worker_heartbeat_age_seconds", labels)]
     assert 30 <= heartbeat < 90
+
+
+def test_metrics_give_each_schedules_lateness_and_fires_by_outcome(api: TestClient,
+                                                                   session_factory: sessionmaker[Session]) -> None:
+    due = now().replace(second=0, microsecond=0)
+    with session_scope(session_factory) as session:
+        schedule_id = create_schedule(session, name="nightly", cron=Cron.parse("* * * * *"), spec=parse_spec(SPEC),
+                                      limits=Limits(max_runs=100), at=due - timedelta(minutes=1)).id
+    with session_scope(session_factory) as session:  # fired 20 s late, then the next minute skipped
+        fire_due(session, due + timedelta(seconds=20), limits=Limits(max_runs=100), heartbeat_timeout=60)
+        session.execute(update(Sweep).values(created_at=due + timedelta(seconds=20)))
+    with session_scope(session_factory) as session:
+        fire_due(session, due + timedelta(minutes=1), limits=Limits(max_runs=100), heartbeat_timeout=60)
+    metrics = scrape(api)
+    labels = (("schedule", "nightly"), ("schedule_id", str(schedule_id)))
+    assert metrics[("clipsweep_schedule_lateness_seconds", labels)] == 20.0
+    assert metrics[("clipsweep_schedule_fires", (("outcome", "fired"), *labels))] == 1
+    assert metrics[("clipsweep_schedule_fires", (("outcome", "skipped"), *labels))] == 1
+    assert metrics[("clipsweep_schedule_fires", (("outcome", "missed"), *labels))] == 0
