@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import signal
 import sys
 import threading
@@ -77,10 +78,23 @@ def serve(host: str | None, port: int | None, worker: bool, with_scheduler: bool
             child.stop()
 
 
+class QuietReads(logging.Filter):
+    """Drops the access-log lines of reads that succeeded: a dashboard polls every few seconds and
+    would bury the writes and the errors, which stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 5:  # uvicorn's access line: client, method, path, HTTP version, status
+            method, status = args[1], args[4]
+            return not (method in ("GET", "HEAD") and isinstance(status, int) and status < 400)
+        return True
+
+
 def run_api(app: ASGIApp, settings: Settings) -> None:
     """Serve `app` as `clipsweep serve` does (bench/load.py serves its app this way too)."""
     import uvicorn
 
+    logging.getLogger("uvicorn.access").addFilter(QuietReads())
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 

@@ -133,5 +133,7 @@ def test_schedule_commands_from_create_to_delete(server: Server, tmp_path: Path)
     assert deleted.returncode == 0 and "deleted; its sweeps stay" in deleted.stdout
     gone = clipsweep("schedule", "show", schedule_id, server=server.url)
     assert gone.returncode == 1 and f"no schedule with id {schedule_id}" in gone.stderr
+    log = server.log()  # writes are in the access log, successful reads (the dashboard's polling) are not
+    assert '"POST /api/v1/schedules HTTP/1.1" 201' in log and '"GET /api/v1/schedules HTTP/1.1" 200' not in log
     # The nightly one would train on this shared server if the suite ran past 02:00 in Berlin.
     assert clipsweep("schedule", "delete", nightly.stdout.split()[1], server=server.url).returncode == 0

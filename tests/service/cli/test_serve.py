@@ -1,7 +1,9 @@
-"""`clipsweep serve` refuses to listen beyond loopback with auth off."""
+"""`clipsweep serve`: it refuses to listen beyond loopback with auth off, and its access log keeps
+what matters."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.run import is_loopback
+from service.cli.run import QuietReads, is_loopback
 from tests.harness import ROOT, free_port
 
 
@@ -29,3 +31,13 @@ def test_serve_on_every_interface_without_auth_refuses_and_says_how_to_fix_it(tm
     assert "refusing to listen on 0.0.0.0 with auth off" in result.stderr
     assert "CLIPSWEEP_AUTH=token" in result.stderr and "clipsweep token create" in result.stderr
     assert not (tmp_path / "clipsweep.sqlite3").exists()  # refused before anything started
+
+
+def test_the_access_log_keeps_writes_and_errors_and_drops_successful_reads() -> None:
+    def line(method: str, status: int) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                 ("127.0.0.1:5000", method, "/api/v1/sweeps/1/summary", "1.1", status), None)
+
+    quiet = QuietReads()
+    assert not quiet.filter(line("GET", 200)) and not quiet.filter(line("HEAD", 304))
+    assert quiet.filter(line("GET", 404)) and quiet.filter(line("POST", 201)) and quiet.filter(line("GET", 503))
