@@ -11,8 +11,10 @@ import yaml
 from pydantic import ValidationError
 
 from service.analysis.statistics import wilson_interval
+from service.api.schedule_schemas import ScheduleIn
 from service.errors import SpecError
 from service.grid import cells
+from service.scheduler.cron import Cron
 from service.spec import BudgetSpec, ConvergenceSpec, DivergenceSpec, OptimizerSpec, SweepSpec, parse_spec, resolve_spec
 from tests.harness import ROOT
 from trainers.config import (
@@ -156,7 +158,12 @@ def test_a_body_that_is_not_an_object() -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.json")),
                          ids=lambda p: p.name)
 def test_every_example_spec_resolves(path: Path) -> None:
-    spec = resolve_spec(parse_spec(yaml.safe_load(path.read_text())))
+    loaded = yaml.safe_load(path.read_text())
+    if "sweep" in loaded:  # a schedule file: its cron, zone and policies too
+        schedule = ScheduleIn.model_validate(loaded)
+        Cron.parse(schedule.cron, schedule.timezone)
+        loaded = loaded["sweep"]
+    spec = resolve_spec(parse_spec(loaded))
     assert spec.run_count == len(cells(spec)) * len(spec.seed_list)
 
 
