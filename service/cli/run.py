@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -16,6 +17,7 @@ from service.errors import SetupError
 from service.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports nothing heavy until a command needs it
+    from sqlalchemy.orm import Session, sessionmaker
     from starlette.types import ASGIApp
 
 
@@ -98,46 +100,43 @@ def run_api(app: ASGIApp, settings: Settings) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
+exit_with_parent_option = click.option("--exit-with-parent", is_flag=True, hidden=True,
+                                       help="Stop when the parent process is gone (set by `clipsweep serve`).")
+
+
 @main.command()
-@click.option("--exit-with-parent", is_flag=True, hidden=True,
-              help="Stop when the parent process is gone (set by `clipsweep serve`).")
+@exit_with_parent_option
 def worker(exit_with_parent: bool) -> None:
     """Run a worker alone: claim queued sweeps from the database and train them on Ray."""
-    from service.db.open import open_database
-    from service.worker.guards import hold_sqlite_lock, stop_when_orphaned
     from service.worker.loop import Worker
 
-    setup_logging()
-    settings = settings_or_exit()
-    try:
-        lock = hold_sqlite_lock(settings.resolved_database_url, "worker")  # noqa: F841 (held while we run)
-        _, factory = open_database(settings)
-    except SetupError as exc:
-        raise click.ClickException(str(exc)) from None
-    w = Worker(factory, settings)
-    w.install_signal_handlers()
-    if exit_with_parent:
-        stop_when_orphaned(w.stop)
-    w.run_forever()
+    _run_alone("worker", Worker, exit_with_parent)
 
 
 @main.command()
-@click.option("--exit-with-parent", is_flag=True, hidden=True,
-              help="Stop when the parent process is gone (set by `clipsweep serve`).")
+@exit_with_parent_option
 def scheduler(exit_with_parent: bool) -> None:
     """Run the scheduler alone: make each schedule's sweep when its fire time comes."""
-    from service.db.open import open_database
     from service.scheduler.loop import Scheduler
+
+    _run_alone("scheduler", Scheduler, exit_with_parent)
+
+
+def _run_alone(role: Literal["worker", "scheduler"], runtime: Callable[[sessionmaker[Session], Settings], Any],
+               exit_with_parent: bool) -> None:
+    """What `clipsweep worker` and `clipsweep scheduler` share: one per SQLite database, the
+    database checked, stopped by SIGTERM (or with the serve that started it), run until then."""
+    from service.db.open import open_database
     from service.worker.guards import hold_sqlite_lock, stop_when_orphaned
 
     setup_logging()
     settings = settings_or_exit()
     try:
-        lock = hold_sqlite_lock(settings.resolved_database_url, "scheduler")  # noqa: F841 (held while we run)
+        lock = hold_sqlite_lock(settings.resolved_database_url, role)  # noqa: F841 (held while we run)
         _, factory = open_database(settings)
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
-    loop = Scheduler(factory, settings)
+    loop = runtime(factory, settings)
     loop.install_signal_handlers()
     if exit_with_parent:
         stop_when_orphaned(loop.stop)
