@@ -4,8 +4,8 @@ A sweep's summary is a function of its status and its runs' outcomes, and a run'
 written once (every write to it is guarded by `outcome IS NULL`), so a summary keyed by the
 sweep, its status, how many of its runs have an outcome and the tolerance is the same answer for
 as long as that key holds. The dashboard polls the summary of the sweeps people watch; with this
-cache the polls that find nothing new cost two small queries instead of reading and bootstrapping
-every run.
+cache the polls that find nothing new cost one small query (queries.sweeps.sweep_state) instead
+of reading and bootstrapping every run.
 """
 
 from __future__ import annotations
