@@ -108,9 +108,9 @@ def _fire(session: Session, schedule: Schedule, at: datetime, limits: Limits,
     late = at - passed[0] if passed else timedelta(0)
     if schedule.catch_up is CatchUp.ALL:
         chosen = passed[:MAX_CATCH_UP]
-    elif schedule.catch_up is CatchUp.LATEST and late <= timedelta(seconds=schedule.starting_deadline_seconds):
-        chosen = passed[:1]
-    else:  # none, or the latest is past its deadline: only a fire time found on time
+    elif schedule.catch_up is CatchUp.LATEST:
+        chosen = passed[:1] if late <= timedelta(seconds=schedule.starting_deadline_seconds) else []
+    else:  # none: only a fire time found on time, not one that passed while no scheduler ran
         chosen = passed[:1] if late <= timedelta(seconds=ON_TIME_SECONDS) else []
     fires = []
     left = [t for t in passed if t not in chosen]
