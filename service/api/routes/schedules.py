@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -19,7 +19,7 @@ from service.clock import now
 from service.db.models import Schedule, Sweep
 from service.errors import Conflict, InvalidRequest, SpecError
 from service.lifecycle.schedules import Policies, create_schedule, fire, update_schedule
-from service.lifecycle.submit import Limits
+from service.lifecycle.submit import Limits, check_queue_quota
 from service.queries.schedules import get_schedule, list_schedules, schedule_fires
 from service.queries.sweeps import outcome_counts
 from service.scheduler.cron import LAST_YEAR, MAX_LENGTH, Cron, CronError
@@ -36,9 +36,12 @@ def _cron(expression: str, timezone: str, source: str = "body") -> Cron:
 
 
 @router.post("/schedules", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut,
-             responses={409: {"description": "A schedule of that name exists."}})
-def create(*, body: ScheduleIn, session: SessionDep, settings: SettingsDep, principal: Writer) -> ScheduleOut:
+             responses={409: {"description": "A schedule of that name exists."},
+                        429: {"description": "The token submits too often."}})
+def create(*, body: ScheduleIn, session: SessionDep, settings: SettingsDep, request: Request,
+           principal: Writer) -> ScheduleOut:
     """Store a schedule; the scheduler makes its first sweep at its first fire time from now."""
+    request.app.state.submit_rate.admit(principal.name)  # a schedule counts as a submit
     cron = _cron(body.cron, body.timezone)
     taken = session.scalar(select(Schedule.id).where(Schedule.name == body.name))
     if taken is not None:
@@ -91,11 +94,16 @@ def delete(*, schedule_id: ScheduleId, session: SessionDep, principal: Writer) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/schedules/{schedule_id}/trigger", status_code=status.HTTP_201_CREATED, response_model=FireOut)
-def trigger(*, schedule_id: ScheduleId, session: SessionDep, settings: SettingsDep, principal: Writer) -> FireOut:
-    """Fire now, marked manual, under the schedule's concurrency policy (a skip is answered as one)."""
+@router.post("/schedules/{schedule_id}/trigger", status_code=status.HTTP_201_CREATED, response_model=FireOut,
+             responses={429: {"description": "The token submits too often, or has too many sweeps queued."}})
+def trigger(*, schedule_id: ScheduleId, session: SessionDep, settings: SettingsDep, request: Request,
+            principal: Writer) -> FireOut:
+    """Fire now, marked manual, under the schedule's concurrency policy (a skip is answered as one).
+    It counts as a submit for the token's rate and queue limits."""
     schedule = get_schedule(session, schedule_id)
     require_owner(principal, schedule.created_by, f"schedule {schedule_id}", "trigger")
+    request.app.state.submit_rate.admit(principal.name)
+    check_queue_quota(session, principal.name, settings.max_queued_sweeps_per_token)
     moment = now()
     made = fire(session, schedule, moment, moment, limits=Limits.of(settings),
                 heartbeat_timeout=settings.heartbeat_timeout_seconds, outcome=FireOutcome.MANUAL)
