@@ -115,3 +115,33 @@ def _sweeps(factory: sessionmaker[Session]) -> list[tuple[int, datetime]]:
         return [(row.schedule_id, row.scheduled_for)
                 for row in session.execute(select(Sweep.schedule_id, Sweep.scheduled_for)
                                            .where(Sweep.schedule_id.is_not(None)))]
+
+
+def test_a_restarted_serve_does_not_fire_a_fire_time_again(tmp_path: Path) -> None:
+    """serve is stopped right after a minutely schedule fired and started again: the fire time it
+    handled gets no second sweep, and the next one gets exactly one."""
+    first = Server(tmp_path, env={"CLIPSWEEP_WORKER_POLL_SECONDS": "0.3"})
+    factory = make_session_factory(make_engine(Settings(data_dir=tmp_path).resolved_database_url))
+    with session_scope(factory) as session:  # made a minute ago: its first fire time is already due
+        create_schedule(session, name="minutely", cron=Cron.parse("* * * * *"), spec=parse_spec(TINY),
+                        limits=Limits(max_runs=100), at=now() - timedelta(minutes=1))
+    try:
+        _wait_for_sweeps(factory, 1, timedelta(0), first)
+    finally:
+        first.stop()
+    second = Server(tmp_path, env={"CLIPSWEEP_WORKER_POLL_SECONDS": "0.3"})
+    try:
+        _wait_for_sweeps(factory, 2, timedelta(seconds=60), second)
+        time.sleep(3)  # room for a duplicate to appear, were there one
+        made = _sweeps(factory)
+    finally:
+        second.stop()
+    assert len(made) == len(set(made)) and len({at for _, at in made}) == len(made) >= 2, made
+    assert all(at.second == 0 for _, at in made)  # nominal fire times, one sweep each
+
+
+def _wait_for_sweeps(factory: sessionmaker[Session], count: int, until: timedelta, server: Server) -> None:
+    deadline = time.monotonic() + until.total_seconds() + 75  # a tick is at most 60 s apart
+    while len(_sweeps(factory)) < count:
+        assert time.monotonic() < deadline, f"no sweep {count} in time\n{server.log()[-4000:]}"
+        time.sleep(0.5)
