@@ -15,8 +15,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import torch
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
 
+from service.db.models import Sweep
+from service.db.session import make_engine, make_session_factory, session_scope
+from service.settings import Settings
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server
 
 pytestmark = pytest.mark.slow
@@ -328,3 +332,46 @@ def test_unknown_sweep_page_is_404(server: Server, watched: Watched) -> None:
     # The only complaints are about the 404 document itself (Chromium logs it as a console error).
     unknown = server.url + "/sweeps/999999"
     assert watched.problems and all(unknown in problem for problem in watched.problems), watched.problems
+
+
+def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, watched: Watched) -> None:
+    """A schedule fired twice (manually), its first sweep recorded as trained with an older torch:
+    the list links it, and its page draws the trends and says what changed between the nights."""
+    spec = {"task": {"name": "quadratic"}, "learning_rates": [0.05, 0.5], "seeds": 4, "budget": {"max_steps": 30}}
+    created = server.http.post("/api/v1/schedules", json={"name": "browser-nightly", "cron": "0 3 * * *",
+                                                           "sweep": spec})
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+    try:
+        first = server.http.post(f"/api/v1/schedules/{schedule_id}/trigger").json()["sweep_id"]
+        assert server.wait_finished(first)["status"] == "succeeded"
+        factory = make_session_factory(make_engine(Settings(data_dir=server.data_dir).resolved_database_url))
+        with session_scope(factory) as session:  # as if that night had run on an older torch
+            sweep = session.get_one(Sweep, first)
+            sweep.environment = {**sweep.environment, "torch": "2.12.0"}
+        second = server.http.post(f"/api/v1/schedules/{schedule_id}/trigger").json()["sweep_id"]
+        assert server.wait_finished(second)["status"] == "succeeded"
+
+        page = watched.page
+        page.goto(server.url + "/schedules")
+        row = page.locator(f'#schedules tr[data-schedule="{schedule_id}"]')
+        expect(row).to_contain_text("browser-nightly")
+        expect(row).to_contain_text("At 03:00 every day (UTC)")
+        expect(row).to_contain_text("manual")
+        screenshot(page, "dashboard-schedules.png")
+        with page.expect_navigation(url=f"{server.url}/schedules/{schedule_id}"):
+            row.get_by_role("link", name="browser-nightly").click()
+        page.wait_for_selector("html[data-rendered]", state="attached")
+        fires = page.locator("#fires tbody tr")
+        expect(fires).to_have_count(2)
+        expect(fires.nth(0)).to_contain_text("manual")
+        expect(fires.nth(0).locator("td.changed")).to_have_text(f"torch 2.12.0 → {torch.__version__}")
+        expect(fires.nth(1).locator("td").last).to_have_text("–")
+        for chart in ("trend-divergence", "trend-frontier", "trend-steps"):
+            expect(page.locator(f"#{chart} .main-svg").first).to_be_attached()
+        expect(page.locator("#trend-lr option")).to_have_count(2)
+        screenshot(page, "dashboard-schedule.png")
+        assert watched.problems == [], watched.problems
+        assert all(url.startswith(server.url) for url in watched.requests), watched.requests
+    finally:
+        server.http.delete(f"/api/v1/schedules/{schedule_id}")

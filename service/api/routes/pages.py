@@ -14,6 +14,7 @@ from service.api.auth import PUBLIC, READ_PAGE
 from service.api.deps import SessionDep
 from service.errors import NotFound
 from service.queries.runs import get_run
+from service.queries.schedules import get_schedule
 from service.queries.sweeps import get_sweep
 from service.web import STATIC_DIR, TEMPLATES_DIR
 
@@ -46,6 +47,22 @@ def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResp
         return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
                                           status_code=404)
     return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})
+
+
+@router.get("/schedules", response_class=HTMLResponse, name="schedules_page", dependencies=[Depends(READ_PAGE)])
+def schedules_page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "schedules.html", {})
+
+
+@router.get("/schedules/{schedule_id}", response_class=HTMLResponse, name="schedule_page",
+            dependencies=[Depends(READ_PAGE)])
+def schedule_page(request: Request, schedule_id: int, session: SessionDep) -> HTMLResponse:
+    try:
+        schedule = get_schedule(session, schedule_id)
+    except NotFound as exc:
+        return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
+                                          status_code=404)
+    return templates.TemplateResponse(request, "schedule.html", {"schedule_id": schedule.id, "name": schedule.name})
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page", dependencies=[Depends(READ_PAGE)])

@@ -10,6 +10,7 @@ const clipsweep = (() => {
     return response.json();
   };
   const text = (value) => String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const $ = (x) => document.getElementById(x);
   const pct = (x) => `${(100 * x).toFixed(0)}%`;
   // The API writes non-finite numbers as the strings "NaN", "Infinity", "-Infinity".
   const num = (v) => (typeof v === "string" ? Number(v) : v);
@@ -292,7 +293,6 @@ const clipsweep = (() => {
   };
 
   function sweepPage(id) {
-    const $ = (x) => document.getElementById(x);
     // ?tolerance= opens the page at one of the selector's tolerances (a link can carry the answer).
     const asked = new URLSearchParams(location.search).get("tolerance");
     const offered = [...$("tolerance").options].map((o) => o.value);
@@ -368,7 +368,6 @@ const clipsweep = (() => {
   }
 
   function runPage(id) {
-    const $ = (x) => document.getElementById(x);
     const load = async () => {
       const [run, points] = await Promise.all([api(`/api/v1/runs/${id}`), api(`/api/v1/runs/${id}/points`),
         plotlyLoaded()]);
@@ -397,6 +396,101 @@ const clipsweep = (() => {
     repeatWhile(load, 2);
   }
 
+  // ---- schedules ---------------------------------------------------------------------------
+  const nextFire = (s) => (s.next_fire_times.length ? when(s.next_fire_times[0]) : "paused");
+  const divergedOf = (fire) => (fire?.by_outcome ? fire.by_outcome.diverged ?? 0 : "–");
+
+  function schedulesPage() {
+    const body = document.querySelector("#schedules tbody");
+    const load = async () => {
+      const page = await api("/api/v1/schedules?limit=200");
+      const last = await Promise.all(page.items.map((s) => api(`/api/v1/schedules/${s.id}/sweeps?limit=1`)));
+      body.innerHTML = page.items.length ? page.items.map((s, i) => {
+        const fire = last[i].items[0];
+        const sweep = fire?.sweep_id ? `<a href="/sweeps/${fire.sweep_id}">${fire.sweep_id}</a> ${text(fire.sweep_status)}` : "–";
+        return `<tr data-schedule="${s.id}"><td class="num">${s.id}</td>
+          <td><a href="/schedules/${s.id}">${text(s.name)}</a></td><td>${text(s.description)}</td>
+          <td>${nextFire(s)}</td><td>${fire ? `${when(fire.scheduled_for)} ${text(fire.outcome)}` : "–"}</td>
+          <td>${sweep}</td><td class="num">${divergedOf(fire)}</td></tr>`;
+      }).join("") : '<tr><td colspan="7" class="muted">No schedules.</td></tr>';
+      return false;
+    };
+    repeatWhile(load, 30);
+  }
+
+  // What differs in a sweep's environment from the one before, e.g. "torch 2.13.0 → 2.14.0".
+  const changes = (before, after) => (before && after ? Object.keys({ ...before, ...after })
+    .filter((k) => before[k] !== after[k]).map((k) => `${k} ${before[k] ?? "none"} → ${after[k] ?? "none"}`) : []);
+
+  function schedulePage(id) {
+    const lrSelect = $("trend-lr");
+    let nights = [];
+    const drawTrends = () => {
+      const lr = Number(lrSelect.value);
+      const x = nights.map((n) => n.fire.scheduled_for);
+      const arms = unique(nights.flatMap((n) => n.summary.cells.map((c) => c.clipping)));
+      const cell = (n, arm) => n.summary.cells.find((c) => c.lr === lr && c.clipping === arm);
+      const divergence = [];
+      const steps = [];
+      for (const arm of arms) {
+        const color = armColor(arms, arm);
+        const own = nights.map((n) => cell(n, arm));
+        const rated = own.map((c, i) => [x[i], c]).filter(([, c]) => c && c.divergence_ci95);
+        divergence.push({ // the Wilson band, up along the upper bounds and back along the lower ones
+          x: [...rated.map(([t]) => t), ...rated.map(([t]) => t).reverse()],
+          y: [...rated.map(([, c]) => c.divergence_ci95[1]), ...rated.map(([, c]) => c.divergence_ci95[0]).reverse()],
+          fill: "toself", fillcolor: alpha(color, 0.15), line: { width: 0 }, hoverinfo: "skip",
+          showlegend: false, legendgroup: arm, mode: "lines" });
+        divergence.push({ x: rated.map(([t]) => t), y: rated.map(([, c]) => c.divergence_rate), name: arm,
+          legendgroup: arm, mode: "lines+markers", line: { color, width: 2 },
+          customdata: rated.map(([, c]) => `${c.diverged}/${c.finished}`),
+          hovertemplate: `${text(arm)}<br>%{x}: %{y:.0%} (%{customdata})<extra></extra>` });
+        steps.push({ x, y: own.map((c) => (c ? num(c.median_steps_to_target) : null)), name: arm,
+          mode: "lines+markers", line: { color, width: 2 } });
+      }
+      // A chart with no value at all says why instead of showing empty axes.
+      const unless = (traces, why) => (traces.some((t) => t.y.some((y) => y !== null)) ? {}
+        : { annotations: [{ text: why, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false }] });
+      const frontier = arms.map((arm) => ({ x, name: arm, mode: "lines+markers",
+        line: { color: armColor(arms, arm), width: 2 },
+        y: positive(nights.map((n) => n.summary.frontier.find((f) => f.clipping === arm)?.stable_lr.value ?? null)) }));
+      const xaxis = { title: { text: "fire time (UTC)" } };  // plotly shows ISO times as written: UTC
+      draw("trend-divergence", divergence, { xaxis, yaxis: { title: { text: "divergence rate" }, tickformat: ".0%", range: [-0.02, 1.02] },
+        ...unless(divergence, "no run has finished yet") });
+      draw("trend-steps", steps, { xaxis, yaxis: { title: { text: "median steps to target" } },
+        ...unless(steps, "no night had more than half its runs at the target at this learning rate") });
+      draw("trend-frontier", frontier, { xaxis, yaxis: { title: { text: "highest stable lr" }, type: "log" },
+        ...unless(frontier, "no night had a learning rate with its divergence upper bound under 5%") });
+    };
+    lrSelect.addEventListener("change", drawTrends);
+    const load = async () => {
+      const schedule = await api(`/api/v1/schedules/${id}`);
+      $("about").innerHTML = `${text(schedule.description)}; next fire ${nextFire(schedule)}`;
+      $("policies").textContent = `concurrency ${schedule.concurrency}, catch-up ${schedule.catch_up}, `
+        + `starting deadline ${duration(schedule.starting_deadline)}, seeds ${schedule.seed_policy}`;
+      const fires = (await api(`/api/v1/schedules/${id}/sweeps?limit=60`)).items;
+      const made = fires.filter((f) => f.sweep_id).reverse();  // oldest first
+      nights = await Promise.all(made.map(async (fire) => ({ fire, sweep: await api(`/api/v1/sweeps/${fire.sweep_id}`),
+        summary: await api(`/api/v1/sweeps/${fire.sweep_id}/summary`) })));
+      const changed = new Map(nights.map((n, i) => [n.fire.sweep_id, i ? changes(nights[i - 1].sweep.environment, n.sweep.environment) : []]));
+      document.querySelector("#fires tbody").innerHTML = fires.length ? fires.map((f) => {
+        const what = changed.get(f.sweep_id) ?? [];
+        return `<tr><td>${when(f.scheduled_for)}</td><td>${text(f.outcome)}${f.detail ? ` <span class="muted">${text(f.detail)}</span>` : ""}</td>
+          <td>${f.sweep_id ? `<a href="/sweeps/${f.sweep_id}">${f.sweep_id}</a>` : "–"}</td><td>${text(f.sweep_status ?? "–")}</td>
+          <td class="num">${divergedOf(f)}</td><td class="${what.length ? "changed" : "muted"}">${what.length ? text(what.join("; ")) : "–"}</td></tr>`;
+      }).join("") : '<tr><td colspan="6" class="muted">No fire time has come yet.</td></tr>';
+      const lrs = unique(nights.flatMap((n) => n.summary.cells.map((c) => c.lr))).sort((a, b) => a - b);
+      const chosen = lrSelect.value || String(lrs[lrs.length - 1] ?? "");
+      lrSelect.innerHTML = lrs.map((lr) => `<option value="${lr}">${lr}</option>`).join("");
+      lrSelect.value = chosen;
+      await plotlyLoaded();
+      drawTrends();
+      document.documentElement.dataset.rendered = "1";
+      return nights.some((n) => !n.sweep.finished);
+    };
+    repeatWhile(load, 10);
+  }
+
   function signInPage() {
     const form = document.getElementById("sign-in");
     const error = document.getElementById("sign-in-error");
@@ -416,13 +510,13 @@ const clipsweep = (() => {
     });
   }
 
-  return { sweepsPage, sweepPage, runPage, signInPage };
+  return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, signInPage };
 })();
 
 // Each page names itself on <body>: no inline script, so the Content-Security-Policy allows only this file.
 (() => {
   const { page, id } = document.body.dataset;
   const start = { sweeps: clipsweep.sweepsPage, sweep: clipsweep.sweepPage, run: clipsweep.runPage,
-    "sign-in": clipsweep.signInPage }[page];
+    schedules: clipsweep.schedulesPage, schedule: clipsweep.schedulePage, "sign-in": clipsweep.signInPage }[page];
   if (start) start(id ? Number(id) : undefined);
 })();
