@@ -57,6 +57,7 @@ class SchedulePatch(BaseModel):
     starting_deadline: Deadline | None = None
     seed_policy: SeedPolicy | None = None
     enabled: bool | None = None
+    sweep: SweepSpec | None = Field(None, description="A new spec: a new version of the schedule, the old one kept.")
 
 
 class ScheduleOut(ApiModel):
@@ -73,6 +74,7 @@ class ScheduleOut(ApiModel):
     enabled: bool
     next_fire_times: list[datetime] = Field(description="The next five, in UTC; none while paused.")
     sweeps_made: int
+    version: int = Field(description="Raised by each change of `sweep`.")
     created_at: datetime
     created_by: str | None
 
@@ -84,7 +86,8 @@ class ScheduleOut(ApiModel):
                    description=cron.describe(), sweep=schedule.spec, concurrency=schedule.concurrency,
                    catch_up=schedule.catch_up, starting_deadline=schedule.starting_deadline_seconds,
                    seed_policy=schedule.seed_policy, enabled=schedule.enabled, next_fire_times=upcoming,
-                   sweeps_made=schedule.sweeps_made, created_at=schedule.created_at, created_by=schedule.created_by)
+                   sweeps_made=schedule.sweeps_made, version=schedule.version, created_at=schedule.created_at,
+                   created_by=schedule.created_by)
 
 
 class FireOut(ApiModel):
@@ -93,6 +96,7 @@ class FireOut(ApiModel):
     detail: str | None = Field(description="Why no sweep: skipped, missed or refused.")
     recorded_at: datetime
     sweep_id: int | None
+    schedule_version: int | None = Field(description="The version of the schedule's spec at this fire.")
     sweep_status: str | None
     runs_total: int | None
     by_outcome: dict[str, int] | None = Field(description="The sweep's runs by outcome, so far.")
@@ -100,6 +104,6 @@ class FireOut(ApiModel):
     @classmethod
     def build(cls, fire: ScheduleFire, sweep: Sweep | None, counts: dict[str, int] | None) -> FireOut:
         return cls(scheduled_for=fire.scheduled_for, outcome=fire.outcome, detail=fire.detail,
-                   recorded_at=fire.recorded_at, sweep_id=fire.sweep_id,
+                   recorded_at=fire.recorded_at, sweep_id=fire.sweep_id, schedule_version=fire.schedule_version,
                    sweep_status=sweep.status.value if sweep else None,
                    runs_total=sweep.runs_total if sweep else None, by_outcome=counts)

@@ -4,6 +4,7 @@
             └──────────< runs
     api_tokens (sweeps.created_by names one)
     schedules ─< schedule_fires ··· sweeps (a fire's sweep; sweeps.schedule_id)
+             └< schedule_versions (each spec it has had)
 
 A sweep's cells are its grid, resolved at submit (service/grid.py); a run is one seed of one cell
 and points at it by (sweep_id, cell_index). Run points have no foreign key (see RunPoint).
@@ -204,6 +205,8 @@ class Schedule(Base):
     next_fire_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     # Sweeps made so far: a fresh-seeds schedule's next block of seeds follows from it.
     sweeps_made: Mapped[int] = mapped_column(Integer, default=0)
+    # Raised by each change of `spec`; every version is kept in schedule_versions.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str | None] = mapped_column(String(100))
     # Deleted schedules stay, marked: their sweeps keep pointing at them.
@@ -221,5 +224,19 @@ class ScheduleFire(Base):
     scheduled_for: Mapped[datetime] = mapped_column(UtcDateTime)
     outcome: Mapped[FireOutcome] = mapped_column(EnumText(FireOutcome))
     sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"))
+    # The version of the schedule's spec its sweep was made of.
+    schedule_version: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ScheduleVersion(Base):
+    """A schedule's spec as it was from `created_at` on: a change of spec is a new version."""
+
+    __tablename__ = "schedule_versions"
+
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str | None] = mapped_column(String(100))

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db.models import Schedule, ScheduleFire, Sweep
+from service.db.models import Schedule, ScheduleFire, ScheduleVersion, Sweep
 from service.errors import InvalidRequest
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_limits, create_sweep
@@ -58,14 +58,26 @@ def create_schedule(session: Session, *, name: str, cron: Cron, spec: SweepSpec,
                         created_at=at, created_by=created_by)
     session.add(schedule)
     session.flush()
+    session.add(ScheduleVersion(schedule_id=schedule.id, version=1, spec=schedule.spec, created_at=at,
+                                created_by=created_by))
     return schedule
 
 
-def update_schedule(session: Session, schedule: Schedule, at: datetime, *, cron: Cron | None = None,
-                    policies: Policies | None = None, enabled: bool | None = None) -> Schedule:
-    """Change when and how a schedule fires. A new cron expression or time zone, or a paused
-    schedule resumed, fires next at its first fire time after `at`: what passed meanwhile is
-    not caught up."""
+def update_schedule(session: Session, schedule: Schedule, at: datetime, *, limits: Limits, cron: Cron | None = None,
+                    policies: Policies | None = None, enabled: bool | None = None, spec: SweepSpec | None = None,
+                    by: str | None = None) -> Schedule:
+    """Change when and how a schedule fires, or what. A new cron expression or time zone, or a
+    paused schedule resumed, fires next at its first fire time after `at`: what passed meanwhile
+    is not caught up. A new spec, checked as a submit is against `limits`, is a new version; the
+    old ones are kept."""
+    if spec is not None:
+        resolved = resolve_spec(spec)
+        check_limits(resolved, limits)
+        stored = resolved.model_dump(mode="json")
+        if stored != schedule.spec:
+            schedule.spec, schedule.version = stored, schedule.version + 1
+            session.add(ScheduleVersion(schedule_id=schedule.id, version=schedule.version, spec=stored,
+                                        created_at=at, created_by=by))
     if cron is not None:
         schedule.cron, schedule.timezone = cron.expression, cron.timezone
     if policies is not None:
@@ -171,7 +183,7 @@ def _seeds(spec: SweepSpec, policy: SeedPolicy, block: int) -> list[int] | int |
 def _record(session: Session, schedule: Schedule, scheduled_for: datetime, outcome: FireOutcome, at: datetime,
             *, sweep_id: int | None = None, detail: str | None = None) -> ScheduleFire:
     row = ScheduleFire(schedule_id=schedule.id, scheduled_for=scheduled_for, outcome=outcome, sweep_id=sweep_id,
-                       detail=detail, recorded_at=at)
+                       schedule_version=schedule.version, detail=detail, recorded_at=at)
     session.add(row)
     session.flush()  # a fire time already recorded raises here, inside the schedule's savepoint
     return row

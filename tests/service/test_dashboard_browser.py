@@ -335,8 +335,9 @@ def test_unknown_sweep_page_is_404(server: Server, watched: Watched) -> None:
 
 
 def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, watched: Watched) -> None:
-    """A schedule fired twice (manually), its first sweep recorded as trained with an older torch:
-    the list links it, and its page draws the trends and says what changed between the nights."""
+    """A schedule fired twice (manually), its spec changed in between and its first sweep recorded
+    as trained with an older torch: the list links it with its last headline, and its page draws
+    the trends and says what changed between the nights."""
     spec = {"task": {"name": "quadratic"}, "learning_rates": [0.05, 0.5], "seeds": 4, "budget": {"max_steps": 30}}
     created = server.http.post("/api/v1/schedules", json={"name": "browser-nightly", "cron": "0 3 * * *",
                                                            "sweep": spec})
@@ -349,6 +350,8 @@ def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, wat
         with session_scope(factory) as session:  # as if that night had run on an older torch
             sweep = session.get_one(Sweep, first)
             sweep.environment = {**sweep.environment, "torch": "2.12.0"}
+        changed = server.http.patch(f"/api/v1/schedules/{schedule_id}", json={"sweep": {**spec, "seeds": 5}})
+        assert changed.json()["version"] == 2, changed.text
         second = server.http.post(f"/api/v1/schedules/{schedule_id}/trigger").json()["sweep_id"]
         assert server.wait_finished(second)["status"] == "succeeded"
 
@@ -358,6 +361,7 @@ def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, wat
         expect(row).to_contain_text("browser-nightly")
         expect(row).to_contain_text("At 03:00 every day (UTC)")
         expect(row).to_contain_text("manual")
+        expect(row.locator("td").last).to_contain_text("lr")  # the last sweep's headline
         screenshot(page, "dashboard-schedules.png")
         with page.expect_navigation(url=f"{server.url}/schedules/{schedule_id}"):
             row.get_by_role("link", name="browser-nightly").click()
@@ -365,7 +369,7 @@ def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, wat
         fires = page.locator("#fires tbody tr")
         expect(fires).to_have_count(2)
         expect(fires.nth(0)).to_contain_text("manual")
-        expect(fires.nth(0).locator("td.changed")).to_have_text(f"torch 2.12.0 → {torch.__version__}")
+        expect(fires.nth(0).locator("td.changed")).to_have_text(f"spec v1 → v2; torch 2.12.0 → {torch.__version__}")
         expect(fires.nth(1).locator("td").last).to_have_text("–")
         for chart in ("trend-divergence", "trend-frontier", "trend-steps"):
             expect(page.locator(f"#{chart} .main-svg").first).to_be_attached()

@@ -68,9 +68,11 @@ def read(*, schedule_id: ScheduleId, session: SessionDep) -> ScheduleOut:
 
 
 @router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
-def change(*, schedule_id: ScheduleId, body: SchedulePatch, session: SessionDep, principal: Writer) -> ScheduleOut:
+def change(*, schedule_id: ScheduleId, body: SchedulePatch, session: SessionDep, settings: SettingsDep,
+           principal: Writer) -> ScheduleOut:
     """Change the cron expression, time zone, policies, or pause (`enabled: false`) and resume. A
-    new expression or zone, or a resume, fires next at its first fire time from now."""
+    new expression or zone, or a resume, fires next at its first fire time from now. A new
+    `sweep` is a new version of the schedule; earlier sweeps keep the version they were made of."""
     schedule = get_schedule(session, schedule_id)
     require_owner(principal, schedule.created_by, f"schedule {schedule_id}", "change")
     cron = (_cron(body.cron or schedule.cron, body.timezone or schedule.timezone)
@@ -78,7 +80,11 @@ def change(*, schedule_id: ScheduleId, body: SchedulePatch, session: SessionDep,
     policies = Policies(body.concurrency or schedule.concurrency, body.catch_up or schedule.catch_up,
                         body.starting_deadline or schedule.starting_deadline_seconds,
                         body.seed_policy or schedule.seed_policy)
-    update_schedule(session, schedule, now(), cron=cron, policies=policies, enabled=body.enabled)
+    try:
+        update_schedule(session, schedule, now(), limits=Limits.of(settings), cron=cron, policies=policies,
+                        enabled=body.enabled, spec=body.sweep, by=principal.name)
+    except SpecError as exc:  # its fields are inside `sweep`
+        raise InvalidRequest([{**e, "loc": ["sweep", *e["loc"]]} for e in exc.errors], source="body") from None
     session.commit()
     return ScheduleOut.build(schedule)
 

@@ -404,15 +404,19 @@ const clipsweep = (() => {
     const body = document.querySelector("#schedules tbody");
     const load = async () => {
       const page = await api("/api/v1/schedules?limit=200");
-      const last = await Promise.all(page.items.map((s) => api(`/api/v1/schedules/${s.id}/sweeps?limit=1`)));
+      const last = await Promise.all(page.items.map(async (s) => {
+        const fire = (await api(`/api/v1/schedules/${s.id}/sweeps?limit=1`)).items[0];
+        const headline = fire?.sweep_id ? (await api(`/api/v1/sweeps/${fire.sweep_id}/summary`)).headline : null;
+        return { fire, headline };
+      }));
       body.innerHTML = page.items.length ? page.items.map((s, i) => {
-        const fire = last[i].items[0];
+        const { fire, headline } = last[i];
         const sweep = fire?.sweep_id ? `<a href="/sweeps/${fire.sweep_id}">${fire.sweep_id}</a> ${text(fire.sweep_status)}` : "–";
         return `<tr data-schedule="${s.id}"><td class="num">${s.id}</td>
           <td><a href="/schedules/${s.id}">${text(s.name)}</a></td><td>${text(s.description)}</td>
           <td>${nextFire(s)}</td><td>${fire ? `${when(fire.scheduled_for)} ${text(fire.outcome)}` : "–"}</td>
-          <td>${sweep}</td><td class="num">${divergedOf(fire)}</td></tr>`;
-      }).join("") : '<tr><td colspan="7" class="muted">No schedules.</td></tr>';
+          <td>${sweep}</td><td class="num">${divergedOf(fire)}</td><td>${text(headline ?? "–")}</td></tr>`;
+      }).join("") : '<tr><td colspan="8" class="muted">No schedules.</td></tr>';
       return false;
     };
     repeatWhile(load, 30);
@@ -472,7 +476,13 @@ const clipsweep = (() => {
       const made = fires.filter((f) => f.sweep_id).reverse();  // oldest first
       nights = await Promise.all(made.map(async (fire) => ({ fire, sweep: await api(`/api/v1/sweeps/${fire.sweep_id}`),
         summary: await api(`/api/v1/sweeps/${fire.sweep_id}/summary`) })));
-      const changed = new Map(nights.map((n, i) => [n.fire.sweep_id, i ? changes(nights[i - 1].sweep.environment, n.sweep.environment) : []]));
+      const changed = new Map(nights.map((n, i) => {
+        const before = nights[i - 1];
+        if (!before) return [n.fire.sweep_id, []];
+        const spec = before.fire.schedule_version !== n.fire.schedule_version
+          ? [`spec v${before.fire.schedule_version} → v${n.fire.schedule_version}`] : [];
+        return [n.fire.sweep_id, [...spec, ...changes(before.sweep.environment, n.sweep.environment)]];
+      }));
       document.querySelector("#fires tbody").innerHTML = fires.length ? fires.map((f) => {
         const what = changed.get(f.sweep_id) ?? [];
         return `<tr><td>${when(f.scheduled_for)}</td><td>${text(f.outcome)}${f.detail ? ` <span class="muted">${text(f.detail)}</span>` : ""}</td>

@@ -104,3 +104,18 @@ def test_trigger_pause_resume_change_and_delete(api: TestClient) -> None:
     assert api.get(url).status_code == 404 and api.get("/api/v1/schedules").json()["total"] == 0
     assert api.get(f"/api/v1/sweeps/{manual['sweep_id']}").status_code == 200  # its sweeps stay
     assert api.post("/api/v1/schedules", json=NIGHTLY).status_code == 201  # and its name is free
+
+
+def test_a_new_spec_is_a_new_version_and_its_fires_say_which(api: TestClient) -> None:
+    schedule_id = api.post("/api/v1/schedules", json=NIGHTLY).json()["id"]
+    url = f"/api/v1/schedules/{schedule_id}"
+    first = api.post(f"{url}/trigger").json()
+    api.post(f"/api/v1/sweeps/{first['sweep_id']}/cancel")  # out of the way of concurrency skip
+    assert api.patch(url, json={"sweep": NIGHTLY["sweep"]}).json()["version"] == 1  # the same spec
+    bad = api.patch(url, json={"sweep": {**NIGHTLY["sweep"], "task": {"name": "mnist"}}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "sweep", "task", "name"]
+    changed = api.patch(url, json={"sweep": {**NIGHTLY["sweep"], "seeds": 3}}).json()
+    assert (changed["version"], changed["sweep"]["seeds"]) == (2, 3)
+    second = api.post(f"{url}/trigger").json()
+    assert (first["schedule_version"], second["schedule_version"]) == (1, 2)
+    assert api.get(f"/api/v1/sweeps/{second['sweep_id']}").json()["spec"]["seeds"] == 3
