@@ -4,7 +4,9 @@ so what a page shows is exactly what the API answers, and it updates while a swe
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
@@ -39,14 +41,24 @@ def sweeps_page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "sweeps.html", {})
 
 
-@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, name="sweep_page", dependencies=[Depends(READ_PAGE)])
-def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResponse:
+def _page(request: Request, template: str, context: Callable[[], dict[str, Any]]) -> HTMLResponse:
+    """A page about one stored object: `context` reads it, and an unknown id is a 404 page, not
+    an empty shell."""
     try:
-        sweep = get_sweep(session, sweep_id)
-    except NotFound as exc:  # an unknown id is a 404 page, not an empty shell
+        values = context()
+    except NotFound as exc:
         return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
                                           status_code=404)
-    return templates.TemplateResponse(request, "sweep.html", {"sweep_id": sweep.id, "name": sweep.name})
+    return templates.TemplateResponse(request, template, values)
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse, name="sweep_page", dependencies=[Depends(READ_PAGE)])
+def sweep_page(request: Request, sweep_id: int, session: SessionDep) -> HTMLResponse:
+    def context() -> dict[str, Any]:
+        sweep = get_sweep(session, sweep_id)
+        return {"sweep_id": sweep.id, "name": sweep.name}
+
+    return _page(request, "sweep.html", context)
 
 
 @router.get("/schedules", response_class=HTMLResponse, name="schedules_page", dependencies=[Depends(READ_PAGE)])
@@ -57,24 +69,21 @@ def schedules_page(request: Request) -> HTMLResponse:
 @router.get("/schedules/{schedule_id}", response_class=HTMLResponse, name="schedule_page",
             dependencies=[Depends(READ_PAGE)])
 def schedule_page(request: Request, schedule_id: int, session: SessionDep) -> HTMLResponse:
-    try:
+    def context() -> dict[str, Any]:
         schedule = get_schedule(session, schedule_id)
-    except NotFound as exc:
-        return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
-                                          status_code=404)
-    return templates.TemplateResponse(request, "schedule.html", {"schedule_id": schedule.id, "name": schedule.name})
+        return {"schedule_id": schedule.id, "name": schedule.name}
+
+    return _page(request, "schedule.html", context)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page", dependencies=[Depends(READ_PAGE)])
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
-    try:
+    def context() -> dict[str, Any]:
         detail = get_run(session, run_id)
-    except NotFound as exc:
-        return templates.TemplateResponse(request, "not_found.html", {"message": str(exc).capitalize()},
-                                          status_code=404)
-    return templates.TemplateResponse(request, "run.html", {"run_id": run_id, "seed": detail.run.seed,
-                                                            "sweep_id": detail.run.sweep_id,
-                                                            "sweep_name": detail.sweep_name})
+        return {"run_id": run_id, "seed": detail.run.seed, "sweep_id": detail.run.sweep_id,
+                "sweep_name": detail.sweep_name}
+
+    return _page(request, "run.html", context)
 
 
 @router.get("/sign-in", response_class=HTMLResponse, name="sign_in_page", dependencies=[Depends(PUBLIC)])
