@@ -189,6 +189,18 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def scratch(database: str, name: str) -> Iterator[Settings]:
+    """Settings on a data directory of their own and, for `postgresql`, a fresh database: what
+    each benchmark runs on, both removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"clipsweep-bench-{name}-"))
+    try:
+        with postgres_database() if database == "postgresql" else contextlib.nullcontext() as url:
+            yield Settings(data_dir=workdir, database_url=url)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def serve(data_dir: Path, database_url: str | None) -> Iterator[tuple[httpx.Client, str]]:
     """A `clipsweep serve --no-worker` subprocess on a free loopback port: its client and URL."""
     with socket.socket() as s:
@@ -289,10 +301,8 @@ def main() -> None:
           f"{args.database} · sqlalchemy {sqlalchemy.__version__} · {time.strftime('%Y-%m-%d %H:%M %Z')}")
     not_rendered = None
     with contextlib.ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="clipsweep-bench-api-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        url = stack.enter_context(postgres_database()) if args.database == "postgresql" else None
-        settings = Settings(data_dir=workdir, database_url=url)
+        settings = stack.enter_context(scratch(args.database, "api"))
+        workdir, url = settings.data_dir, settings.database_url
         sweep_id, outcomes, points, setup_s = build_sweep(settings, args.seeds)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
         print(f"setup: sweep {sweep_id}, {sum(outcomes.values())} runs ({counts}), {points:,} points, "

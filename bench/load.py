@@ -31,13 +31,11 @@ import contextlib
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -45,7 +43,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy
-from api import build_sweep, p, postgres_database  # bench/api.py: the same synthetic sweep
+from api import build_sweep, p, scratch  # bench/api.py: the same synthetic sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -211,10 +209,8 @@ def main() -> None:
           f"{args.database} · {args.clients} clients · {args.seconds:.0f} s phases · "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
     with contextlib.ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="clipsweep-bench-load-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        url = stack.enter_context(postgres_database()) if args.database == "postgresql" else None
-        settings = Settings(data_dir=workdir, database_url=url)
+        settings = stack.enter_context(scratch(args.database, "load"))
+        workdir, url = settings.data_dir, settings.database_url
         sweep_id, outcomes, _, _ = build_sweep(settings, seeds=5)
         engine, factory = open_database(settings)
         with session_scope(factory) as session:

@@ -19,15 +19,13 @@ import contextlib
 import os
 import platform
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from api import postgres_database  # bench/api.py: a fresh PostgreSQL database, dropped after
+from api import scratch  # bench/api.py: a data directory and a database of their own, removed after
 from sqlalchemy import insert, select, update
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +36,6 @@ from service.db.models import Schedule  # noqa: E402
 from service.db.open import open_database  # noqa: E402
 from service.db.session import session_scope  # noqa: E402
 from service.scheduler.loop import Scheduler  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from service.spec import parse_spec, resolve_spec  # noqa: E402
 
 SPEC = {"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 1, "budget": {"max_steps": 10}}
@@ -84,10 +81,7 @@ def main() -> None:
     print(f"# {platform.node()} · {os.cpu_count()} cores · load average {os.getloadavg()[0]:.2f} · "
           f"{args.database} · {time.strftime('%Y-%m-%d %H:%M %Z')}")
     with contextlib.ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="clipsweep-bench-scheduler-"))
-        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        url = stack.enter_context(postgres_database()) if args.database == "postgresql" else None
-        settings = Settings(data_dir=workdir, database_url=url)
+        settings = stack.enter_context(scratch(args.database, "scheduler"))
         engine, factory = open_database(settings)
         stack.callback(engine.dispose)
         scheduler = Scheduler(factory, settings)
