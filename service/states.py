@@ -38,3 +38,42 @@ class RunOutcome(_State):
         """Whether the run trained to its end. Failed and cancelled runs say nothing about
         divergence, so no rate counts them."""
         return self in (RunOutcome.CONVERGED, RunOutcome.DIVERGED, RunOutcome.UNCONVERGED)
+
+
+class AlertState(_State):
+    """pending → open → acknowledged → resolved. A regression waits `pending` while `consecutive`
+    asks for more sweeps in a row (it resolves silently if the next sweep is back to normal); an
+    open or acknowledged one resolves itself when a later sweep is back within the thresholds.
+    Improvements are `noted`: recorded, nothing to fix."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    NOTED = "noted"
+
+    def is_active(self) -> bool:
+        return self in (AlertState.PENDING, AlertState.OPEN, AlertState.ACKNOWLEDGED)
+
+
+class AlertKind(_State):
+    DIVERGENCE = "divergence"  # a cell diverges more often (exact test, FDR-controlled)
+    SLOWDOWN = "slowdown"  # a cell's median steps to target rose
+    FRONTIER = "frontier"  # an arm's highest stable learning rate fell
+    PROTECTION = "protection"  # a clipped cell that never diverged now does
+    IMPROVEMENT = "improvement"  # any of these the other way
+
+
+class WebhookEvent(_State):
+    REGRESSION_DETECTED = "regression.detected"
+    REGRESSION_RESOLVED = "regression.resolved"
+    SWEEP_FINISHED = "sweep.finished"
+    SWEEP_FAILED = "sweep.failed"
+    FIRE_MISSED = "schedule.fire_missed"  # a fire time that made no sweep: missed, skipped or refused
+    IMPROVEMENT_DETECTED = "improvement.detected"  # only to webhooks that ask for it
+
+
+class DeliveryState(_State):
+    PENDING = "pending"  # to be sent (again) at next_attempt_at
+    DELIVERED = "delivered"  # a 2xx answer
+    FAILED = "failed"  # every retry spent, or the webhook was disabled (410 Gone)

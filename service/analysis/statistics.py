@@ -123,7 +123,7 @@ def _median(values: Sequence[float]) -> float:
     return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default) of sorted values."""
     if len(ordered) == 1:
         return ordered[0]
@@ -150,7 +150,7 @@ def steps_to_target(steps: Sequence[int | None], *, resamples: int = 2000, seed:
     # All resamples at once: a summary bootstraps every cell of a sweep on each request.
     draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
     ordered = np.sort(np.median(values[draws], axis=1)).tolist()
-    return Estimate(value, _percentile(ordered, 0.025), _percentile(ordered, 0.975))
+    return Estimate(value, percentile(ordered, 0.025), percentile(ordered, 0.975))
 
 
 def median_steps_converged_only(steps: Sequence[int | None]) -> float | Unavailable:
