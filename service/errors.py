@@ -100,6 +100,16 @@ class ScheduleNotFound(NotFound):
         super().__init__(f"no schedule with id {schedule_id}")
 
 
+class AlertNotFound(NotFound):
+    def __init__(self, alert_id: int) -> None:
+        super().__init__(f"no alert with id {alert_id}")
+
+
+class WebhookNotFound(NotFound):
+    def __init__(self, schedule_id: int, webhook_id: int) -> None:
+        super().__init__(f"schedule {schedule_id} has no webhook with id {webhook_id}")
+
+
 class RunNotFound(NotFound):
     def __init__(self, run_id: int) -> None:
         super().__init__(f"no run with id {run_id}")

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     keep_freed_memory: bool = Field(
         default=True, description="Tell glibc to reuse freed memory in training processes (trainers/allocator.py); "
                                   "0 leaves the allocator alone.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Let webhooks reach loopback and private addresses (a self-hosted chat server, "
+                                   "tests); link-local ones, such as the cloud metadata address, never.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="One webhook attempt, all hops.")
+    webhook_retry_seconds: str = Field(
+        default="5,60,300,1800,7200,28800,86400", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?){0,19}\s*$",
+        description="Waits before each retry of a failed webhook delivery, comma-separated seconds (±10% jitter); "
+                    "after the last the delivery is given up.")
     tune_storage: str | None = Field(
         default=None, description="Where Ray Tune keeps its experiment files (a path or a storage URI such as "
                                   "s3://bucket/prefix); unset means data_dir/ray_results. Never read back.")
@@ -91,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def allowed_host_list(self) -> list[str]:
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def webhook_retry_schedule(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_seconds.split(","))
 
     @property
     def resolved_server_url(self) -> str:

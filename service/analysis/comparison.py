@@ -5,15 +5,9 @@ functions of the two sweeps' trained runs; no database.
 Cells are matched by their configuration hash (the same training configuration in any sweep); a
 cell on one side only is listed as such, never compared with a guess.
 
-Divergence is a yes/no outcome, so the tests are exact tests of binomial data, not t-tests:
-- the same seeds on both sides (a schedule with `seed_policy: same`): each seed is a pair, and the
-  exact one-sided McNemar test asks whether more seeds flipped to diverging than back;
-- different seeds (`seed_policy: fresh`): Boschloo's exact test of two proportions, one-sided.
-  It is uniformly more powerful than Fisher's, which conditions on both margins as if the total
-  number of divergences had been fixed in advance (it was not). Its cost grows with the product of
-  the two sample sizes, so above BOSCHLOO_MAX_RUNS runs a side Fisher's test, conservative and
-  fast, stands in (`test` says which ran).
-Across a comparison's cells the false discovery rate is controlled by Benjamini–Hochberg.
+Divergence is tested with exact tests of yes/no outcomes (analysis/exact_tests.py): McNemar's on
+the same seeds, Boschloo's on different ones, and Benjamini–Hochberg across a comparison's cells.
+What the thresholds make of the numbers is analysis/findings.py.
 """
 
 from __future__ import annotations
@@ -23,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.stats import binom, boschloo_exact, false_discovery_control, fisher_exact
 
+from service.analysis.exact_tests import benjamini_hochberg, mcnemar_one_sided, two_proportions_one_sided
+from service.analysis.findings import Finding, judge
 from service.analysis.statistics import (
     MIN_TOLERANCE,
     median_steps_to_target,
@@ -32,10 +27,6 @@ from service.analysis.statistics import (
     stable_learning_rate,
     wilson_interval,
 )
-from trainers.clipping import BASELINE
-
-BOSCHLOO_MAX_RUNS = 128
-
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -138,20 +129,6 @@ class FrontierChange:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A regression or improvement the thresholds call real. `subject` is what it is about: a
-    cell's configuration hash, or an arm's label for the frontier."""
-
-    kind: str  # divergence, slowdown, frontier, protection; or improvement
-    measure: str  # what changed: divergence, slowdown (speed), frontier, protection
-    subject: str
-    lr: float | None
-    clipping: str
-    evidence: dict[str, object]
-    text: str
-
-
-@dataclass(frozen=True)
 class Comparison:
     divergence: list[DivergenceChange]
     speed: list[SpeedChange]
@@ -160,33 +137,6 @@ class Comparison:
     only_baseline: list[CellRuns]
     regressions: list[Finding] = field(default_factory=list)
     improvements: list[Finding] = field(default_factory=list)
-
-
-def mcnemar_one_sided(worse: int, better: int) -> float:
-    """Exact one-sided McNemar p-value: the chance of `worse` or more of the `worse + better`
-    discordant pairs going the worse way if each were a fair coin. 1 with no discordant pairs."""
-    if worse < 0 or better < 0:
-        raise ValueError(f"discordant counts must be >= 0, got {worse} and {better}")
-    n = worse + better
-    return 1.0 if n == 0 else float(binom.sf(worse - 1, n, 0.5))
-
-
-def two_proportions_one_sided(current: Side, baseline: Side) -> tuple[str, float]:
-    """(test, p) for "the current rate is higher than the baseline's", on independent samples."""
-    if current.runs == 0 or baseline.runs == 0:
-        return "none", 1.0
-    table = [[current.diverged, baseline.diverged],
-             [current.runs - current.diverged, baseline.runs - baseline.diverged]]
-    if max(current.runs, baseline.runs) <= BOSCHLOO_MAX_RUNS:
-        return "boschloo", min(1.0, float(boschloo_exact(table, alternative="greater").pvalue))
-    return "fisher", min(1.0, float(fisher_exact(table, alternative="greater").pvalue))
-
-
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini–Hochberg adjusted p-values (q), in the order given."""
-    if not p_values:
-        return []
-    return [float(q) for q in false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
 
 
 def divergence_change(current: CellRuns, baseline: CellRuns) -> DivergenceChange:
@@ -273,82 +223,12 @@ def compare(current: Sequence[CellRuns], baseline: Sequence[CellRuns], threshold
     result = Comparison(divergence=changes, speed=speeds, frontier=frontier,
                         only_current=[c for c in current if c.config_hash not in before],
                         only_baseline=[c for c in baseline if c.config_hash not in now_hashes])
-    _judge(result, thresholds)
+    judge(result, thresholds)
     return result
 
 
 def _with_q(change: DivergenceChange, q_worse: float, q_better: float) -> DivergenceChange:
     return DivergenceChange(**{**change.__dict__, "q_worse": q_worse, "q_better": q_better})
-
-
-def _fraction(side: Side) -> str:
-    return f"{side.diverged}/{side.runs}"
-
-
-def _q(q: float) -> str:
-    return f"{q:.2g}" if q >= 0.001 else f"{q:.1e}"
-
-
-def _cell_name(lr: float, clipping: str) -> str:
-    return f"lr {lr:g}, {clipping}"
-
-
-def _judge(result: Comparison, t: Thresholds) -> None:
-    """Fill in the regressions and improvements the thresholds call real."""
-    for c in result.divergence:
-        evidence = divergence_evidence(c)
-        name = _cell_name(c.lr, c.clipping)
-        if c.q_worse < t.alpha and c.rate_change >= t.min_effect:
-            result.regressions.append(Finding(
-                "divergence", "divergence", c.config_hash, c.lr, c.clipping, evidence,
-                f"divergence at {name}: {_fraction(c.baseline)} → {_fraction(c.current)} (q = {_q(c.q_worse)})"))
-        elif c.q_better < t.alpha and -c.rate_change >= t.min_effect:
-            result.improvements.append(Finding(
-                "improvement", "divergence", c.config_hash, c.lr, c.clipping, evidence,
-                f"less divergence at {name}: {_fraction(c.baseline)} → {_fraction(c.current)} "
-                f"(q = {_q(c.q_better)})"))
-        if c.clip_method != BASELINE and c.baseline.diverged == 0 and c.current.diverged > 0:
-            result.regressions.append(Finding(
-                "protection", "protection", c.config_hash, c.lr, c.clipping, evidence,
-                f"clipping stopped protecting at {name}: 0/{c.baseline.runs} diverged before, "
-                f"{_fraction(c.current)} now"))
-    for s in result.speed:
-        evidence = {"baseline_median": s.baseline_median, "current_median": s.current_median, "ratio": s.ratio,
-                    "ratio_low": s.low, "ratio_high": s.high, "cell_index": s.cell_index}
-        name = _cell_name(s.lr, s.clipping)
-        between = f"median steps to target {s.baseline_median:g} → {s.current_median:g}"
-        if s.low > 1 and s.ratio >= t.min_slowdown:
-            result.regressions.append(Finding(
-                "slowdown", "slowdown", s.config_hash, s.lr, s.clipping, evidence,
-                f"slower at {name}: {between} ({s.ratio:.2f}×, 95% interval {s.low:.2f}–{s.high:.2f})"))
-        elif s.high < 1 and s.ratio <= 1 / t.min_slowdown:
-            result.improvements.append(Finding(
-                "improvement", "slowdown", s.config_hash, s.lr, s.clipping, evidence,
-                f"faster at {name}: {between} ({s.ratio:.2f}×, 95% interval {s.low:.2f}–{s.high:.2f})"))
-    for f in result.frontier:
-        evidence = {"baseline_lr": f.baseline_lr, "current_lr": f.current_lr, "tolerance": t.tolerance}
-        said = f"highest stable lr for {f.clipping} at {t.tolerance:.0%}: {_lr(f.baseline_lr)} → {_lr(f.current_lr)}"
-        if f.baseline_lr is not None and (f.current_lr is None or f.current_lr < f.baseline_lr):
-            result.regressions.append(Finding("frontier", "frontier", f.clipping, f.current_lr, f.clipping,
-                                              evidence, said))
-        elif f.current_lr is not None and (f.baseline_lr is None or f.current_lr > f.baseline_lr):
-            result.improvements.append(Finding("improvement", "frontier", f.clipping, f.current_lr, f.clipping,
-                                               evidence, said))
-
-
-def _lr(lr: float | None) -> str:
-    return "none" if lr is None else f"{lr:g}"
-
-
-def divergence_evidence(c: DivergenceChange) -> dict[str, object]:
-    """A divergence change as stored with an alert and sent in a webhook."""
-    return {"cell_index": c.cell_index, "baseline_cell_index": c.baseline_cell_index, "test": c.test,
-            "baseline": {"diverged": c.baseline.diverged, "runs": c.baseline.runs, "rate": c.baseline.rate,
-                         "interval": c.baseline.interval},
-            "current": {"diverged": c.current.diverged, "runs": c.current.runs, "rate": c.current.rate,
-                        "interval": c.current.interval},
-            "rate_change": c.rate_change, "p_worse": c.p_worse, "q_worse": c.q_worse, "p_better": c.p_better,
-            "q_better": c.q_better, "flipped_seeds": list(c.flipped), "recovered_seeds": list(c.recovered)}
 
 
 def environment_change(baseline: Mapping[str, str | None] | None, current: Mapping[str, str | None] | None) -> list[str]:

@@ -17,7 +17,7 @@ from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
-from service.api.routes import meta, metrics, pages, runs, schedules, session, sweeps
+from service.api.routes import alerts, meta, metrics, pages, runs, schedules, session, sweeps, webhooks
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session.router)
     app.include_router(runs.router)
     app.include_router(schedules.router)
+    app.include_router(webhooks.router)
+    app.include_router(alerts.router)
     app.include_router(meta.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)

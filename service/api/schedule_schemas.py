@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from service.api.alert_schemas import BaselineIn, BaselinePatch, ThresholdsIn
 from service.api.schemas import ApiModel
-from service.db.models import Schedule, ScheduleFire, Sweep
+from service.db.models import Schedule, ScheduleFire, Sweep, SweepComparison
 from service.scheduler.cron import MAX_LENGTH, Cron
 from service.scheduler.policies import CatchUp, Concurrency, FireOutcome, SeedPolicy
 from service.spec import SweepSpec
@@ -43,6 +44,10 @@ class ScheduleIn(BaseModel):
     catch_up: CatchUp = CatchUp.LATEST
     starting_deadline: Deadline = 6 * 3600
     seed_policy: SeedPolicy = SeedPolicy.SAME
+    thresholds: ThresholdsIn = Field(default_factory=ThresholdsIn, description=(
+        "When a sweep's difference from its baseline is a regression that alerts."))
+    baseline: BaselineIn | None = Field(None, description=(
+        "Compare every sweep with this one; unset: with the schedule's previous succeeded sweep."))
 
 
 class SchedulePatch(BaseModel):
@@ -58,6 +63,8 @@ class SchedulePatch(BaseModel):
     seed_policy: SeedPolicy | None = None
     enabled: bool | None = None
     sweep: SweepSpec | None = Field(None, description="A new spec: a new version of the schedule, the old one kept.")
+    thresholds: ThresholdsIn | None = None
+    baseline: BaselinePatch | None = Field(None, description='Pin a baseline sweep; {"sweep_id": null} unpins.')
 
 
 class ScheduleOut(ApiModel):
@@ -75,6 +82,8 @@ class ScheduleOut(ApiModel):
     next_fire_times: list[datetime] = Field(description="The next five, in UTC; none while paused.")
     sweeps_made: int
     version: int = Field(description="Raised by each change of `sweep`.")
+    thresholds: ThresholdsIn
+    baseline: BaselineOut | None = Field(description="The pinned baseline; null: the previous succeeded sweep.")
     created_at: datetime
     created_by: str | None
 
@@ -86,8 +95,36 @@ class ScheduleOut(ApiModel):
                    description=cron.describe(), sweep=schedule.spec, concurrency=schedule.concurrency,
                    catch_up=schedule.catch_up, starting_deadline=schedule.starting_deadline_seconds,
                    seed_policy=schedule.seed_policy, enabled=schedule.enabled, next_fire_times=upcoming,
-                   sweeps_made=schedule.sweeps_made, version=schedule.version, created_at=schedule.created_at,
-                   created_by=schedule.created_by)
+                   sweeps_made=schedule.sweeps_made, version=schedule.version,
+                   thresholds=ThresholdsIn(**(schedule.thresholds or {})),
+                   baseline=(BaselineOut(sweep_id=schedule.baseline_sweep_id)
+                             if schedule.baseline_sweep_id is not None else None),
+                   created_at=schedule.created_at, created_by=schedule.created_by)
+
+
+class BaselineOut(ApiModel):
+    sweep_id: int
+
+
+class ComparisonSummaryOut(ApiModel):
+    """A finished sweep against its baseline, as the notifier found it (the full tables:
+    GET /api/v1/sweeps/{sweep_id}/compare/{baseline_sweep_id})."""
+
+    baseline_sweep_id: int | None
+    detail: str | None = Field(description="Why nothing was compared (the first sweep, a failed one).")
+    regressions: list[dict[str, Any]]
+    improvements: list[dict[str, Any]]
+    environment_change: list[str]
+    alerts_raised: list[int]
+    alerts_resolved: list[int]
+
+    @classmethod
+    def build(cls, row: SweepComparison) -> ComparisonSummaryOut:
+        result = row.result or {}
+        return cls(baseline_sweep_id=row.baseline_sweep_id, detail=row.detail,
+                   regressions=result.get("regressions", []), improvements=result.get("improvements", []),
+                   environment_change=result.get("environment_change", []),
+                   alerts_raised=result.get("alerts_raised", []), alerts_resolved=result.get("alerts_resolved", []))
 
 
 class FireOut(ApiModel):
@@ -100,10 +137,14 @@ class FireOut(ApiModel):
     sweep_status: str | None
     runs_total: int | None
     by_outcome: dict[str, int] | None = Field(description="The sweep's runs by outcome, so far.")
+    comparison: ComparisonSummaryOut | None = Field(None, description=(
+        "The finished sweep against its baseline; null until it is compared (shortly after it ends)."))
 
     @classmethod
-    def build(cls, fire: ScheduleFire, sweep: Sweep | None, counts: dict[str, int] | None) -> FireOut:
+    def build(cls, fire: ScheduleFire, sweep: Sweep | None, counts: dict[str, int] | None,
+              comparison: SweepComparison | None = None) -> FireOut:
         return cls(scheduled_for=fire.scheduled_for, outcome=fire.outcome, detail=fire.detail,
                    recorded_at=fire.recorded_at, sweep_id=fire.sweep_id, schedule_version=fire.schedule_version,
                    sweep_status=sweep.status.value if sweep else None,
-                   runs_total=sweep.runs_total if sweep else None, by_outcome=counts)
+                   runs_total=sweep.runs_total if sweep else None, by_outcome=counts,
+                   comparison=ComparisonSummaryOut.build(comparison) if comparison else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -68,6 +69,8 @@ def serve(host: str | None, port: int | None, worker: bool, with_scheduler: bool
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # The scheduler's webhooks link to this server's pages.
+    os.environ.setdefault("CLIPSWEEP_SERVER_URL", f"http://{settings.host}:{settings.port}")
     children = ([EmbeddedWorker()] if worker else []) + ([EmbeddedWorker(role="scheduler")] if with_scheduler else [])
     for child in children:
         child.start()

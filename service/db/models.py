@@ -4,7 +4,10 @@
             └──────────< runs
     api_tokens (sweeps.created_by names one)
     schedules ─< schedule_fires ··· sweeps (a fire's sweep; sweeps.schedule_id)
-             └< schedule_versions (each spec it has had)
+             ├< schedule_versions (each spec it has had)
+             ├< alerts (a sweep's regressions against its baseline sweep)
+             └< webhooks ─< webhook_deliveries (the outbox) ─< webhook_attempts
+    sweeps ─ sweep_comparisons (a scheduled sweep, once finished, against its baseline)
 
 A sweep's cells are its grid, resolved at submit (service/grid.py); a run is one seed of one cell
 and points at it by (sweep_id, cell_index). Run points have no foreign key (see RunPoint).
@@ -13,6 +16,9 @@ Non-finite numbers: NaN is stored as NULL on both backends (db/types.NanAsNull) 
 `trigger` tells what a NULL means (a `nonfinite_loss` run's last loss was NaN; a `nonfinite_grad`
 run's last norm was NaN; after a `loss_explosion` the norm was never computed). Infinities are
 stored as they are. db/rows.py reads them back; nothing else needs to know.
+
+The alert and webhook models live in db/alert_models.py and are re-exported here, so importing
+this module registers every table.
 """
 
 from __future__ import annotations
@@ -28,28 +34,17 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from service.db.alert_models import Alert, SweepComparison, Webhook, WebhookAttempt, WebhookDelivery
+from service.db.base import Base
 from service.db.types import EnumText, NanAsNull, UtcDateTime
 from service.scheduler.policies import CatchUp, Concurrency, FireOutcome, SeedPolicy
 from service.states import RunOutcome, SweepStatus
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Sweep(Base):
@@ -211,6 +206,10 @@ class Schedule(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     # Deleted schedules stay, marked: their sweeps keep pointing at them.
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a sweep's difference from its baseline is a regression (analysis.comparison.Thresholds).
+    thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A pinned baseline; None: each sweep is compared with the schedule's previous succeeded one.
+    baseline_sweep_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class ScheduleFire(Base):
@@ -240,3 +239,7 @@ class ScheduleVersion(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+__all__ = ["Alert", "ApiToken", "Base", "Cell", "Run", "RunPoint", "Schedule", "ScheduleFire", "ScheduleVersion",
+           "Sweep", "SweepComparison", "Webhook", "WebhookAttempt", "WebhookDelivery"]

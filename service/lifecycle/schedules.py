@@ -9,13 +9,16 @@ rolls back alone. The caller commits the tick.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.analysis.comparison import Thresholds
 from service.db.models import Schedule, ScheduleFire, ScheduleVersion, Sweep
 from service.errors import InvalidRequest
 from service.lifecycle.queue import request_cancel
@@ -42,9 +45,11 @@ class Policies:
 
 
 def create_schedule(session: Session, *, name: str, cron: Cron, spec: SweepSpec, limits: Limits, at: datetime,
-                    policies: Policies = Policies(), created_by: str | None = None) -> Schedule:
+                    policies: Policies = Policies(), created_by: str | None = None,
+                    thresholds: Thresholds | None = None, baseline_sweep_id: int | None = None) -> Schedule:
     """A schedule whose spec is checked exactly as POST /sweeps checks one, first firing at the
-    first fire time after `at`. The caller commits."""
+    first fire time after `at`, its sweeps compared with `baseline_sweep_id` (None: each with the
+    previous succeeded one) under `thresholds`. The caller commits."""
     spec = resolve_spec(spec)
     check_limits(spec, limits)
     first = cron.fire_times(at, 1)
@@ -55,7 +60,8 @@ def create_schedule(session: Session, *, name: str, cron: Cron, spec: SweepSpec,
                         concurrency=policies.concurrency, catch_up=policies.catch_up,
                         starting_deadline_seconds=policies.starting_deadline_seconds,
                         seed_policy=policies.seed_policy, enabled=True, next_fire_at=first[0], sweeps_made=0,
-                        created_at=at, created_by=created_by)
+                        created_at=at, created_by=created_by, thresholds=_stored(thresholds),
+                        baseline_sweep_id=_baseline(session, baseline_sweep_id))
     session.add(schedule)
     session.flush()
     session.add(ScheduleVersion(schedule_id=schedule.id, version=1, spec=schedule.spec, created_at=at,
@@ -63,9 +69,25 @@ def create_schedule(session: Session, *, name: str, cron: Cron, spec: SweepSpec,
     return schedule
 
 
+def _stored(thresholds: Thresholds | None) -> dict[str, float | int] | None:
+    return None if thresholds is None else dataclasses.asdict(thresholds)
+
+
+def _baseline(session: Session, sweep_id: int | None) -> int | None:
+    """A sweep to pin as the baseline must exist."""
+    if sweep_id is not None and session.get(Sweep, sweep_id) is None:
+        raise InvalidRequest([{"loc": ["baseline", "sweep_id"], "type": "value_error",
+                               "msg": f"no sweep with id {sweep_id} to compare with"}], source="body")
+    return sweep_id
+
+
+KEEP: Any = object()  # update_schedule: leave the baseline as it is
+
+
 def update_schedule(session: Session, schedule: Schedule, at: datetime, *, limits: Limits, cron: Cron | None = None,
                     policies: Policies | None = None, enabled: bool | None = None, spec: SweepSpec | None = None,
-                    by: str | None = None) -> Schedule:
+                    by: str | None = None, thresholds: Thresholds | None = None,
+                    baseline_sweep_id: int | None = KEEP) -> Schedule:
     """Change when and how a schedule fires, or what. A new cron expression or time zone, or a
     paused schedule resumed, fires next at its first fire time after `at`: what passed meanwhile
     is not caught up. A new spec, checked as a submit is against `limits`, is a new version; the
@@ -84,6 +106,10 @@ def update_schedule(session: Session, schedule: Schedule, at: datetime, *, limit
         schedule.concurrency, schedule.catch_up = policies.concurrency, policies.catch_up
         schedule.starting_deadline_seconds = policies.starting_deadline_seconds
         schedule.seed_policy = policies.seed_policy
+    if thresholds is not None:
+        schedule.thresholds = _stored(thresholds)
+    if baseline_sweep_id is not KEEP:
+        schedule.baseline_sweep_id = _baseline(session, baseline_sweep_id)
     resumed = enabled is True and not schedule.enabled
     if enabled is not None:
         schedule.enabled = enabled

@@ -16,9 +16,9 @@ from service.api.deps import Limit, Offset, ScheduleId, SessionDep, SettingsDep
 from service.api.schedule_schemas import FireOut, ScheduleIn, ScheduleOut, SchedulePatch
 from service.api.schemas import Page
 from service.clock import now
-from service.db.models import Schedule, Sweep
+from service.db.models import Schedule, Sweep, SweepComparison
 from service.errors import Conflict, InvalidRequest, SpecError
-from service.lifecycle.schedules import Policies, create_schedule, fire, update_schedule
+from service.lifecycle.schedules import KEEP, Policies, create_schedule, fire, update_schedule
 from service.lifecycle.submit import Limits, check_queue_quota
 from service.queries.schedules import get_schedule, list_schedules, schedule_fires
 from service.queries.sweeps import outcome_counts
@@ -49,7 +49,9 @@ def create(*, body: ScheduleIn, session: SessionDep, settings: SettingsDep, requ
     policies = Policies(body.concurrency, body.catch_up, body.starting_deadline, body.seed_policy)
     try:
         schedule = create_schedule(session, name=body.name, cron=cron, spec=body.sweep, limits=Limits.of(settings),
-                                   at=now(), policies=policies, created_by=principal.name)
+                                   at=now(), policies=policies, created_by=principal.name,
+                                   thresholds=body.thresholds.thresholds(),
+                                   baseline_sweep_id=body.baseline.sweep_id if body.baseline else None)
     except SpecError as exc:  # its fields are inside `sweep`
         raise InvalidRequest([{**e, "loc": ["sweep", *e["loc"]]} for e in exc.errors], source="body") from None
     session.commit()
@@ -82,7 +84,9 @@ def change(*, schedule_id: ScheduleId, body: SchedulePatch, session: SessionDep,
                         body.seed_policy or schedule.seed_policy)
     try:
         update_schedule(session, schedule, now(), limits=Limits.of(settings), cron=cron, policies=policies,
-                        enabled=body.enabled, spec=body.sweep, by=principal.name)
+                        enabled=body.enabled, spec=body.sweep, by=principal.name,
+                        thresholds=body.thresholds.thresholds() if body.thresholds else None,
+                        baseline_sweep_id=body.baseline.sweep_id if body.baseline else KEEP)
     except SpecError as exc:  # its fields are inside `sweep`
         raise InvalidRequest([{**e, "loc": ["sweep", *e["loc"]]} for e in exc.errors], source="body") from None
     session.commit()
@@ -120,13 +124,16 @@ def trigger(*, schedule_id: ScheduleId, session: SessionDep, settings: SettingsD
 
 @router.get("/schedules/{schedule_id}/sweeps", response_model=Page[FireOut])
 def history(*, schedule_id: ScheduleId, session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> Page[FireOut]:
-    """Every fire time handled, newest first: its sweep with its status and runs by outcome, or
-    why there is none (skipped, missed, refused)."""
+    """Every fire time handled, newest first: its sweep with its status and runs by outcome and,
+    once it finished, how it compares with its baseline; or why there is none (skipped, missed,
+    refused)."""
     get_schedule(session, schedule_id)
     fires, total = schedule_fires(session, schedule_id, limit=limit, offset=offset)
-    counts = outcome_counts(session, [s.id for _, s in fires if s is not None])
-    return Page(items=[FireOut.build(f, s, counts.get(s.id) if s else None) for f, s in fires],
-                total=total, limit=limit, offset=offset)
+    ids = [s.id for _, s in fires if s is not None]
+    counts = outcome_counts(session, ids)
+    compared = {c.sweep_id: c for c in session.scalars(select(SweepComparison).where(SweepComparison.sweep_id.in_(ids)))}
+    return Page(items=[FireOut.build(f, s, counts.get(s.id) if s else None, compared.get(s.id) if s else None)
+                       for f, s in fires], total=total, limit=limit, offset=offset)
 
 
 class CronPreviewOut(BaseModel):

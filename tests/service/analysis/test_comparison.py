@@ -7,16 +7,11 @@ import math
 
 import pytest
 
-from service.analysis.comparison import (
+from service.analysis.comparison import CellRuns, Side, Thresholds, compare, environment_change, speed_change
+from service.analysis.exact_tests import (
     BOSCHLOO_MAX_RUNS,
-    CellRuns,
-    Side,
-    Thresholds,
     benjamini_hochberg,
-    compare,
-    environment_change,
     mcnemar_one_sided,
-    speed_change,
     two_proportions_one_sided,
 )
 
