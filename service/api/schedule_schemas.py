@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.api.alert_schemas import BaselineIn, BaselinePatch, ThresholdsIn
-from service.api.schemas import ApiModel
+from service.api.schemas import ApiModel, ComparisonSummaryOut
 from service.db.models import Schedule, ScheduleFire, Sweep, SweepComparison
 from service.scheduler.cron import MAX_LENGTH, Cron
 from service.scheduler.policies import CatchUp, Concurrency, FireOutcome, SeedPolicy
@@ -104,27 +104,6 @@ class ScheduleOut(ApiModel):
 
 class BaselineOut(ApiModel):
     sweep_id: int
-
-
-class ComparisonSummaryOut(ApiModel):
-    """A finished sweep against its baseline, as the notifier found it (the full tables:
-    GET /api/v1/sweeps/{sweep_id}/compare/{baseline_sweep_id})."""
-
-    baseline_sweep_id: int | None
-    detail: str | None = Field(description="Why nothing was compared (the first sweep, a failed one).")
-    regressions: list[dict[str, Any]]
-    improvements: list[dict[str, Any]]
-    environment_change: list[str]
-    alerts_raised: list[int]
-    alerts_resolved: list[int]
-
-    @classmethod
-    def build(cls, row: SweepComparison) -> ComparisonSummaryOut:
-        result = row.result or {}
-        return cls(baseline_sweep_id=row.baseline_sweep_id, detail=row.detail,
-                   regressions=result.get("regressions", []), improvements=result.get("improvements", []),
-                   environment_change=result.get("environment_change", []),
-                   alerts_raised=result.get("alerts_raised", []), alerts_resolved=result.get("alerts_resolved", []))
 
 
 class FireOut(ApiModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.analysis.summary import CellSummary
-from service.db.models import Sweep
+from service.db.models import Sweep, SweepComparison
 from service.db.rows import RunRow
 from service.queries.runs import RunDetail
 from service.states import RunOutcome, SweepStatus
@@ -65,6 +65,27 @@ class NodeOut(ApiModel):
     runs: int
 
 
+class ComparisonSummaryOut(ApiModel):
+    """A finished sweep against its baseline, as the notifier found it (the full tables:
+    GET /api/v1/sweeps/{sweep_id}/compare/{baseline_sweep_id})."""
+
+    baseline_sweep_id: int | None
+    detail: str | None = Field(description="Why nothing was compared (the first sweep, a failed one).")
+    regressions: list[dict[str, Any]]
+    improvements: list[dict[str, Any]]
+    environment_change: list[str]
+    alerts_raised: list[int]
+    alerts_resolved: list[int]
+
+    @classmethod
+    def build(cls, row: SweepComparison) -> ComparisonSummaryOut:
+        result = row.result or {}
+        return cls(baseline_sweep_id=row.baseline_sweep_id, detail=row.detail,
+                   regressions=result.get("regressions", []), improvements=result.get("improvements", []),
+                   environment_change=result.get("environment_change", []),
+                   alerts_raised=result.get("alerts_raised", []), alerts_resolved=result.get("alerts_resolved", []))
+
+
 class SweepOut(ApiModel):
     id: int
     name: str
@@ -87,10 +108,14 @@ class SweepOut(ApiModel):
         "What its worker trained with: clipsweep, python, torch, cuda, ray, task_plugin (name==version)."))
     nodes: list[NodeOut] | None = Field(None, description=(
         "The nodes and devices its runs trained on, with how many runs each (GET /sweeps/{id} only)."))
+    schedule_id: int | None = Field(None, description="The schedule that made it, if one did.")
+    scheduled_for: datetime | None = None
+    comparison: ComparisonSummaryOut | None = Field(None, description=(
+        "A finished scheduled sweep against its baseline, once compared (GET /sweeps/{id} only)."))
 
     @classmethod
     def build(cls, sweep: Sweep, counts: dict[str, int], wait: str | None = None,
-              nodes: list[NodeOut] | None = None) -> SweepOut:
+              nodes: list[NodeOut] | None = None, comparison: SweepComparison | None = None) -> SweepOut:
         """`wait`: why a queued sweep waits, when it stored no reason itself (queries.sweeps.queue_waits)."""
         return cls(
             id=sweep.id, name=sweep.name, task=sweep.task, status=sweep.status,
@@ -99,7 +124,9 @@ class SweepOut(ApiModel):
             finished_at=sweep.finished_at, status_detail=sweep.status_detail or wait,
             cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
             progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts),
-            environment=sweep.environment, nodes=nodes,
+            environment=sweep.environment, nodes=nodes, schedule_id=sweep.schedule_id,
+            scheduled_for=sweep.scheduled_for,
+            comparison=ComparisonSummaryOut.build(comparison) if comparison is not None else None,
         )
 
 

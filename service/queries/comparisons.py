@@ -12,7 +12,7 @@ from service.states import RunOutcome
 TRAINED = [RunOutcome.CONVERGED, RunOutcome.DIVERGED, RunOutcome.UNCONVERGED]
 
 
-def cell_runs(session: Session, sweep_id: int) -> list[CellRuns]:
+def cells_with_outcomes(session: Session, sweep_id: int) -> list[CellRuns]:
     """Each cell of the sweep with its trained runs (failed and cancelled runs say nothing about
     divergence) and whether every run of it has an outcome."""
     cells = session.execute(select(Cell.cell_index, Cell.config_hash, Cell.lr, Cell.clip_label, Cell.clip_method)
@@ -34,4 +34,4 @@ def cell_runs(session: Session, sweep_id: int) -> list[CellRuns]:
 
 
 def compare_sweeps(session: Session, sweep_id: int, baseline_id: int, thresholds: Thresholds) -> Comparison:
-    return compare(cell_runs(session, sweep_id), cell_runs(session, baseline_id), thresholds)
+    return compare(cells_with_outcomes(session, sweep_id), cells_with_outcomes(session, baseline_id), thresholds)

@@ -27,6 +27,7 @@ from service.api.schemas import (
     SweepCreated,
     SweepOut,
 )
+from service.db.models import SweepComparison
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
@@ -74,8 +75,9 @@ def get_sweeps(*, session: SessionDep, limit: Limit = 50, offset: Offset = 0,
 def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
     sweep = get_sweep(session, sweep_id)
     nodes = [NodeOut(node=node, device=device, runs=n) for node, device, n in sweep_nodes(session, sweep_id)]
+    compared = session.get(SweepComparison, sweep_id) if sweep.schedule_id is not None else None
     return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id],
-                          queue_waits(session, [sweep]).get(sweep_id), nodes)
+                          queue_waits(session, [sweep]).get(sweep_id), nodes, compared)
 
 
 @router.get("/{sweep_id}/summary", response_model=SummaryOut)
