@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.analysis.comparison import CellRuns, Comparison, Thresholds, compare
-from service.db.models import Cell, Run
+from service.db.models import Cell, Run, SweepComparison
 from service.states import RunOutcome
 
 TRAINED = [RunOutcome.CONVERGED, RunOutcome.DIVERGED, RunOutcome.UNCONVERGED]
@@ -35,3 +35,9 @@ def cells_with_outcomes(session: Session, sweep_id: int) -> list[CellRuns]:
 
 def compare_sweeps(session: Session, sweep_id: int, baseline_id: int, thresholds: Thresholds) -> Comparison:
     return compare(cells_with_outcomes(session, sweep_id), cells_with_outcomes(session, baseline_id), thresholds)
+
+
+def stored_comparisons(session: Session, sweep_ids: list[int]) -> dict[int, SweepComparison]:
+    """The stored comparison of each of these sweeps that has one (scheduled sweeps, once finished)."""
+    rows = session.scalars(select(SweepComparison).where(SweepComparison.sweep_id.in_(sweep_ids))) if sweep_ids else []
+    return {row.sweep_id: row for row in rows}

@@ -16,10 +16,11 @@ from service.api.deps import Limit, Offset, ScheduleId, SessionDep, SettingsDep
 from service.api.schedule_schemas import FireOut, ScheduleIn, ScheduleOut, SchedulePatch
 from service.api.schemas import Page
 from service.clock import now
-from service.db.models import Schedule, Sweep, SweepComparison
+from service.db.models import Schedule, Sweep
 from service.errors import Conflict, InvalidRequest, SpecError
 from service.lifecycle.schedules import KEEP, Policies, create_schedule, fire, update_schedule
 from service.lifecycle.submit import Limits, check_queue_quota
+from service.queries.comparisons import stored_comparisons
 from service.queries.schedules import get_schedule, list_schedules, schedule_fires
 from service.queries.sweeps import outcome_counts
 from service.scheduler.cron import LAST_YEAR, MAX_LENGTH, Cron, CronError
@@ -131,7 +132,7 @@ def history(*, schedule_id: ScheduleId, session: SessionDep, limit: Limit = 50, 
     fires, total = schedule_fires(session, schedule_id, limit=limit, offset=offset)
     ids = [s.id for _, s in fires if s is not None]
     counts = outcome_counts(session, ids)
-    compared = {c.sweep_id: c for c in session.scalars(select(SweepComparison).where(SweepComparison.sweep_id.in_(ids)))}
+    compared = stored_comparisons(session, ids)
     return Page(items=[FireOut.build(f, s, counts.get(s.id) if s else None, compared.get(s.id) if s else None)
                        for f, s in fires], total=total, limit=limit, offset=offset)
 

@@ -27,9 +27,9 @@ from service.api.schemas import (
     SweepCreated,
     SweepOut,
 )
-from service.db.models import SweepComparison
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
+from service.queries.comparisons import stored_comparisons
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
 from service.queries.sweeps import (
     get_sweep,
@@ -75,7 +75,7 @@ def get_sweeps(*, session: SessionDep, limit: Limit = 50, offset: Offset = 0,
 def get_one_sweep(*, sweep_id: SweepId, session: SessionDep) -> SweepOut:
     sweep = get_sweep(session, sweep_id)
     nodes = [NodeOut(node=node, device=device, runs=n) for node, device, n in sweep_nodes(session, sweep_id)]
-    compared = session.get(SweepComparison, sweep_id) if sweep.schedule_id is not None else None
+    compared = stored_comparisons(session, [sweep_id]).get(sweep_id) if sweep.schedule_id is not None else None
     return SweepOut.build(sweep, outcome_counts(session, [sweep_id])[sweep_id],
                           queue_waits(session, [sweep]).get(sweep_id), nodes, compared)
 
