@@ -86,3 +86,26 @@ class Client:
 
     def fires(self, schedule_id: int, limit: int = 10) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/schedules/{schedule_id}/sweeps", params={"limit": limit})
+
+    def alerts(self, **filters: Any) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/alerts", params={k: v for k, v in filters.items() if v is not None})
+
+    def acknowledge(self, alert_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/alerts/{alert_id}/acknowledge")
+
+    def compare(self, sweep_id: int, baseline_id: int, **thresholds: Any) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/sweeps/{sweep_id}/compare/{baseline_id}",
+                             params={k: v for k, v in thresholds.items() if v is not None})
+
+    def add_webhook(self, schedule_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/api/v1/schedules/{schedule_id}/webhooks", json=body)
+
+    def webhooks(self, schedule_id: int) -> list[dict[str, Any]]:
+        return self._request("GET", f"/api/v1/schedules/{schedule_id}/webhooks")
+
+    def delete_webhook(self, schedule_id: int, webhook_id: int) -> None:
+        self._request("DELETE", f"/api/v1/schedules/{schedule_id}/webhooks/{webhook_id}")
+
+    def deliveries(self, schedule_id: int, webhook_id: int, limit: int = 20) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/schedules/{schedule_id}/webhooks/{webhook_id}/deliveries",
+                             params={"limit": limit})

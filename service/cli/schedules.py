@@ -141,3 +141,68 @@ def _when(schedule: dict[str, Any]) -> str:
         return "paused"
     local = datetime.fromisoformat(times[0]).astimezone(ZoneInfo(schedule["timezone"]))
     return f"{local:%Y-%m-%d %H:%M %Z} ({times[0][:16]}Z)"
+
+
+@schedule.group()
+def webhook() -> None:
+    """Where a schedule's events go: add (prints the signing secret once), list, remove."""
+
+
+EVENTS = ("regression.detected", "regression.resolved", "sweep.finished", "sweep.failed", "schedule.fire_missed",
+          "improvement.detected")
+
+
+@webhook.command()
+@click.argument("schedule_id", type=int)
+@click.argument("url")
+@click.option("--events", default=None, help=(
+    "Comma-separated, of: " + ", ".join(EVENTS) + " [regression.detected, regression.resolved, sweep.failed, "
+    "schedule.fire_missed]."))
+@server_option
+def add(schedule_id: int, url: str, events: str | None, server: str | None, token: str | None) -> None:
+    """Send the schedule's events to URL, signed the Standard Webhooks way."""
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = [e.strip() for e in events.split(",") if e.strip()]
+    try:
+        hook = client_for(server, token).add_webhook(schedule_id, body)
+    except ApiError as exc:
+        fail(exc)
+    click.echo(f"webhook {hook['id']} of schedule {schedule_id}: {', '.join(hook['events'])} to {hook['url']}")
+    click.echo(f"signing secret (shown this once; keep it where your receiver verifies): {hook['secret']}")
+
+
+@webhook.command(name="list")
+@click.argument("schedule_id", type=int)
+@server_option
+def list_webhooks(schedule_id: int, server: str | None, token: str | None) -> None:
+    """The schedule's webhooks, with their last delivery."""
+    client = client_for(server, token)
+    try:
+        hooks = client.webhooks(schedule_id)
+        last = {h["id"]: client.deliveries(schedule_id, h["id"], limit=1)["items"] for h in hooks}
+    except ApiError as exc:
+        fail(exc)
+    rows = [[h["id"], h["url"], ",".join(h["events"]), "enabled" if h["enabled"] else f"off: {h['disabled_reason']}",
+             _last(last[h["id"]])] for h in hooks]
+    click.echo(table(["id", "url", "events", "state", "last delivery"], rows))
+
+
+@webhook.command()
+@click.argument("schedule_id", type=int)
+@click.argument("webhook_id", type=int)
+@server_option
+def remove(schedule_id: int, webhook_id: int, server: str | None, token: str | None) -> None:
+    """Stop sending to a webhook."""
+    try:
+        client_for(server, token).delete_webhook(schedule_id, webhook_id)
+    except ApiError as exc:
+        fail(exc)
+    click.echo(f"webhook {webhook_id} removed")
+
+
+def _last(deliveries: list[dict[str, Any]]) -> str:
+    if not deliveries:
+        return "none yet"
+    d = deliveries[0]
+    return f"{d['event']} {d['state']} ({d['last_status'] or d['last_error'] or 'not tried yet'})"
