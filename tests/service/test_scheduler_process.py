@@ -18,22 +18,28 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import now
 from service.db import schema
-from service.db.models import Sweep
+from service.db.models import Sweep, Webhook, WebhookDelivery
 from service.db.session import make_engine, make_session_factory, session_scope
+from service.lifecycle.outbox import enqueue
 from service.lifecycle.schedules import create_schedule
 from service.lifecycle.submit import Limits
 from service.scheduler.cron import Cron
 from service.settings import Settings
 from service.spec import parse_spec
+from service.states import DeliveryState, WebhookEvent
+from service.webhooks.signing import new_secret
 from tests.harness import ROOT, Server
+from tests.receiver import Delivery, Receiver
 
 pytestmark = pytest.mark.slow
 TINY = {"task": {"name": "quadratic"}, "learning_rates": [0.1], "seeds": 1, "budget": {"max_steps": 10}}
 
 
-def scheduler(data_dir: Path, log: Path, database_url: str | None = None) -> subprocess.Popen[bytes]:
+def scheduler(data_dir: Path, log: Path, database_url: str | None = None,
+              **settings: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSWEEP_")}
     env["CLIPSWEEP_DATA_DIR"] = str(data_dir)
+    env.update({f"CLIPSWEEP_{name.upper()}": value for name, value in settings.items()})
     if database_url:
         env["CLIPSWEEP_DATABASE_URL"] = database_url
     return subprocess.Popen([sys.executable, "-m", "service.cli", "scheduler"], cwd=ROOT, env=env,
@@ -145,3 +151,43 @@ def _wait_for_sweeps(factory: sessionmaker[Session], count: int, until: timedelt
     while len(_sweeps(factory)) < count:
         assert time.monotonic() < deadline, f"no sweep {count} in time\n{server.log()[-4000:]}"
         time.sleep(0.5)
+
+
+def test_a_scheduler_killed_between_sending_and_recording_resends_with_the_same_id(tmp_path: Path) -> None:
+    """The receiver kills the scheduler (SIGKILL) when the delivery arrives, before answering: the
+    attempt was sent and never recorded. A new scheduler sends it again once its lease passes
+    (3 × the 1 s timeout + 5 s), with the same webhook-id, and records one delivered attempt."""
+    url = Settings(data_dir=tmp_path).resolved_database_url
+    schema.upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def kill_the_first_time(delivery: Delivery) -> bool:
+        if len(processes) == 1:
+            processes[0].kill()
+            processes[0].wait()
+            return False  # no answer: the connection drops with the sender
+        return True
+
+    with Receiver(on_request=kill_the_first_time) as receiver:
+        with session_scope(factory) as session:
+            made = create_schedule(session, name="hooked", cron=Cron.parse("@daily"), spec=parse_spec(TINY),
+                                   limits=Limits(max_runs=100), at=now())
+            session.add(Webhook(schedule_id=made.id, url=receiver.url, events=["sweep.failed"], secret=new_secret(),
+                                enabled=True, created_at=now()))
+            session.flush()
+            enqueue(session, made.id, WebhookEvent.SWEEP_FAILED, {"text": "sweep 1 failed"}, now())
+        settings = {"webhook_allow_private": "true", "webhook_timeout_seconds": "1"}
+        processes.append(scheduler(tmp_path, tmp_path / "first.log", **settings))
+        assert len(receiver.wait_for(1, timeout=60)) == 1
+        processes.append(scheduler(tmp_path, tmp_path / "second.log", **settings))
+        try:
+            got = receiver.wait_for(2, timeout=60)
+        finally:
+            processes[1].send_signal(signal.SIGTERM)
+            processes[1].wait(timeout=30)
+    logs = "".join(p.read_text()[-2000:] for p in tmp_path.glob("*.log"))
+    assert len(got) == 2 and got[0].msg_id == got[1].msg_id and got[0].body == got[1].body, logs
+    with session_scope(factory) as session:
+        delivery = session.scalars(select(WebhookDelivery)).one()
+        assert (delivery.state, delivery.attempts, delivery.msg_id) == (DeliveryState.DELIVERED, 1, got[0].msg_id)
