@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Run
@@ -75,3 +75,45 @@ def hand_made_sweep(factory: sessionmaker[Session]) -> int:
     with session_scope(factory) as session:  # stored before norm telemetry existed (migration 0003)
         session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.cell_index == 0).values(norm_histogram=None))
     return sweep_id
+
+
+def scheduled_regression(factory: sessionmaker[Session]) -> dict[str, int]:
+    """A schedule (SPEC) with a webhook and two succeeded sweeps, compared: in the second, the
+    clipped cell at lr 0.1 diverges where it never did, an open `protection` alert with its
+    deliveries in the outbox. The ids of each."""
+    from datetime import datetime, timezone
+
+    from service.db.models import Alert, Schedule, Sweep, Webhook, WebhookDelivery
+    from service.lifecycle.alerts import evaluate
+    from service.lifecycle.schedules import create_schedule, fire
+    from service.scheduler.cron import Cron
+    from service.states import SweepStatus
+
+    at = datetime.now(timezone.utc)
+    with session_scope(factory) as session:
+        schedule = create_schedule(session, name=f"regressing {at:%H%M%S%f}", cron=Cron.parse("@daily"),
+                                   spec=parse_spec(SPEC), limits=Limits(max_runs=1000), at=at)
+        hook = Webhook(schedule_id=schedule.id, url="https://93.184.215.14/hook", events=["regression.detected", "sweep.finished"],
+                       secret="whsec_" + "A" * 44, enabled=True, created_at=at)
+        session.add(hook)
+        session.flush()
+        ids = {"schedule_id": schedule.id, "webhook_id": hook.id}
+    sweeps = []
+    for night, diverging in enumerate(((), (0, 1))):
+        with session_scope(factory) as session:
+            moment = datetime.now(timezone.utc)
+            sweep_id = fire(session, session.get_one(Schedule, ids["schedule_id"]), moment, moment,
+                            limits=Limits(max_runs=1000), heartbeat_timeout=60).sweep_id
+        store(factory, sweep_id, [report(c, s, "diverged" if c == 1 and s in diverging else "unconverged")
+                                  for c in range(4) for s in range(3)])
+        with session_scope(factory) as session:
+            sweep = session.get_one(Sweep, sweep_id)
+            sweep.status = SweepStatus.SUCCEEDED
+            session.flush()
+            evaluate(session, sweep, datetime.now(timezone.utc), server_url="http://127.0.0.1:8000")
+        sweeps.append(sweep_id)
+    with session_scope(factory) as session:
+        ids["alert_id"] = session.scalars(select(Alert.id).where(Alert.schedule_id == ids["schedule_id"])).one()
+        ids["delivery_id"] = session.scalars(select(WebhookDelivery.id).where(
+            WebhookDelivery.webhook_id == ids["webhook_id"])).first()
+    return {**ids, "baseline_id": sweeps[0], "sweep_id": sweeps[1]}

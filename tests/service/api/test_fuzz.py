@@ -38,7 +38,7 @@ from service.scheduler.cron import Cron
 from service.settings import Settings
 from service.spec import parse_spec
 from service.tokens import create_token
-from tests.factories import SPEC, hand_made_sweep
+from tests.factories import SPEC, hand_made_sweep, scheduled_regression
 from tests.harness import fresh_postgres_database, in_process
 
 
@@ -64,6 +64,8 @@ class Target:
     schema: Any
     headers: dict[str, str]
     real: dict[str, int]  # path parameter → the id of an object that exists
+    # ids that go together with a webhook_id or delivery_id (its schedule)
+    with_webhook: dict[str, int]
 
 
 def fuzz_settings(data_dir: Path, database_url: str) -> Settings:
@@ -97,8 +99,14 @@ def _serve(data_dir: Path, database_url: str) -> Iterator[Target]:
         with session_scope(factory) as session:
             schedule_id = create_schedule(session, name="fuzzed", cron=Cron.parse("@daily"), spec=parse_spec(SPEC),
                                           limits=Limits(max_runs=1000), at=now()).id
+        # A schedule with two compared sweeps, an open alert, a webhook and its deliveries; the
+        # schedule with a webhook stands in for schedule_id where an operation takes a webhook_id.
+        alerting = scheduled_regression(factory)
         yield Target(document, headers, {"sweep_id": sweep_id, "run_id": run_id, "cell_index": 2,
-                                         "schedule_id": schedule_id})
+                                         "schedule_id": schedule_id, "baseline_id": alerting["baseline_id"],
+                                         "alert_id": alerting["alert_id"], "webhook_id": alerting["webhook_id"],
+                                         "delivery_id": alerting["delivery_id"]},
+                     {"schedule_id": alerting["schedule_id"]})
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), CASES, ids=[f"{m} {p} {g.value}" for p, m, g in CASES])
@@ -113,9 +121,11 @@ def test_operation(target: Target, path: str, method: str, mode: GenerationMode)
         # Half the time, a real object's id where the operation takes one: the handlers behind
         # a found object (summary, series, cancel) are fuzzed too, not only their 404.
         if mode is GenerationMode.POSITIVE:
-            for name in case.path_parameters or {}:
+            names = case.path_parameters or {}
+            together = target.with_webhook if "webhook_id" in names else {}
+            for name in names:
                 if name in target.real and data.draw(st.booleans()):
-                    case.path_parameters[name] = target.real[name]
+                    case.path_parameters[name] = together.get(name, target.real[name])
         case.call_and_validate(base_url="http://localhost", headers=target.headers, checks=checks)
 
     check()
