@@ -93,8 +93,8 @@ def scheduled_regression(factory: sessionmaker[Session]) -> dict[str, int]:
     with session_scope(factory) as session:
         schedule = create_schedule(session, name=f"regressing {at:%H%M%S%f}", cron=Cron.parse("@daily"),
                                    spec=parse_spec(SPEC), limits=Limits(max_runs=1000), at=at)
-        hook = Webhook(schedule_id=schedule.id, url="https://93.184.215.14/hook", events=["regression.detected", "sweep.finished"],
-                       secret="whsec_" + "A" * 44, enabled=True, created_at=at)
+        hook = Webhook(schedule_id=schedule.id, url="https://93.184.215.14/hook", secret="whsec_" + "A" * 44,
+                       events=["regression.detected", "sweep.finished"], enabled=True, created_at=at)
         session.add(hook)
         session.flush()
         ids = {"schedule_id": schedule.id, "webhook_id": hook.id}
