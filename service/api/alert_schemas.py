@@ -191,10 +191,18 @@ class WebhookIn(BaseModel):
     events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_EVENTS), min_length=1, max_length=10)
 
 
+def redacted(url: str) -> str:
+    """A webhook URL with its path and query hidden but for their last 4 characters: a chat
+    server's incoming-webhook URL is itself a credential, and GET answers any read token."""
+    scheme, _, rest = url.partition("://")
+    host, slash, tail = rest.partition("/")
+    return f"{scheme}://{host}/…{tail[-4:]}" if slash and len(tail) > 4 else url
+
+
 class WebhookOut(ApiModel):
     id: int
     schedule_id: int
-    url: str
+    url: str = Field(description="Its path and query shown only at creation; after that, their last 4 characters.")
     events: list[WebhookEvent]
     enabled: bool
     disabled_reason: str | None
@@ -202,8 +210,8 @@ class WebhookOut(ApiModel):
     created_by: str | None
 
     @classmethod
-    def build(cls, hook: Webhook) -> WebhookOut:
-        return cls(id=hook.id, schedule_id=hook.schedule_id, url=hook.url,
+    def build(cls, hook: Webhook, whole_url: bool = False) -> WebhookOut:
+        return cls(id=hook.id, schedule_id=hook.schedule_id, url=hook.url if whole_url else redacted(hook.url),
                    events=[WebhookEvent(e) for e in hook.events], enabled=hook.enabled,
                    disabled_reason=hook.disabled_reason, created_at=hook.created_at, created_by=hook.created_by)
 

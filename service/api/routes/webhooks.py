@@ -61,7 +61,7 @@ def add(*, schedule_id: ScheduleId, body: WebhookIn, session: SessionDep, settin
                    secret=new_secret(), enabled=True, created_at=now(), created_by=principal.name)
     session.add(hook)
     session.commit()
-    return WebhookCreated(**WebhookOut.build(hook).model_dump(), secret=hook.secret)
+    return WebhookCreated(**WebhookOut.build(hook, whole_url=True).model_dump(), secret=hook.secret)
 
 
 @router.get("", response_model=list[WebhookOut])

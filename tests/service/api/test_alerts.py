@@ -64,8 +64,10 @@ def test_a_webhooks_secret_is_shown_once_and_never_again(api: TestClient, caplog
     hook = created.json()
     assert hook["secret"].startswith("whsec_") and len(hook["secret"]) >= 6 + 32
     assert hook["events"] == ["regression.detected", "sweep.failed"] and hook["enabled"]
+    assert hook["url"] == "https://93.184.215.14/clipsweep"  # whole, this once
     listed = api.get(f"/api/v1/schedules/{schedule['id']}/webhooks")
     assert listed.status_code == 200 and hook["secret"] not in listed.text and "secret" not in listed.json()[0]
+    assert listed.json()[0]["url"] == "https://93.184.215.14/…weep"  # a chat URL is a credential too
     assert hook["secret"] not in caplog.text
     assert api.delete(f"/api/v1/schedules/{schedule['id']}/webhooks/{hook['id']}").status_code == 204
     assert api.get(f"/api/v1/schedules/{schedule['id']}/webhooks").json() == []
