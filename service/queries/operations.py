@@ -1,6 +1,6 @@
 """What an operator watches, read in a few aggregate queries: sweeps by status, runs by outcome,
-the oldest queued sweep, the heartbeat of each running sweep's worker, and each schedule's
-lateness and fires by outcome."""
+the oldest queued sweep, the heartbeat of each running sweep's worker, each schedule's lateness
+and fires by outcome, alerts by state and webhook deliveries by state (with the oldest pending)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Run, Schedule, ScheduleFire, Sweep
+from service.db.models import Alert, Run, Schedule, ScheduleFire, Sweep, WebhookDelivery
 from service.scheduler.policies import FireOutcome
-from service.states import RunOutcome, SweepStatus
+from service.states import AlertState, DeliveryState, RunOutcome, SweepStatus
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Operations:
     oldest_queued_at: datetime | None
     running: list[RunningSweep]
     schedules: list[ScheduleHealth]
+    alerts: dict[AlertState, int]
+    deliveries: dict[DeliveryState, int]
+    oldest_pending_delivery_at: datetime | None  # a receiver down, or no scheduler sending
 
 
 def operations(session: Session) -> Operations:
@@ -49,7 +52,14 @@ def operations(session: Session) -> Operations:
     running = [RunningSweep(*row) for row in session.execute(
         select(Sweep.id, Sweep.worker_id, Sweep.started_at, Sweep.heartbeat_at)
         .where(Sweep.status == SweepStatus.RUNNING).order_by(Sweep.id))]
-    return Operations(sweeps, runs, oldest, running, _schedules(session))
+    alerts = {state: 0 for state in AlertState}
+    alerts.update(session.execute(select(Alert.state, func.count()).group_by(Alert.state)).all())
+    deliveries = {state: 0 for state in DeliveryState}
+    by_state = select(WebhookDelivery.state, func.count()).group_by(WebhookDelivery.state)
+    deliveries.update(session.execute(by_state).all())
+    pending = session.scalar(select(func.min(WebhookDelivery.created_at))
+                             .where(WebhookDelivery.state == DeliveryState.PENDING))
+    return Operations(sweeps, runs, oldest, running, _schedules(session), alerts, deliveries, pending)
 
 
 def _schedules(session: Session) -> list[ScheduleHealth]:

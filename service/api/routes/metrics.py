@@ -63,13 +63,28 @@ class _Snapshot:
                 fires.add_metric([*labels, outcome.value], n)
         yield late
         yield fires
+        alerts = GaugeMetricFamily("clipsweep_alerts", "Regression alerts (and noted improvements) by state.",
+                                   labels=["state"])
+        for alert_state, n in state.alerts.items():
+            alerts.add_metric([alert_state.value], n)
+        yield alerts
+        deliveries = GaugeMetricFamily("clipsweep_webhook_deliveries", "Webhook deliveries by state.",
+                                       labels=["state"])
+        for delivery_state, n in state.deliveries.items():
+            deliveries.add_metric([delivery_state.value], n)
+        yield deliveries
+        oldest = state.oldest_pending_delivery_at
+        yield GaugeMetricFamily("clipsweep_oldest_pending_webhook_delivery_age_seconds",
+                                "How long the oldest undelivered webhook event has waited (0 with none).",
+                                value=(moment - oldest).total_seconds() if oldest else 0.0)
 
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "The Prometheus text format."}})
 def metrics(session: SessionDep) -> Response:
     """Sweeps by status, runs by outcome, the oldest queued sweep's wait, each running sweep's
-    heartbeat age, each schedule's lateness and fires by outcome (missed, skipped...). Scrape it
+    heartbeat age, each schedule's lateness and fires by outcome (missed, skipped...), alerts and
+    webhook deliveries by state, the oldest undelivered event's age. Scrape it
     with a `read` token (`authorization` in the scrape config)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(operations(session)))

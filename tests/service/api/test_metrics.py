@@ -17,7 +17,7 @@ from service.lifecycle.schedules import create_schedule, fire_due
 from service.lifecycle.submit import Limits
 from service.scheduler.cron import Cron
 from service.spec import parse_spec
-from tests.factories import SPEC, make_sweep, report, store
+from tests.factories import SPEC, make_sweep, report, scheduled_regression, store
 
 
 def scrape(api: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,3 +65,14 @@ def test_metrics_give_each_schedules_lateness_and_fires_by_outcome(api: TestClie
     assert metrics[("clipsweep_schedule_fires", (("outcome", "fired"), *labels))] == 1
     assert metrics[("clipsweep_schedule_fires", (("outcome", "skipped"), *labels))] == 1
     assert metrics[("clipsweep_schedule_fires", (("outcome", "missed"), *labels))] == 0
+
+
+def test_metrics_count_alerts_and_webhook_deliveries_by_state(api: TestClient,
+                                                              session_factory: sessionmaker[Session]) -> None:
+    scheduled_regression(session_factory)  # one open alert; its webhook's two events undelivered
+    metrics = scrape(api)
+    assert metrics[("clipsweep_alerts", (("state", "open"),))] == 1
+    assert metrics[("clipsweep_alerts", (("state", "resolved"),))] == 0
+    assert metrics[("clipsweep_webhook_deliveries", (("state", "pending"),))] == 3  # 2 × sweep.finished, 1 detected
+    assert metrics[("clipsweep_webhook_deliveries", (("state", "delivered"),))] == 0
+    assert metrics[("clipsweep_oldest_pending_webhook_delivery_age_seconds", ())] >= 0
