@@ -104,8 +104,9 @@ def test_a_library_upgrade_that_breaks_training_alerts_once_signed_and_the_fix_r
             assert alert["evidence"]["flipped_seeds"] == list(range(6, 16)) and alert["evidence"]["test"] == "mcnemar"
             assert (alert["evidence"]["baseline"]["diverged"], alert["evidence"]["current"]["diverged"]) == (0, 10)
             assert alert["environment_change"] == ["task_plugin drift-task==1.0 → drift-task==2.0"]
-            assert body["text"].startswith("divergence at lr 0.01, none: 0/16 → 10/16 (q = ")
-            assert body["text"].endswith("; task_plugin drift-task==1.0 → drift-task==2.0")
+            # 10 flips and none back: p = 2⁻¹⁰, q = 2 × p over the two cells (docs/alerts.md quotes this).
+            assert body["text"] == ("divergence at lr 0.01, none: 0/16 → 10/16 (q = 0.002); "
+                                    "task_plugin drift-task==1.0 → drift-task==2.0")
             assert body["data"]["links"]["sweep"].endswith(f"/sweeps/{bad}")
             assert body["data"]["links"]["baseline"].endswith(f"/sweeps/{good}")
 
