@@ -14,13 +14,14 @@ import threading
 from datetime import datetime
 from typing import Callable
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import now
 from service.db.models import Sweep
 from service.db.session import session_scope
 from service.lifecycle.alerts import due_for_evaluation, evaluate
-from service.lifecycle.outbox import claim_due, record
+from service.lifecycle.outbox import Claimed, claim_due, record
 from service.settings import Settings
 from service.webhooks.signing import headers
 from service.webhooks.transport import post
@@ -54,32 +55,39 @@ class Notifier:
                     log.info("sweep %s compared with %s: %s", sweep_id, row.baseline_sweep_id or "nothing",
                              f"alerts {raised}" if raised else (row.detail or "no new alert"))
                 done += 1
-            except Exception:  # another scheduler compared it first, or a bug: never stop the loop
-                log.exception("comparing sweep %s failed; trying again later", sweep_id)
+            except IntegrityError:  # another scheduler compared it first
+                log.info("sweep %s was compared by another scheduler", sweep_id)
+            except Exception:  # a bug: log it, try again later, never stop the loop
+                log.exception("comparing sweep %s failed; trying again in %.0f s", sweep_id, RETRY_FAILED_SECONDS)
                 self._failed[sweep_id] = self.clock()
         return done
 
-    def deliver_due(self) -> int:
-        """Send the deliveries due now; how many were tried."""
+    def deliver_due(self, most: int = 20) -> int:
+        """Send up to `most` deliveries due now, one claim at a time (a lease covers one attempt,
+        so a slow receiver never lets another sender take the rest of a batch); how many were tried."""
         settings = self.settings
-        with session_scope(self.factory) as session:
-            claimed = claim_due(session, self.clock(), lease_seconds=3 * settings.webhook_timeout_seconds + 5)
-        gone: set[int] = set()  # webhooks disabled during this pass (410): their other deliveries were given up
-        for item in claimed:
-            if item.webhook_id in gone:
-                continue
-            timestamp = int(self.clock().timestamp())
-            attempt = post(item.url, item.body, headers(item.secret, item.msg_id, timestamp, item.body),
-                           allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout_seconds)
+        tried = 0
+        while tried < most:
             with session_scope(self.factory) as session:
-                delivery = record(session, item.delivery_id, attempt, self.clock(),
-                                  retry_seconds=settings.webhook_retry_schedule)
-                # Never the URL's query or the body: either may hold a receiver's token.
-                log.info("webhook %s delivery %s (%s): %s in %.0f ms -> %s", item.webhook_id, item.delivery_id,
-                         item.msg_id, attempt.status or attempt.error, attempt.latency_ms, delivery.state.value)
-                if attempt.status == 410:
-                    gone.add(item.webhook_id)
-        return len(claimed)
+                claimed = claim_due(session, self.clock(), lease_seconds=3 * settings.webhook_timeout_seconds + 5,
+                                    limit=1)
+            if not claimed:
+                break
+            self._send(claimed[0])
+            tried += 1
+        return tried
+
+    def _send(self, item: Claimed) -> None:
+        settings = self.settings
+        timestamp = int(self.clock().timestamp())
+        attempt = post(item.url, item.body, headers(item.secret, item.msg_id, timestamp, item.body),
+                       allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout_seconds)
+        with session_scope(self.factory) as session:
+            delivery = record(session, item.delivery_id, attempt, self.clock(),
+                              retry_seconds=settings.webhook_retry_schedule)
+            # Never the URL (a chat URL is a credential) nor the body.
+            log.info("webhook %s delivery %s (%s): %s in %.0f ms -> %s", item.webhook_id, item.delivery_id,
+                     item.msg_id, attempt.status or attempt.error, attempt.latency_ms, delivery.state.value)
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
