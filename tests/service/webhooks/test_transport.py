@@ -141,6 +141,16 @@ def test_the_connection_goes_to_the_checked_address_and_the_host_header_carries_
     assert receiver.received[0].headers["host"] == f"hooks.test:{receiver.server_address[1]}"
 
 
+@pytest.mark.parametrize("address, says", [("10.0.0.1", "private"), ("169.254.169.254", "link-local")])
+def test_a_name_that_resolves_to_an_internal_address_at_delivery_is_refused_before_connecting(
+        address: str, says: str) -> None:
+    """DNS can change after a webhook was created: each attempt checks what the name resolves to
+    then, and connects to nothing it refused (10.0.0.1 and the metadata address are not reached:
+    the attempt fails with the reason at once, with no connection timeout to wait for)."""
+    attempt, _ = send("http://hooks.test/", allow_private=False, timeout=5, resolve=lambda host, port: [address])
+    assert attempt.status is None and says in (attempt.error or "") and attempt.latency_ms < 1000
+
+
 def test_the_next_address_is_tried_when_one_refuses(receiver: Receiver) -> None:
     attempt, _ = send(receiver.url("/", host="two.test"), resolve=lambda host, port: ["127.0.0.2", "127.0.0.1"])
     assert attempt.status == 200 and len(receiver.received) == 1
