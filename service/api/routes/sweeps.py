@@ -14,19 +14,8 @@ from service.analysis.statistics import MIN_TOLERANCE
 from service.analysis.summary import stability_frontier, summarize
 from service.api.auth import READ, Writer, require_owner
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
-from service.api.schemas import (
-    CellOut,
-    CellRunSeriesOut,
-    CellSeriesOut,
-    FrontierOut,
-    NodeOut,
-    Page,
-    RunOut,
-    StatOut,
-    SummaryOut,
-    SweepCreated,
-    SweepOut,
-)
+from service.api.schemas import CellRunSeriesOut, CellSeriesOut, NodeOut, Page, RunOut, SweepCreated, SweepOut
+from service.api.summary_schemas import CellOut, FrontierOut, StatOut, SummaryOut
 from service.lifecycle.queue import request_cancel
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.comparisons import stored_comparisons

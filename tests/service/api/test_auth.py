@@ -17,15 +17,11 @@ from starlette.routing import Mount
 
 from service.api.auth import COOKIE, Scope
 from service.clock import now
-from service.db.models import ApiToken, Schedule, Sweep
+from service.db.models import ApiToken, Schedule, Sweep, Webhook
 from service.db.session import session_scope
-from service.lifecycle.schedules import create_schedule
-from service.lifecycle.submit import Limits
-from service.scheduler.cron import Cron
 from service.settings import Settings
-from service.spec import parse_spec
 from service.tokens import create_token
-from tests.factories import SPEC, hand_made_sweep, report, store
+from tests.factories import SPEC, hand_made_sweep, report, scheduled_regression, store
 from tests.harness import in_process
 
 # Framework routes with no handler of ours: the OpenAPI document is public (it holds no data).
@@ -81,7 +77,9 @@ def request_for(route: Any, method: str, ids: dict[str, int], secrets: dict[str,
     schedule = {"name": f"matrix-{uuid.uuid4().hex}", "cron": "@daily", "sweep": SPEC}
     body = {("POST", "/api/v1/sweeps"): SPEC, ("POST", "/api/v1/session"): {"token": secrets["read"]},
             ("POST", "/api/v1/schedules"): schedule,
-            ("PATCH", "/api/v1/schedules/{schedule_id}"): {"enabled": True}}.get((method, route.path))
+            ("PATCH", "/api/v1/schedules/{schedule_id}"): {"enabled": True},
+            ("POST", "/api/v1/schedules/{schedule_id}/webhooks"): {"url": "https://93.184.215.14/"}}.get(
+        (method, route.path))
     params = {"/api/v1/cron/preview": {"cron": "@daily"}}.get(route.path)
     return {"method": method, "url": path, "json": body, "params": params}
 
@@ -89,10 +87,12 @@ def request_for(route: Any, method: str, ids: dict[str, int], secrets: dict[str,
 def test_every_route_answers_each_principal_as_its_scope_says(secured: Any) -> None:
     api, secrets, sweep_id, run_id = secured
     factory = api.app.state.session_factory
+    # A schedule of the write token's with an open alert, a webhook and its deliveries.
+    ids = {**scheduled_regression(factory), "sweep_id": sweep_id, "run_id": run_id}
+    schedule_id, webhook_id = ids["schedule_id"], ids["webhook_id"]
     with session_scope(factory) as session:
-        schedule_id = create_schedule(session, name="matrix", cron=Cron.parse("@daily"), spec=parse_spec(SPEC),
-                                      limits=Limits(max_runs=1000), at=now(), created_by="write").id
-    ids = {"sweep_id": sweep_id, "run_id": run_id, "schedule_id": schedule_id}
+        session.execute(update(Schedule).where(Schedule.id == schedule_id).values(created_by="write"))
+        session.execute(update(Webhook).where(Webhook.id == webhook_id).values(created_by="write"))
     checked = 0
     for route in iter_route_contexts(api.app.routes):
         if isinstance(route.route, Mount) or route.path in FRAMEWORK_PUBLIC:
@@ -102,9 +102,11 @@ def test_every_route_answers_each_principal_as_its_scope_says(secured: Any) -> N
         for method in sorted(route.methods):
             for principal in PRINCIPALS:
                 store(factory, sweep_id, [report(3, 1), report(3, 2)])  # keep ids alive
-                with session_scope(factory) as session:  # and the schedule, deleted or not
+                with session_scope(factory) as session:  # and the schedule and webhook, deleted or not
                     session.execute(update(Schedule).where(Schedule.id == schedule_id)
                                     .values(deleted_at=None, name="matrix", enabled=True))
+                    session.execute(update(Webhook).where(Webhook.id == webhook_id)
+                                    .values(deleted_at=None, enabled=True))
                 response = api.request(**request_for(route, method, ids, secrets),
                                        headers=bearer(secrets.get(principal)), follow_redirects=False)
                 where = f"{method} {route.path} as {principal} (needs {needed})"
