@@ -52,6 +52,9 @@ class Scope:
             return Principal(name=None, scopes=frozenset())
         missing = SignInRequired if self.page else NotAuthenticated
         secret = presented_token(request)
+        if secret is None and request.cookies.get(COOKIE) and request.method not in SAFE_METHODS:
+            raise missing(f"a dashboard sign-in only reads; {request.method} {request.url.path} needs an API token "
+                          "with the write scope, as `Authorization: Bearer <token>` (the CLI sends one)")
         if secret is None:
             raise missing(f"{request.method} {request.url.path} needs an API token with scope {self.needed!r}: send "
                           "`Authorization: Bearer <token>`; `clipsweep token create` makes one")

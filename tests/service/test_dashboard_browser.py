@@ -2,26 +2,40 @@
 trained a small real sweep: the list shows it finished, the sweep page shows one row per cell with
 the counts and intervals the API answers, and nothing errors or loads from outside loopback.
 
+Regression alerts are seeded without training, on the app in this process (no worker, no scheduler):
+a schedule's sweeps with stored results, compared in order as the scheduler's notifier would.
+
 Full-page screenshots of both pages are kept under test-artifacts/ at the repository root."""
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import torch
+import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, expect, sync_playwright
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.models import Sweep
+from service.api.app import create_app
+from service.db.models import Alert, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
+from service.lifecycle.alerts import evaluate
 from service.settings import Settings
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server
+from service.states import AlertState, SweepStatus
+from tests.factories import report, store
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -379,3 +393,210 @@ def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, wat
         assert all(url.startswith(server.url) for url in watched.requests), watched.requests
     finally:
         server.http.delete(f"/api/v1/schedules/{schedule_id}")
+
+
+# ---- regression alerts -------------------------------------------------------------------------
+
+@dataclass
+class Quiet:
+    """The app on uvicorn in this process, on its own SQLite file: nothing trains or compares by itself."""
+    url: str
+    http: httpx.Client
+    factory: sessionmaker[Session]
+
+
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quiet]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("alerts"), auth="off")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    engine = make_engine(settings.resolved_database_url)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        yield Quiet(f"http://127.0.0.1:{port}", http, make_session_factory(engine))
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+# A name a page must show as text, never as markup (schedule names are unique: one per test).
+HOSTILE = 'nightly <img src=x onerror="document.title=1"> & co'
+NIGHTLY = {"task": {"name": "adding", "params": {"seq_len": 20}}, "learning_rates": [0.1],
+           "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}], "seeds": 16,
+           "budget": {"max_steps": 10}}
+
+
+@dataclass
+class Nights:
+    schedule_id: int
+    sweeps: list[int]  # oldest first: good, bad (alert A), good (A resolved), bad on a newer torch (alert B, open)
+    resolved: dict[str, Any]
+    open: dict[str, Any]
+
+
+def nights(quiet: Quiet, name: str) -> Nights:
+    """A schedule fired four times: its unclipped cell diverges in seeds 0-11 on the second and
+    fourth nights only, the fourth on a newer torch; each night compared with the one before."""
+    created = quiet.http.post("/api/v1/schedules", json={"name": name, "cron": "0 2 * * *", "sweep": NIGHTLY})
+    assert created.status_code == 201, created.text
+    schedule_id = created.json()["id"]
+    sweeps = []
+    for night, (diverged, torch_version) in enumerate([(set(), "2.13.0"), (set(range(12)), "2.13.0"),
+                                                       (set(), "2.13.0"), (set(range(12)), "2.14.0")]):
+        fired = quiet.http.post(f"/api/v1/schedules/{schedule_id}/trigger")
+        assert fired.status_code == 201, fired.text
+        sweep_id = fired.json()["sweep_id"]
+        store(quiet.factory, sweep_id, [report(c, s, "diverged" if c == 0 and s in diverged else "unconverged")
+                                        for c in (0, 1) for s in range(16)])
+        with session_scope(quiet.factory) as session:
+            session.execute(update(Sweep).where(Sweep.id == sweep_id).values(
+                status=SweepStatus.SUCCEEDED, environment={"torch": torch_version}))
+        at = datetime.now(timezone.utc) + night * timedelta(seconds=1)
+        with session_scope(quiet.factory) as session:  # as the scheduler's notifier does once it ends
+            evaluate(session, session.get_one(Sweep, sweep_id), at, server_url=quiet.url)
+        sweeps.append(sweep_id)
+    alerts = quiet.http.get("/api/v1/alerts", params={"schedule_id": schedule_id}).json()["items"]
+    [resolved] = [a for a in alerts if a["state"] == "resolved"]
+    [opened] = [a for a in alerts if a["state"] == "open"]
+    assert (resolved["sweep_id"], opened["sweep_id"]) == (sweeps[1], sweeps[3])
+    assert opened["kind"] == "divergence" and opened["evidence"]["flipped_seeds"] == list(range(12))
+    assert "torch 2.13.0 → 2.14.0" in opened["text"]
+    return Nights(schedule_id, sweeps, resolved, opened)
+
+
+def alert_cells(page: Page, table: str, alert_id: int) -> Any:
+    return page.locator(f'#{table} tr[data-alert="{alert_id}"] td')
+
+
+def test_the_alerts_page_lists_open_alerts_and_acknowledges_one(quiet: Quiet, watched: Watched) -> None:
+    found = nights(quiet, HOSTILE)
+    alert = found.open
+    page = watched.page
+    page.goto(quiet.url + "/schedules")
+    with page.expect_navigation(url=f"{quiet.url}/alerts"):
+        page.locator("header a.nav", has_text="alerts").click()
+    expect(page).to_have_title("Alerts · clipsweep")
+    assert page.locator("#state-filter").input_value() == "open"
+    cols = alert_cells(page, "alerts", alert["id"])
+    expect(cols).to_have_count(page.locator("#alerts thead th").count())
+    expect(cols.nth(0)).to_have_text("open")
+    expect(cols.nth(1)).to_have_text("divergence")
+    expect(cols.nth(2)).to_have_text(alert["text"])
+    assert alert["text"].startswith("divergence at lr 0.1, none: 0/16 → 12/16")
+    expect(cols.nth(3)).to_have_text(HOSTILE)  # the schedule's name as text, linked
+    assert cols.nth(3).locator("a").get_attribute("href") == f"/schedules/{found.schedule_id}"
+    assert page.locator("#alerts img").count() == 0
+    assert cols.nth(4).locator("a").get_attribute("href") == f"/sweeps/{found.sweeps[3]}"
+    assert cols.nth(5).locator("a").get_attribute("href") == f"/sweeps/{found.sweeps[2]}"
+    expect(cols.nth(6)).to_have_text("0, 1, 2, 3, 4, 5, 6, 7 and 4 more")
+    expect(cols.nth(7)).to_have_text(local_time(alert["created_at"]))
+    expect(alert_cells(page, "alerts", found.resolved["id"])).to_have_count(0)  # resolved: not open
+    screenshot(page, "dashboard-alerts.png")
+
+    # Acknowledged, it leaves the open list; the API says who and when.
+    cols.nth(8).get_by_role("button", name="Acknowledge").click()
+    expect(cols).to_have_count(0)
+    expect(page.locator("#alert-error")).to_be_hidden()
+    assert quiet.http.get(f"/api/v1/alerts/{alert['id']}").json()["state"] == "acknowledged"
+    # All of them: the acknowledged one (no button now) before the resolved one.
+    page.select_option("#state-filter", "all")
+    assert page.url.endswith("?state=all")
+    rows = page.locator("#alerts tbody tr[data-alert]")
+    order = [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.alert)")]
+    assert order.index(alert["id"]) < order.index(found.resolved["id"])
+    expect(cols.nth(0)).to_have_text("acknowledged")
+    expect(cols.get_by_role("button")).to_have_count(0)
+    expect(alert_cells(page, "alerts", found.resolved["id"]).nth(2)).to_contain_text(
+        f"sweep {found.sweeps[2]} is back within the thresholds")
+    # One schedule's (the schedule page links here): its two alerts only, and the way back to all.
+    page.goto(f"{quiet.url}/alerts?state=all&schedule_id={found.schedule_id}")
+    expect(page.locator("#scope")).to_have_text(f"of {HOSTILE} only · every schedule's")
+    assert page.locator("#alerts img").count() == 0
+    expect(rows).to_have_count(2)
+    assert watched.problems == [], watched.problems
+    assert all(url.startswith(quiet.url) for url in watched.requests), watched.requests
+
+
+def test_the_schedule_and_sweep_pages_show_alerts_and_comparisons(quiet: Quiet, watched: Watched) -> None:
+    name = f"{HOSTILE} 2"
+    found = nights(quiet, name)
+    good, bad, back, worse = found.sweeps
+    page = watched.page
+    page.goto(f"{quiet.url}/schedules/{found.schedule_id}")
+    page.wait_for_selector("html[data-rendered]", state="attached")
+    expect(page.locator("h1")).to_have_text(f"Schedule {found.schedule_id}: {name}")
+
+    # Its alerts: the open one first, then the resolved one.
+    rows = page.locator("#schedule-alerts tbody tr[data-alert]")
+    expect(rows).to_have_count(2)
+    assert [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.alert)")] == [
+        found.open["id"], found.resolved["id"]]
+    expect(rows.nth(0).locator("td").nth(0)).to_have_text("open")
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text(found.open["text"])
+    expect(rows.nth(0).locator("td").nth(5)).to_have_text("0, 1, 2, 3, 4, 5, 6, 7 and 4 more")
+    expect(rows.nth(1).locator("td").nth(0)).to_have_text("resolved")
+
+    # Each night against its baseline, in the history (newest first).
+    fires = page.locator("#fires tbody tr")
+    expect(fires).to_have_count(4)
+    versus = page.locator("#fires thead th").all_inner_texts().index("vs baseline")
+    expect(fires.nth(0).locator("td").nth(versus)).to_have_text(f"1 regression vs {back}")
+    expect(fires.nth(1).locator("td").nth(versus)).to_have_text(f"1 improvement vs {bad}")
+    expect(fires.nth(2).locator("td").nth(versus)).to_have_text(f"1 regression vs {good}")
+    expect(fires.nth(3).locator("td").nth(versus)).to_have_text(
+        "no earlier succeeded sweep of this schedule to compare with")
+    expect(fires.nth(0).locator("td.changed")).to_have_text("torch 2.13.0 → 2.14.0")
+
+    # The charts mark the nights that raised an alert, and the one that resolved it.
+    fire_time = {f["sweep_id"]: f["scheduled_for"] for f in quiet.http.get(
+        f"/api/v1/schedules/{found.schedule_id}/sweeps").json()["items"]}
+    for chart in ("trend-divergence", "trend-frontier", "trend-steps"):
+        traces = page.locator(f"#{chart}").evaluate(
+            "el => el.data.filter(t => t.yaxis === 'y2').map(t => ({name: t.name, x: t.x, said: t.customdata}))")
+        assert [t["name"] for t in traces] == ["regression alert", "alert resolved"], traces
+        raised, resolved = traces
+        assert raised["x"] == [fire_time[bad], fire_time[worse]] and resolved["x"] == [fire_time[back]]
+        assert found.open["text"].split(";")[0] in raised["said"][1]
+        expect(page.locator(f"#{chart} .legendtext", has_text="regression alert")).to_have_count(1)
+        assert marks(page, chart, ".shapelayer path") == 3  # a dotted line at each marked night
+    screenshot(page, "dashboard-schedule-alerts.png")
+
+    # Resolved behind the page's back, the alert can no longer be acknowledged: the API's detail shows.
+    with session_scope(quiet.factory) as session:
+        session.execute(update(Alert).where(Alert.id == found.open["id"]).values(
+            state=AlertState.RESOLVED, resolved_at=datetime.now(timezone.utc), resolution="resolved meanwhile"))
+    rows.nth(0).get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#alert-error")).to_have_text(
+        f"Could not acknowledge alert {found.open['id']}: alert {found.open['id']} is resolved; "
+        "only an open alert can be acknowledged")
+    expect(rows.nth(0).locator("td").nth(0)).to_have_text("resolved")  # and the list is read again
+    refused = [p for p in watched.problems if "/acknowledge" in p]
+    assert refused and len(refused) == len(watched.problems), watched.problems
+    watched.problems.clear()
+
+    # The bad night's sweep page says which schedule made it and what the comparison found.
+    with page.expect_navigation(url=f"{quiet.url}/sweeps/{worse}"):
+        fires.nth(0).get_by_role("link", name=str(worse), exact=True).click()
+    page.wait_for_selector("html[data-rendered]")
+    box = page.locator("#compared")
+    expect(box).to_be_visible()
+    expect(box).to_have_class(re.compile(r"\bworse\b"))
+    expect(box).to_contain_text(f"Scheduled by {name}")
+    expect(box).to_contain_text(f"Compared with sweep {back}:")
+    expect(box.locator("li.regressed")).to_have_text([found.open["text"].split(";")[0]])
+    expect(box).to_contain_text("environment: torch 2.13.0 → 2.14.0")
+    assert box.get_by_role("link", name="full comparison").get_attribute("href") == (
+        f"/api/v1/sweeps/{worse}/compare/{back}")
+    assert box.locator("img").count() == 0
+    screenshot(page, "dashboard-sweep-compared.png")
+    # The first night had nothing to compare with.
+    page.goto(f"{quiet.url}/sweeps/{good}")
+    expect(page.locator("#compared")).to_contain_text(
+        "Not compared: no earlier succeeded sweep of this schedule to compare with.")
+    assert watched.problems == [], watched.problems
+    assert all(url.startswith(quiet.url) for url in watched.requests), watched.requests

@@ -76,6 +76,11 @@ def schedule_page(request: Request, schedule_id: int, session: SessionDep) -> HT
     return _page(request, "schedule.html", context)
 
 
+@router.get("/alerts", response_class=HTMLResponse, name="alerts_page", dependencies=[Depends(READ_PAGE)])
+def alerts_page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "alerts.html", {})
+
+
 @router.get("/runs/{run_id}", response_class=HTMLResponse, name="run_page", dependencies=[Depends(READ_PAGE)])
 def run_page(request: Request, run_id: int, session: SessionDep) -> HTMLResponse:
     def context() -> dict[str, Any]:

@@ -292,6 +292,47 @@ const clipsweep = (() => {
     return (unclipped[0] ?? cells[0]).cell_index;
   };
 
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const sweepLink = (sweepId) => (sweepId === null || sweepId === undefined ? "–"
+    : `<a href="/sweeps/${Number(sweepId)}">${Number(sweepId)}</a>`);
+  // `name`: null for a deleted schedule, undefined when not known.
+  const scheduleLink = (scheduleId, name) => (name === null ? `schedule ${Number(scheduleId)} (deleted)`
+    : `<a href="/schedules/${Number(scheduleId)}">${text(name ?? `schedule ${scheduleId}`)}</a>`);
+  // A schedule's name, or null once it is deleted (its alerts and sweeps stay).
+  const scheduleName = async (scheduleId) => {
+    const response = await fetch(`/api/v1/schedules/${Number(scheduleId)}`);
+    if (response.status === 401) signIn();
+    if (response.status === 404) return null;
+    if (!response.ok) throw new Error(`/api/v1/schedules/${scheduleId}: HTTP ${response.status}`);
+    return (await response.json()).name;
+  };
+  // A scheduled sweep: which schedule made it, and what its comparison with the baseline found (HTML).
+  const comparedWith = (sweep, scheduleName) => {
+    const c = sweep.comparison;
+    const by = `Scheduled by ${scheduleLink(sweep.schedule_id, scheduleName)}${sweep.scheduled_for
+      ? ` for ${when(sweep.scheduled_for)}` : ""}.`;
+    if (!c) {
+      return `<p>${by} ${sweep.finished ? "Not compared with its baseline yet."
+        : "Compared with its baseline once it finishes."}</p>`;
+    }
+    if (c.baseline_sweep_id === null) return `<p>${by} Not compared: ${text(c.detail ?? "no baseline")}.</p>`;
+    const found = c.regressions.length + c.improvements.length;
+    const lines = [...c.regressions.map((f) => `<li class="regressed">${text(f.text)}</li>`),
+      ...c.improvements.map((f) => `<li class="improved">${text(f.text)}</li>`)];
+    const more = [];
+    if (c.environment_change.length) more.push(`environment: ${text(c.environment_change.join("; "))}`);
+    const alerts = c.alerts_raised.length + c.alerts_resolved.length;
+    if (alerts) {
+      const said = [c.alerts_raised.length ? `raised ${plural(c.alerts_raised.length, "alert")}` : null,
+        c.alerts_resolved.length ? `resolved ${plural(c.alerts_resolved.length, "alert")}` : null].filter(Boolean);
+      more.push(`<a href="/alerts?state=all&amp;schedule_id=${Number(sweep.schedule_id)}">${said.join(", ")}</a>`);
+    }
+    more.push(`<a href="/api/v1/sweeps/${Number(sweep.id)}/compare/${Number(c.baseline_sweep_id)}">full comparison</a> (JSON)`);
+    return `<p>${by} Compared with <a href="/sweeps/${Number(c.baseline_sweep_id)}">sweep ${Number(c.baseline_sweep_id)}</a>: ${
+      found ? "" : "no change beyond the thresholds."}</p>${lines.length ? `<ul>${lines.join("")}</ul>` : ""}
+      <p class="muted">${more.join(" · ")}</p>`;
+  };
+
   function sweepPage(id) {
     // ?tolerance= opens the page at one of the selector's tolerances (a link can carry the answer).
     const asked = new URLSearchParams(location.search).get("tolerance");
@@ -334,14 +375,26 @@ const clipsweep = (() => {
       document.querySelector("#cells tbody").innerHTML = cellRows(summary);
       document.querySelector("#telemetry tbody").innerHTML = telemetryRows(summary);
     };
+    let schedule;  // its schedule's name; undefined: not asked yet, null: deleted
+    const drawCompared = async () => {
+      const box = $("compared");
+      box.hidden = sweep.schedule_id === null || sweep.schedule_id === undefined;
+      if (box.hidden) return;
+      if (schedule === undefined) schedule = await scheduleName(sweep.schedule_id);
+      box.className = `compared${sweep.comparison?.regressions.length ? " worse" : ""}`;
+      box.innerHTML = comparedWith(sweep, schedule);
+    };
     const load = async () => {
       [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
         api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`), plotlyLoaded()]);
+      await drawCompared();
       drawSummary();
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
       document.documentElement.dataset.rendered = "1";
-      return !sweep.finished;
+      // A scheduled sweep's comparison comes shortly after it finishes.
+      return !sweep.finished || (sweep.schedule_id !== null && !sweep.comparison && sweep.finished_at
+        && Date.now() - parseTime(sweep.finished_at) < 60 * 1000);
     };
     // A failure in a handler shows in #load-error like a failed refresh.
     const shown = (action) => async (e) => {
@@ -395,6 +448,120 @@ const clipsweep = (() => {
     };
     repeatWhile(load, 2);
   }
+
+  // ---- alerts ------------------------------------------------------------------------------
+  // Open alerts first, then those someone is on, those waiting for a repeat, and the settled ones.
+  const ALERT_STATES = ["open", "acknowledged", "pending", "resolved", "noted"];
+  const byState = (a, b) => ALERT_STATES.indexOf(a.state) - ALERT_STATES.indexOf(b.state) || b.id - a.id;
+  // The seeds that diverge now and did not in the baseline: the first few, then how many more.
+  const flippedSeeds = (alert, shown = 8) => {
+    const seeds = alert.evidence?.flipped_seeds;
+    if (!Array.isArray(seeds) || !seeds.length) return "–";
+    return text(seeds.length <= shown ? seeds.join(", ")
+      : `${seeds.slice(0, shown).join(", ")} and ${seeds.length - shown} more`);
+  };
+  // One alert as a table row (HTML). `names`: schedule names by id, for a schedule column; null: none.
+  const alertRow = (a, names) => {
+    const after = a.state === "acknowledged"
+      ? `acknowledged ${when(a.acknowledged_at)}${a.acknowledged_by ? ` by ${text(a.acknowledged_by)}` : ""}`
+      : a.state === "resolved" ? `resolved ${when(a.resolved_at)}${a.resolution ? `: ${text(a.resolution)}` : ""}`
+        : a.state === "pending" ? `seen in ${plural(a.streak, "sweep")} in a row so far` : "";
+    return `<tr data-alert="${Number(a.id)}" class="alert-row">
+      <td><span class="badge alert-${text(a.state)}">${text(a.state)}</span></td><td>${text(a.kind)}</td>
+      <td class="alert-text">${text(a.text)}${after ? `<br><span class="muted">${after}</span>` : ""}</td>
+      ${names ? `<td>${scheduleLink(a.schedule_id, names.get(a.schedule_id))}</td>` : ""}
+      <td>${sweepLink(a.sweep_id)}</td><td>${sweepLink(a.baseline_sweep_id)}</td>
+      <td class="seeds">${flippedSeeds(a)}</td><td>${when(a.created_at)}</td>
+      <td>${a.state === "open" ? `<button type="button" class="ack" data-ack="${Number(a.id)}">Acknowledge</button>` : ""}</td></tr>`;
+  };
+  // A write the page makes: its error is the API's `detail`. The sign-in cookie never authorizes a
+  // write, so with auth on the API refuses it (401, saying so): then add how to do it instead.
+  const post = async (path, instead) => {
+    const response = await fetch(path, { method: "POST", headers: { accept: "application/json" } });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const detail = body?.detail;
+      const said = typeof detail === "string" ? detail : detail ? JSON.stringify(detail) : `HTTP ${response.status}`;
+      throw new Error(response.status === 401 ? `${said}; ${instead}` : said);
+    }
+    return body;
+  };
+  // Acknowledge buttons in `table`: POST, then `reload()` the page's data; a refusal shows in `shown`.
+  const acknowledging = (table, shown, reload) => table.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-ack]");
+    if (!button) return;
+    button.disabled = true;
+    try {
+      const alertId = Number(button.dataset.ack);
+      await post(`/api/v1/alerts/${alertId}/acknowledge`, `run \`clipsweep alerts ack ${alertId}\` with a write token`);
+      shown.hidden = true;
+    } catch (err) {
+      shown.textContent = `Could not acknowledge alert ${button.dataset.ack}: ${err.message}`;
+      shown.hidden = false;
+      button.disabled = false;
+    }
+    try {
+      await reload();
+    } catch (err) {
+      $("load-error").textContent = `Could not refresh (${err.message}).`;
+      $("load-error").hidden = false;
+    }
+  });
+
+  function alertsPage() {
+    const body = document.querySelector("#alerts tbody");
+    const filter = $("state-filter");
+    const more = $("more");
+    const params = new URLSearchParams(location.search);
+    const asked = params.get("state");
+    filter.value = [...filter.options].some((o) => o.value === asked) ? asked : "open";
+    const scheduleId = Number(params.get("schedule_id")) || null;  // ?schedule_id=: one schedule's alerts
+    const names = new Map();
+    const load = async () => {
+      const query = new URLSearchParams({ limit: "200" });
+      if (filter.value !== "all") query.set("state", filter.value);
+      if (scheduleId !== null) query.set("schedule_id", String(scheduleId));
+      const page = await api(`/api/v1/alerts?${query}`);
+      const unnamed = unique([...page.items.map((a) => a.schedule_id), ...(scheduleId === null ? [] : [scheduleId])])
+        .filter((s) => !names.has(s));
+      await Promise.all(unnamed.map(async (s) => names.set(s, await scheduleName(s))));
+      const items = [...page.items].sort(byState);
+      $("scope").hidden = scheduleId === null;
+      if (scheduleId !== null) {
+        $("scope").innerHTML = `of ${scheduleLink(scheduleId, names.get(scheduleId))} only · <a href="/alerts${
+          filter.value === "open" ? "" : `?state=${encodeURIComponent(filter.value)}`}">every schedule's</a>`;
+      }
+      const what = `${filter.value === "all" ? "" : `${text(filter.value)} `}alerts${scheduleId === null ? ""
+        : ` of ${scheduleLink(scheduleId, names.get(scheduleId))}`}`;
+      body.innerHTML = items.length ? items.map((a) => alertRow(a, names)).join("")
+        : `<tr><td colspan="9" class="muted">No ${what}.</td></tr>`;
+      more.hidden = page.total <= page.items.length;
+      more.textContent = `Showing the newest ${page.items.length} of ${page.total} alerts.`;
+      document.documentElement.dataset.rendered = "1";
+      return true;
+    };
+    filter.addEventListener("change", () => {
+      const query = new URLSearchParams();
+      if (filter.value !== "open") query.set("state", filter.value);
+      if (scheduleId !== null) query.set("schedule_id", String(scheduleId));
+      history.replaceState(null, "", query.toString() ? `?${query}` : location.pathname);
+      load().catch((err) => { $("load-error").textContent = `Could not load the alerts (${err.message}).`; $("load-error").hidden = false; });
+    });
+    acknowledging($("alerts"), $("alert-error"), load);
+    repeatWhile(load, 30);
+  }
+
+  // What a scheduled sweep's comparison with its baseline found, in a few words (HTML), for a table cell.
+  const versus = (c) => {
+    if (!c) return '<td class="muted">–</td>';
+    if (c.baseline_sweep_id === null) return `<td class="muted">${text(c.detail ?? "–")}</td>`;
+    const found = [];
+    if (c.regressions.length) found.push(`<span class="regressed">${plural(c.regressions.length, "regression")}</span>`);
+    if (c.improvements.length) found.push(`<span class="improved">${plural(c.improvements.length, "improvement")}</span>`);
+    const said = [...c.regressions, ...c.improvements].map((f) => f.text).join("\n");
+    return `<td class="versus"${said ? ` title="${text(said)}"` : ""}>${found.length ? found.join(", ") : "no change"} <span class="muted">vs ${
+      sweepLink(c.baseline_sweep_id)}</span></td>`;
+  };
 
   // ---- schedules ---------------------------------------------------------------------------
   const nextFire = (s) => (s.next_fire_times.length ? when(s.next_fire_times[0]) : "paused");
@@ -459,12 +626,39 @@ const clipsweep = (() => {
         line: { color: armColor(arms, arm), width: 2 },
         y: positive(nights.map((n) => n.summary.frontier.find((f) => f.clipping === arm)?.stable_lr.value ?? null)) }));
       const xaxis = { title: { text: "fire time (UTC)" } };  // plotly shows ISO times as written: UTC
-      draw("trend-divergence", divergence, { xaxis, yaxis: { title: { text: "divergence rate" }, tickformat: ".0%", range: [-0.02, 1.02] },
+      const { marks, shapes } = alertMarks();
+      draw("trend-divergence", [...divergence, ...marks], { xaxis, shapes, yaxis2: OVERLAY,
+        yaxis: { title: { text: "divergence rate" }, tickformat: ".0%", range: [-0.02, 1.02] },
         ...unless(divergence, "no run has finished yet") });
-      draw("trend-steps", steps, { xaxis, yaxis: { title: { text: "median steps to target" } },
+      draw("trend-steps", [...steps, ...marks], { xaxis, shapes, yaxis2: OVERLAY, yaxis: { title: { text: "median steps to target" } },
         ...unless(steps, "no night had more than half its runs at the target at this learning rate") });
-      draw("trend-frontier", frontier, { xaxis, yaxis: { title: { text: "highest stable lr" }, type: "log" },
+      draw("trend-frontier", [...frontier, ...marks], { xaxis, shapes, yaxis2: OVERLAY, yaxis: { title: { text: "highest stable lr" }, type: "log" },
         ...unless(frontier, "no night had a learning rate with its divergence upper bound under 5%") });
+    };
+    // The nights whose comparison with the baseline raised regression alerts (a red ▼ at the top
+    // and a dotted line) or resolved alerts (a green ▲), on an axis of their own over each chart.
+    const OVERLAY = { overlaying: "y", range: [0, 1.05], visible: false, fixedrange: true };
+    const alertMarks = () => {
+      const marks = [];
+      const shapes = [];
+      const mark = (shown, name, symbol, color, y, said) => {
+        if (!shown.length) return;
+        marks.push({ x: shown.map((n) => n.fire.scheduled_for), y: shown.map(() => y), yaxis: "y2", name,
+          mode: "markers", marker: { symbol, size: 13, color, line: { color: "#fff", width: 1 } }, cliponaxis: false,
+          customdata: shown.map((n) => said(n.fire.comparison, n.fire.sweep_id).map(text).join("<br>")),
+          hovertemplate: "%{customdata}<extra></extra>" });
+        shapes.push(...shown.map((n) => ({ type: "line", xref: "x", yref: "paper", x0: n.fire.scheduled_for,
+          x1: n.fire.scheduled_for, y0: 0, y1: 1, layer: "below", line: { color, dash: "dot", width: 1 } })));
+      };
+      const compared = nights.filter((n) => n.fire.comparison);
+      mark(compared.filter((n) => n.fire.comparison.alerts_raised.length && n.fire.comparison.regressions.length),
+        "regression alert", "triangle-down", DIVERGED, 1.0, (c, sweepId) => [
+          `sweep ${sweepId} vs sweep ${c.baseline_sweep_id}: ${plural(c.regressions.length, "regression")}`,
+          ...c.regressions.map((r) => r.text), ...c.environment_change]);
+      mark(compared.filter((n) => n.fire.comparison.alerts_resolved.length), "alert resolved", "triangle-up",
+        "#1a7f37", 0.93, (c, sweepId) => [`sweep ${sweepId}: ${plural(c.alerts_resolved.length, "alert")} resolved`,
+          ...c.improvements.map((r) => r.text)]);
+      return { marks, shapes };
     };
     lrSelect.addEventListener("change", drawTrends);
     const load = async () => {
@@ -487,8 +681,16 @@ const clipsweep = (() => {
         const what = changed.get(f.sweep_id) ?? [];
         return `<tr><td>${when(f.scheduled_for)}</td><td>${text(f.outcome)}${f.detail ? ` <span class="muted">${text(f.detail)}</span>` : ""}</td>
           <td>${f.sweep_id ? `<a href="/sweeps/${f.sweep_id}">${f.sweep_id}</a>` : "–"}</td><td>${text(f.sweep_status ?? "–")}</td>
-          <td class="num">${divergedOf(f)}</td><td class="${what.length ? "changed" : "muted"}">${what.length ? text(what.join("; ")) : "–"}</td></tr>`;
-      }).join("") : '<tr><td colspan="6" class="muted">No fire time has come yet.</td></tr>';
+          <td class="num">${divergedOf(f)}</td>${versus(f.comparison)}
+          <td class="${what.length ? "changed" : "muted"}">${what.length ? text(what.join("; ")) : "–"}</td></tr>`;
+      }).join("") : '<tr><td colspan="7" class="muted">No fire time has come yet.</td></tr>';
+      // Its alerts: the active ones first, then the last few resolved (improvements are on /alerts).
+      const alerts = (await api(`/api/v1/alerts?schedule_id=${id}&limit=200`)).items;
+      const active = alerts.filter((a) => ["open", "acknowledged", "pending"].includes(a.state)).sort(byState);
+      const settled = alerts.filter((a) => a.state === "resolved").slice(0, 5);
+      document.querySelector("#schedule-alerts tbody").innerHTML = active.length + settled.length
+        ? [...active, ...settled].map((a) => alertRow(a, null)).join("")
+        : '<tr><td colspan="8" class="muted">No alerts: no sweep of this schedule has regressed against its baseline.</td></tr>';
       const lrs = unique(nights.flatMap((n) => n.summary.cells.map((c) => c.lr))).sort((a, b) => a - b);
       const chosen = lrSelect.value || String(lrs[lrs.length - 1] ?? "");
       lrSelect.innerHTML = lrs.map((lr) => `<option value="${lr}">${lr}</option>`).join("");
@@ -496,8 +698,12 @@ const clipsweep = (() => {
       await plotlyLoaded();
       drawTrends();
       document.documentElement.dataset.rendered = "1";
-      return nights.some((n) => !n.sweep.finished);
+      // Refreshed while a sweep trains, and for a while after one ends: its comparison comes shortly after.
+      const comparing = (n) => !n.fire.comparison && n.sweep.finished_at
+        && Date.now() - parseTime(n.sweep.finished_at) < 60 * 1000;
+      return nights.some((n) => !n.sweep.finished || comparing(n));
     };
+    acknowledging($("schedule-alerts"), $("alert-error"), load);
     repeatWhile(load, 10);
   }
 
@@ -520,13 +726,14 @@ const clipsweep = (() => {
     });
   }
 
-  return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, signInPage };
+  return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, alertsPage, signInPage };
 })();
 
 // Each page names itself on <body>: no inline script, so the Content-Security-Policy allows only this file.
 (() => {
   const { page, id } = document.body.dataset;
   const start = { sweeps: clipsweep.sweepsPage, sweep: clipsweep.sweepPage, run: clipsweep.runPage,
-    schedules: clipsweep.schedulesPage, schedule: clipsweep.schedulePage, "sign-in": clipsweep.signInPage }[page];
+    schedules: clipsweep.schedulesPage, schedule: clipsweep.schedulePage, alerts: clipsweep.alertsPage,
+    "sign-in": clipsweep.signInPage }[page];
   if (start) start(id ? Number(id) : undefined);
 })();

@@ -170,6 +170,7 @@ def test_the_dashboard_signs_in_with_a_cookie_that_reads_and_never_writes(secure
     assert api.get(f"/api/v1/sweeps/{sweep_id}/summary").status_code == 200
     write = api.post("/api/v1/sweeps", json=SPEC)
     assert write.status_code == 401  # a cookie never authorizes a write, even a write token's
+    assert write.json()["detail"].startswith("a dashboard sign-in only reads; POST /api/v1/sweeps needs an API token")
     assert api.delete("/api/v1/session").status_code == 204
     assert api.get(f"/api/v1/sweeps/{sweep_id}/summary").status_code == 401
 
