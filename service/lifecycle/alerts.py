@@ -62,8 +62,9 @@ class _Links:
 
 def evaluate(session: Session, sweep: Sweep, at: datetime, *, server_url: str) -> SweepComparison:
     """Compare a finished scheduled sweep with its baseline, once (a second evaluator's insert
-    fails on the primary key), raise and resolve the schedule's alerts, and queue the events.
-    The caller commits."""
+    fails on the primary key), raise and resolve the schedule's alerts, and queue the events: one
+    message for what this sweep opened, one for what it resolved, however many cells. The caller
+    commits."""
     schedule = session.get_one(Schedule, sweep.schedule_id)
     row = SweepComparison(sweep_id=sweep.id, schedule_id=schedule.id, created_at=at)
     session.add(row)
@@ -80,22 +81,31 @@ def evaluate(session: Session, sweep: Sweep, at: datetime, *, server_url: str) -
         row.detail = "no earlier succeeded sweep of this schedule to compare with"
     else:
         comparisons[baseline.id] = compare_sweeps(session, sweep.id, baseline.id, thresholds)
-    resolved = _retest(session, schedule, sweep, thresholds, comparisons, links, at)
-    if baseline is None:
-        return row
-    found = comparisons[baseline.id]
-    change = environment_change(baseline.environment, sweep.environment)
-    back = {alert.subject for alert in resolved}  # its improvement is this resolution: said once
-    opened = _raise(session, schedule, sweep, baseline, found, change, thresholds, links, at, back)
-    row.baseline_sweep_id = baseline.id
-    row.result = {
-        "regressions": [_finding_json(f) for f in found.regressions],
-        "improvements": [_finding_json(f) for f in found.improvements],
-        "cells_compared": len(found.divergence),
-        "only_current": [c.cell_index for c in found.only_current],
-        "only_baseline": [c.cell_index for c in found.only_baseline],
-        "environment_change": change, "alerts_raised": [a.id for a in opened],
-        "alerts_resolved": [a.id for a in resolved]}
+    opened, resolved = _retest(session, schedule, sweep, thresholds, comparisons, at)
+    made: list[Alert] = []
+    if baseline is not None:
+        found = comparisons[baseline.id]
+        change = environment_change(baseline.environment, sweep.environment)
+        back = {alert.subject for alert in resolved}  # its improvement is this resolution: said once
+        made = _raise(session, schedule, sweep, baseline, found, change, back, at)
+        opened += [a for a in made if a.state is AlertState.PENDING and thresholds.consecutive <= 1]
+        row.baseline_sweep_id = baseline.id
+        row.result = {
+            "regressions": [_finding_json(f) for f in found.regressions],
+            "improvements": [_finding_json(f) for f in found.improvements],
+            "cells_compared": len(found.divergence),
+            "only_current": [c.cell_index for c in found.only_current],
+            "only_baseline": [c.cell_index for c in found.only_baseline],
+            "environment_change": change, "alerts_raised": [a.id for a in made],
+            "alerts_resolved": [a.id for a in resolved]}
+    for alert in opened:
+        alert.state, alert.opened_at = AlertState.OPEN, at
+    noted = [a for a in made if a.kind is AlertKind.IMPROVEMENT]
+    said = [a for a in resolved if a.opened_at is not None]  # a pending one resolves without a word
+    for event, alerts in ((WebhookEvent.REGRESSION_DETECTED, opened), (WebhookEvent.REGRESSION_RESOLVED, said),
+                          (WebhookEvent.IMPROVEMENT_DETECTED, noted)):
+        if alerts:
+            _announce(session, schedule, sweep, event, alerts, links, at)
     return row
 
 
@@ -105,10 +115,11 @@ def _finding_json(finding: Finding) -> dict[str, Any]:
 
 
 def _retest(session: Session, schedule: Schedule, sweep: Sweep, thresholds: Thresholds,
-            comparisons: dict[int, Comparison], links: _Links, at: datetime) -> list[Alert]:
+            comparisons: dict[int, Comparison], at: datetime) -> tuple[list[Alert], list[Alert]]:
     """Each active alert of the schedule against this sweep and the alert's own baseline: still
-    there (a pending one opens once seen `consecutive` times in a row), or resolved."""
-    resolved = []
+    there, or resolved. The pending ones now seen `consecutive` times in a row, to open, and the
+    resolved ones."""
+    opened, resolved = [], []
     active = session.scalars(select(Alert).where(Alert.schedule_id == schedule.id, Alert.state.in_(
         [AlertState.PENDING, AlertState.OPEN, AlertState.ACKNOWLEDGED])).order_by(Alert.id)).all()
     for alert in active:
@@ -126,20 +137,14 @@ def _retest(session: Session, schedule: Schedule, sweep: Sweep, thresholds: Thre
             alert.streak += 1
             alert.evidence = {**still.evidence, "latest_sweep_id": sweep.id}
             if alert.state is AlertState.PENDING and alert.streak >= thresholds.consecutive:
-                _open(session, schedule, alert, links, at)
+                opened.append(alert)
             continue
-        was_notified = alert.opened_at is not None
         alert.state, alert.resolved_at, alert.resolved_by_sweep_id = AlertState.RESOLVED, at, sweep.id
         alert.resolution = (f"sweep {sweep.id} is back within the thresholds against baseline sweep "
-                            f"{alert.baseline_sweep_id}" if was_notified else
+                            f"{alert.baseline_sweep_id}" if alert.opened_at is not None else
                             f"not seen again in sweep {sweep.id} ({thresholds.consecutive} in a row needed)")
         resolved.append(alert)
-        if was_notified:
-            enqueue(session, schedule.id, WebhookEvent.REGRESSION_RESOLVED, {
-                "text": f"resolved: {alert.text.split(';')[0]} (sweep {sweep.id} is back within the thresholds)",
-                "data": {"alert": alert_json(alert), **_context(schedule, sweep.id, alert.baseline_sweep_id, links)}},
-                at)
-    return resolved
+    return opened, resolved
 
 
 def _covers(comparison: Comparison, alert: Alert) -> bool:
@@ -149,7 +154,9 @@ def _covers(comparison: Comparison, alert: Alert) -> bool:
 
 
 def _raise(session: Session, schedule: Schedule, sweep: Sweep, baseline: Sweep, found: Comparison, change: list[str],
-           thresholds: Thresholds, links: _Links, at: datetime, back: set[str]) -> list[Alert]:
+           back: set[str], at: datetime) -> list[Alert]:
+    """A new alert for each finding no active alert tracks: pending (the caller opens it, or
+    `consecutive` waits), or noted for an improvement."""
     active = {(kind, subject) for kind, subject in session.execute(
         select(Alert.kind, Alert.subject).where(Alert.schedule_id == schedule.id, Alert.state.in_(
             [AlertState.PENDING, AlertState.OPEN, AlertState.ACKNOWLEDGED])))}
@@ -165,23 +172,34 @@ def _raise(session: Session, schedule: Schedule, sweep: Sweep, baseline: Sweep, 
                       evidence=finding.evidence, environment_change=change,
                       text="; ".join([finding.text, *change]), created_at=at)
         session.add(alert)
-        session.flush()
         made.append(alert)
-        if improvement:
-            enqueue(session, schedule.id, WebhookEvent.IMPROVEMENT_DETECTED, {
-                "text": alert.text, "data": {"alert": alert_json(alert),
-                                             **_context(schedule, sweep.id, baseline.id, links)}}, at)
-        elif thresholds.consecutive <= 1:
-            _open(session, schedule, alert, links, at)
+    session.flush()
     return made
 
 
-def _open(session: Session, schedule: Schedule, alert: Alert, links: _Links, at: datetime) -> None:
-    alert.state, alert.opened_at = AlertState.OPEN, at
-    latest = alert.evidence.get("latest_sweep_id", alert.sweep_id)
-    enqueue(session, schedule.id, WebhookEvent.REGRESSION_DETECTED, {
-        "text": alert.text, "data": {"alert": alert_json(alert),
-                                     **_context(schedule, latest, alert.baseline_sweep_id, links)}}, at)
+def _announce(session: Session, schedule: Schedule, sweep: Sweep, event: WebhookEvent, alerts: list[Alert],
+              links: _Links, at: datetime) -> None:
+    """One message for the alerts a sweep opened (or resolved, or noted): `alert` the first,
+    `alerts` all of them, and `text` a sentence a chat shows as it is."""
+    first = alerts[0]
+    if event is WebhookEvent.REGRESSION_RESOLVED:
+        said = "; ".join(f"resolved: {_finding_text(a)}" for a in alerts)
+        text = f"{said} (sweep {sweep.id} is back within the thresholds)"
+    elif len(alerts) == 1:
+        text = first.text
+    else:
+        what = "regressions" if event is WebhookEvent.REGRESSION_DETECTED else "improvements"
+        text = (f"{len(alerts)} {what} in {schedule.name} (sweep {sweep.id}): "
+                + "; ".join([*(_finding_text(a) for a in alerts), *first.environment_change]))
+    enqueue(session, schedule.id, event, {"text": text, "data": {
+        "alert": alert_json(first), "alerts": [alert_json(a) for a in alerts],
+        **_context(schedule, sweep.id, first.baseline_sweep_id, links)}}, at)
+
+
+def _finding_text(alert: Alert) -> str:
+    """The alert's sentence without the environment change appended to it."""
+    suffix = "".join(f"; {change}" for change in alert.environment_change)
+    return alert.text[: len(alert.text) - len(suffix)] if suffix and alert.text.endswith(suffix) else alert.text
 
 
 def _context(schedule: Schedule, sweep_id: int, baseline_id: int | None, links: _Links) -> dict[str, Any]:

@@ -43,15 +43,15 @@ def schedule(factory: sessionmaker[Session], **thresholds: object) -> int:
 
 
 def night(factory: sessionmaker[Session], schedule_id: int, day: int, diverged: set[int] = frozenset(),
-          *, torch: str = "2.13.0", status: SweepStatus = SweepStatus.SUCCEEDED) -> int:
-    """A sweep of the schedule for day `day`, trained: cell 0's `diverged` seeds diverge."""
+          *, torch: str = "2.13.0", status: SweepStatus = SweepStatus.SUCCEEDED, cells: tuple[int, ...] = (0,)) -> int:
+    """A sweep of the schedule for day `day`, trained: the `diverged` seeds of `cells` diverge."""
     moment = START + timedelta(days=day)
     with session_scope(factory) as session:
         made = fire(session, session.get_one(Schedule, schedule_id), moment, moment, limits=LIMITS,
                     heartbeat_timeout=60)
         sweep_id = made.sweep_id
     assert sweep_id is not None
-    store(factory, sweep_id, [report(cell, seed, "diverged" if cell == 0 and seed in diverged else "unconverged")
+    store(factory, sweep_id, [report(cell, seed, "diverged" if cell in cells and seed in diverged else "unconverged")
                               for cell in (0, 1) for seed in range(SEEDS)])
     with session_scope(factory) as session:
         session.execute(update(Sweep).where(Sweep.id == sweep_id).values(
@@ -134,6 +134,24 @@ def test_a_regression_alerts_once_with_its_evidence_and_resolves_when_back(
     assert alert.state is AlertState.RESOLVED and alert.resolved_by_sweep_id == fixed
     assert [e for e, _ in events(session_factory)][-2:] == ["sweep.finished", "regression.resolved"]
     assert events(session_factory)[-1][1]["data"]["alert"]["state"] == "resolved"
+
+
+def test_several_cells_getting_worse_at_once_are_one_message(session_factory: sessionmaker[Session]) -> None:
+    schedule_id = schedule(session_factory)
+    night(session_factory, schedule_id, 1)
+    bad = night(session_factory, schedule_id, 2, BAD, torch="2.14.0", cells=(0, 1))
+    compare_due(session_factory, 2)
+    assert sorted(a.kind.value for a in alerts(session_factory)) == ["divergence", "divergence", "protection"]
+    [detected] = [body for event, body in events(session_factory) if event == "regression.detected"]
+    assert len(detected["data"]["alerts"]) == 3 and detected["data"]["alert"] == detected["data"]["alerts"][0]
+    assert detected["text"] == (
+        f"3 regressions in nightly (sweep {bad}): divergence at lr 0.1, none: 0/16 → 8/16 (q = 0.0039); "
+        "divergence at lr 0.1, norm(max_norm=1.0): 0/16 → 8/16 (q = 0.0039); clipping stopped protecting at "
+        "lr 0.1, norm(max_norm=1.0): 0/16 diverged before, 8/16 now; torch 2.13.0 → 2.14.0")
+    night(session_factory, schedule_id, 3, torch="2.14.1")
+    compare_due(session_factory, 3)
+    [resolved] = [body for event, body in events(session_factory) if event == "regression.resolved"]
+    assert len(resolved["data"]["alerts"]) == 3 and resolved["text"].count("resolved: ") == 3
 
 
 def test_consecutive_waits_for_the_second_bad_night_against_the_first_baseline(
