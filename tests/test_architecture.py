@@ -1,5 +1,5 @@
-"""The shape of the code, checked: no import cycles, Ray in two modules only, small modules, and a
-README architecture map that names every module."""
+"""The shape of the code, checked: no import cycles, Ray in two modules only, small modules, and an
+architecture map (docs/architecture.md) that names every module."""
 
 from __future__ import annotations
 
@@ -107,13 +107,10 @@ def test_every_module_is_small(name: str) -> None:
 
 
 def architecture_map() -> set[str]:
-    """The paths the README's architecture map names: the first code block of its "Architecture"
-    section is a tree, two spaces of indent a level, a folder ending in `/`, one line each."""
-    readme = (ROOT / "README.md").read_text()
-    section = re.search(r"^## Architecture\n(.*?)(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
-    assert section, "the README has no '## Architecture' section"
-    block = re.search(r"```text\n(.*?)```", section.group(1), re.DOTALL)
-    assert block, "the Architecture section has no ```text tree"
+    """The paths docs/architecture.md names: its first code block is a tree, two spaces of
+    indent a level, a folder ending in `/`, one line each."""
+    block = re.search(r"```text\n(.*?)```", (ROOT / "docs" / "architecture.md").read_text(), re.DOTALL)
+    assert block, "docs/architecture.md has no ```text tree"
     named, folders = set(), []
     for line in block.group(1).splitlines():
         if not line.strip():
@@ -130,9 +127,9 @@ def architecture_map() -> set[str]:
     return named
 
 
-def test_the_readme_architecture_map_names_every_module_and_only_those() -> None:
+def test_the_architecture_map_names_every_module_and_only_those() -> None:
     actual = {str(p.relative_to(ROOT).parent) + "/" if p.name == "__init__.py" else str(p.relative_to(ROOT))
               for p in modules().values()}
     named = {path for path in architecture_map() if path.split("/")[0] in PACKAGES}
-    assert actual - named == set(), f"the README's architecture map does not name: {sorted(actual - named)}"
-    assert named - actual == set(), f"the README's architecture map names what is not there: {sorted(named - actual)}"
+    assert actual - named == set(), f"docs/architecture.md does not name: {sorted(actual - named)}"
+    assert named - actual == set(), f"docs/architecture.md names what is not there: {sorted(named - actual)}"
