@@ -271,6 +271,17 @@ def _allowed_keys(loc: Sequence[str | int]) -> list[str] | None:
     return list(model.model_fields) if model is not None else None
 
 
+def _number_as_text(value: Any) -> bool:
+    """A string that reads as a number: the mark of a YAML 1.1 reader (or a quoted number)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
     """Pydantic errors in our shape, with the allowed keys named where a key was unknown."""
     out = []
@@ -281,5 +292,8 @@ def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] 
             allowed = _allowed_keys(loc[:-1])
             if allowed is not None:
                 msg = f"unknown key {loc[-1]!r}; allowed here: {allowed}"
+        elif _number_as_text(err.get("input")):
+            msg += (f", got the text {err['input']!r}: send it as a number. YAML 1.1 readers (PyYAML) read "
+                    "1.0e10 as text; write 1.0e+10")
         out.append({"loc": [*prefix, *loc], "msg": msg, "type": err["type"]})
     return out

@@ -53,10 +53,14 @@ def ack(alert_id: int, server: str | None, token: str | None) -> None:
 @main.command()
 @click.argument("sweep_id", type=int)
 @click.argument("baseline_id", type=int)
-@click.option("--alpha", type=float, default=None, help="False discovery rate [0.05].")
-@click.option("--min-effect", type=float, default=None, help="Smallest divergence-rate rise that counts [0.10].")
-@click.option("--min-slowdown", type=float, default=None, help="Smallest ratio of median steps [1.2].")
-@click.option("--tolerance", type=float, default=None, help="The stability frontier's tolerance [0.05].")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="False discovery rate [0.05].")
+@click.option("--min-effect", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Smallest divergence-rate rise that counts [0.10].")
+@click.option("--min-slowdown", type=click.FloatRange(1, 1000), default=None,
+              help="Smallest ratio of median steps [1.2].")
+@click.option("--tolerance", type=click.FloatRange(1e-6, 1, max_open=True), default=None,
+              help="The stability frontier's tolerance [0.05].")
 @server_option
 def compare(sweep_id: int, baseline_id: int, alpha: float | None, min_effect: float | None,
             min_slowdown: float | None, tolerance: float | None, server: str | None, token: str | None) -> None:

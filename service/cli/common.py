@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,9 +50,19 @@ def fail(exc: ApiError) -> NoReturn:
     raise click.ClickException(str(exc))
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2's numbers: PyYAML follows YAML 1.1, where `1.0e10` and `1e-3` (no dot or
+    no sign in the exponent) are text, so a spec's `loss_factor: 1.0e10` would arrive as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
 def load_file(path: Path) -> Any:
     """A YAML or JSON file's content, or a one-line error saying what is wrong with it."""
     try:
-        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both load here
+        return yaml.load(path.read_text(), Loader=_Loader)  # YAML is a superset of JSON: both load here
     except yaml.YAMLError as exc:
         raise click.ClickException(f"{path} is not valid YAML or JSON: {exc}") from None

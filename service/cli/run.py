@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -66,6 +67,7 @@ def serve(host: str | None, port: int | None, worker: bool, with_scheduler: bool
             "sweeps. Turn auth on (CLIPSWEEP_AUTH=token) and create a token with `clipsweep token create --name "
             "NAME --scopes admin`, or listen on 127.0.0.1; --allow-unauthenticated-network-access overrides this")
     _open_or_exit(settings)  # migrate or refuse before anything starts
+    _port_free_or_exit(settings.host, settings.port)
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that would
     # kill this process before `finally` stops the worker. SystemExit unwinds through it instead.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -81,6 +83,19 @@ def serve(host: str | None, port: int | None, worker: bool, with_scheduler: bool
     finally:
         for child in children:
             child.stop()
+
+
+def _port_free_or_exit(host: str, port: int) -> None:
+    """Refuse before starting anything (and before printing a URL that another process answers)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Another clipsweep serve (or another "
+                f"program) may be using it: stop it, or choose another port with --port") from None
 
 
 class QuietReads(logging.Filter):

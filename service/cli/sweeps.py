@@ -11,12 +11,14 @@ from typing import Any
 
 import click
 
+from service.analysis.statistics import MIN_TOLERANCE
 from service.cli.client import ApiError, Client
 from service.cli.common import client_for, fail, load_file, main, server_option
 from service.cli.output import progress_line, summary_table, table
 
+# Checked here, before anything is submitted: a bad value must not cost a whole sweep's training.
 tolerance_option = click.option(
-    "--tolerance", default=0.05, show_default=True, type=float,
+    "--tolerance", default=0.05, show_default=True, type=click.FloatRange(MIN_TOLERANCE, 1, max_open=True),
     help="Divergence rate a learning rate may have and still count as stable (its 95% upper bound "
          "must be under it): the headline's 'highest stable lr'. Strictly between 0 and 1.")
 
@@ -41,7 +43,8 @@ def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
 @main.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", is_flag=True, help="Show progress until the sweep ends, then its summary.")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between progress checks.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between progress checks.")
 @tolerance_option
 @server_option
 def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: str | None,
@@ -89,7 +92,8 @@ def status(sweep_id: int, as_json: bool, tolerance: float, server: str | None, t
 @main.command()
 @click.argument("sweep_id", type=int)
 @click.option("--wait", is_flag=True, help="Wait until the worker has stopped the sweep's trials.")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between checks with --wait.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between checks with --wait.")
 @server_option
 def cancel(sweep_id: int, wait: bool, poll: float, server: str | None, token: str | None) -> None:
     """Cancel a queued or running sweep: trials stop, unfinished runs end cancelled."""
@@ -104,7 +108,7 @@ def cancel(sweep_id: int, wait: bool, poll: float, server: str | None, token: st
 
 
 @main.command(name="list")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @server_option
 def list_(limit: int, server: str | None, token: str | None) -> None:
     """List sweeps, newest first."""

@@ -228,3 +228,12 @@ def test_a_default_spec_trains_with_the_trainers_defaults() -> None:
         defaults.optimizer, defaults.divergence, defaults.convergence)
     assert (config.max_steps, config.batch_size, config.record_every) == (
         defaults.max_steps, defaults.batch_size, defaults.record_every)
+
+
+def test_a_number_that_arrives_as_text_names_the_yaml_pitfall() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"task": {"name": "adding"}, "learning_rates": [0.1], "seeds": 2,
+                    "divergence": {"loss_factor": "1.0e10"}})
+    [error] = caught.value.errors
+    assert error["loc"] == ["divergence", "loss_factor"]
+    assert "got the text '1.0e10'" in error["msg"] and "write 1.0e+10" in error["msg"]

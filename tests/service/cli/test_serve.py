@@ -1,10 +1,11 @@
-"""`clipsweep serve`: it refuses to listen beyond loopback with auth off, and its access log keeps
-what matters."""
+"""`clipsweep serve`: it refuses to listen beyond loopback with auth off, and on a busy port before
+starting anything, and its access log keeps what matters."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,20 @@ def test_serve_on_every_interface_without_auth_refuses_and_says_how_to_fix_it(tm
     assert "refusing to listen on 0.0.0.0 with auth off" in result.stderr
     assert "CLIPSWEEP_AUTH=token" in result.stderr and "clipsweep token create" in result.stderr
     assert not (tmp_path / "clipsweep.sqlite3").exists()  # refused before anything started
+
+
+def test_serve_on_a_busy_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSWEEP_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60,
+                                env={**env, "CLIPSWEEP_DATA_DIR": str(tmp_path)}, cwd=ROOT)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "clipsweep dashboard" not in result.stdout  # no URL printed that another process answers
 
 
 def test_the_access_log_keeps_writes_and_errors_and_drops_successful_reads() -> None:
