@@ -214,8 +214,34 @@ def parse_spec(data: Any) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_errors(exc.errors())) from None
+        raise SpecError(format_validation_errors(exc.errors()) + registry_errors(data)) from None
     return resolve_spec(spec)
+
+
+def registry_errors(data: Any) -> list[dict[str, Any]]:
+    """The registry checks (the task and each arm) of the parts of a spec that are well formed,
+    for a spec that failed validation elsewhere: one answer lists every problem, instead of the
+    unknown task only once the missing `seeds` is fixed."""
+    if not isinstance(data, dict):
+        return []
+    errors = []
+    try:
+        task = TaskSpec.model_validate(data.get("task"))
+        build_task(task.name, task.params)
+    except ValidationError:
+        pass  # a malformed task is among the validation errors already
+    except ConfigError as exc:
+        errors.append(_config_error(["task"], exc))
+    arms = data.get("clipping")
+    for i, arm in enumerate(arms if isinstance(arms, list) else []):
+        try:
+            spec_arm = ClippingSpec.model_validate(arm)
+            build_clipper(spec_arm.method, spec_arm.params)
+        except ValidationError:
+            pass
+        except ConfigError as exc:
+            errors.append(_config_error(["clipping", i], ConfigError(exc.path.removeprefix("params."), exc.message)))
+    return errors
 
 
 def resolve_spec(spec: SweepSpec) -> SweepSpec:

@@ -21,7 +21,7 @@ from service.api.routes import alerts, meta, metrics, pages, runs, schedules, se
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
-from service.spec import format_validation_errors
+from service.spec import format_validation_errors, registry_errors
 from service.web import STATIC_DIR
 
 # Encoded summaries kept in memory, at most (service/api/answers.py).
@@ -67,6 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 errors += format_validation_errors([{**err, "loc": loc[1:]}], prefix=["body"])
             else:
                 errors += format_validation_errors([err])
+        # A sweep spec's task and arms checked too where they are well formed: every problem at once.
+        body = exc.body if isinstance(exc.body, dict) else {}
+        spec, where = ((body, ["body"]) if request.url.path == "/api/v1/sweeps"
+                       else (body.get("sweep"), ["body", "sweep"]) if request.url.path.startswith("/api/v1/schedules")
+                       else (None, []))
+        seen = {tuple(e["loc"]) for e in errors}
+        errors += [e for e in ({**e, "loc": [*where, *e["loc"]]} for e in registry_errors(spec))
+                   if tuple(e["loc"]) not in seen]
         return JSONResponse(status_code=422, content={"detail": errors})
 
     @app.exception_handler(SignInRequired)

@@ -159,6 +159,19 @@ def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(
     assert total_sweeps(api) == before
 
 
+def test_every_problem_of_a_spec_is_in_one_answer(api: TestClient) -> None:
+    """A missing field and an unknown task and arm, together: not the task only once `seeds` is fixed."""
+    spec = {"task": {"name": "addng"}, "learning_rates": [0.1], "clipping": [{"method": "nrm"}]}
+    for path, body, where in (("/api/v1/sweeps", spec, ["body"]),
+                              ("/api/v1/schedules", {"name": "n", "cron": "@daily", "sweep": spec}, ["body", "sweep"])):
+        response = api.post(path, json=body)
+        assert response.status_code == 422, response.text
+        got = {tuple(e["loc"]): e["msg"] for e in response.json()["detail"]}
+        assert got[(*where, "seeds")] == "Field required"
+        assert got[(*where, "task", "name")].startswith("unknown task 'addng'; known: ['adding'")
+        assert got[(*where, "clipping", 0, "method")].startswith("unknown clipping method 'nrm'")
+
+
 @pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b'"a string"', b"null"])
 def test_a_body_that_is_not_a_spec_object_is_a_422(api: TestClient, content: bytes) -> None:
     response = api.post("/api/v1/sweeps", content=content, headers={"content-type": "application/json"})
