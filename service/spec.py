@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import SpecError
+from service.spec_errors import format_validation_errors
 from trainers.clipping import BASELINE, CLIPPERS, arm_label, build_clipper
 from trainers.config import (
     DEVICES,
@@ -214,7 +215,7 @@ def parse_spec(data: Any) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(format_validation_errors(exc.errors()) + registry_errors(data)) from None
+        raise SpecError(format_validation_errors(exc.errors(), root=SweepSpec) + registry_errors(data)) from None
     return resolve_spec(spec)
 
 
@@ -222,26 +223,38 @@ def registry_errors(data: Any) -> list[dict[str, Any]]:
     """The registry checks (the task and each arm) of the parts of a spec that are well formed,
     for a spec that failed validation elsewhere: one answer lists every problem, instead of the
     unknown task only once the missing `seeds` is fixed."""
+    errors: list[dict[str, Any]] = []
     if not isinstance(data, dict):
-        return []
-    errors = []
+        return errors
     try:
-        task = TaskSpec.model_validate(data.get("task"))
-        build_task(task.name, task.params)
+        _task_params(TaskSpec.model_validate(data.get("task")), errors)
     except ValidationError:
         pass  # a malformed task is among the validation errors already
-    except ConfigError as exc:
-        errors.append(_config_error(["task"], exc))
     arms = data.get("clipping")
     for i, arm in enumerate(arms if isinstance(arms, list) else []):
         try:
-            spec_arm = ClippingSpec.model_validate(arm)
-            build_clipper(spec_arm.method, spec_arm.params)
+            _arm_params(i, ClippingSpec.model_validate(arm), errors)
         except ValidationError:
             pass
-        except ConfigError as exc:
-            errors.append(_config_error(["clipping", i], ConfigError(exc.path.removeprefix("params."), exc.message)))
     return errors
+
+
+def _task_params(task: TaskSpec, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The task's parameters with every default spelled out; as given, with an error, if it is wrong."""
+    try:
+        return asdict(build_task(task.name, task.params).params)
+    except ConfigError as exc:
+        errors.append(_config_error(["task"], exc))
+        return task.params
+
+
+def _arm_params(i: int, arm: ClippingSpec, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The arm's parameters with every default spelled out; None, with an error, if it is wrong."""
+    try:
+        return asdict(build_clipper(arm.method, arm.params).params)
+    except ConfigError as exc:  # clipping parameters sit beside `method`, not under a `params` key
+        errors.append(_config_error(["clipping", i], ConfigError(exc.path.removeprefix("params."), exc.message)))
+        return None
 
 
 def resolve_spec(spec: SweepSpec) -> SweepSpec:
@@ -253,20 +266,12 @@ def resolve_spec(spec: SweepSpec) -> SweepSpec:
         OptimizerConfig(**spec.optimizer.model_dump())
     except ConfigError as exc:
         errors.append(_config_error(["optimizer"], exc))
-    task_params: dict[str, Any] = spec.task.params
-    try:
-        task_params = asdict(build_task(spec.task.name, spec.task.params).params)
-    except ConfigError as exc:
-        errors.append(_config_error(["task"], exc))
+    task_params = _task_params(spec.task, errors)
     arms: list[ClippingSpec] = []
     seen: dict[str, int] = {}
     for i, arm in enumerate(spec.clipping):
-        try:
-            params = asdict(build_clipper(arm.method, arm.params).params)
-        except ConfigError as exc:
-            # Clipping parameters sit beside `method`, not under a `params` key.
-            path = exc.path.removeprefix("params.")
-            errors.append(_config_error(["clipping", i], ConfigError(path, exc.message)))
+        params = _arm_params(i, arm, errors)
+        if params is None:
             continue
         label = arm_label(ClippingConfig(arm.method, params))
         if label in seen:
@@ -278,48 +283,3 @@ def resolve_spec(spec: SweepSpec) -> SweepSpec:
         raise SpecError(errors)
     return spec.model_copy(update={"task": TaskSpec(name=spec.task.name, params=task_params),
                                    "clipping": arms})
-
-
-def _allowed_keys(loc: Sequence[str | int]) -> list[str] | None:
-    """The field names of the model that sits at `loc` inside a SweepSpec, if it is one."""
-    model: Any = SweepSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        annotation = field.annotation
-        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
-        model = next((a for a in [annotation, *inner] if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return None
-    return list(model.model_fields) if model is not None else None
-
-
-def _number_as_text(value: Any) -> bool:
-    """A string that reads as a number: the mark of a YAML 1.1 reader (or a quoted number)."""
-    if not isinstance(value, str) or len(value) > 40:
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
-    """Pydantic errors in our shape, with the allowed keys named where a key was unknown."""
-    out = []
-    for err in errors:
-        loc = list(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            if allowed is not None:
-                msg = f"unknown key {loc[-1]!r}; allowed here: {allowed}"
-        elif _number_as_text(err.get("input")):
-            msg += (f", got the text {err['input']!r}: send it as a number. YAML 1.1 readers (PyYAML) read "
-                    "1.0e10 as text; write 1.0e+10")
-        out.append({"loc": [*prefix, *loc], "msg": msg, "type": err["type"]})
-    return out

@@ -28,6 +28,7 @@ from service.analysis.statistics import (
     wilson_interval,
 )
 
+
 @dataclass(frozen=True)
 class Thresholds:
     """When a difference is a regression (or an improvement): per schedule, or per request."""
@@ -231,7 +232,10 @@ def _with_q(change: DivergenceChange, q_worse: float, q_better: float) -> Diverg
     return DivergenceChange(**{**change.__dict__, "q_worse": q_worse, "q_better": q_better})
 
 
-def environment_change(baseline: Mapping[str, str | None] | None, current: Mapping[str, str | None] | None) -> list[str]:
+Versions = Mapping[str, "str | None"]
+
+
+def environment_change(baseline: Versions | None, current: Versions | None) -> list[str]:
     """What differs between the versions two sweeps trained with, e.g. ["torch 2.13.0 → 2.14.0"]."""
     if not baseline or not current:
         return []

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from service.analysis.numbers import percent
 from trainers.clipping import BASELINE
 
 if TYPE_CHECKING:  # the comparison calls judge() on itself
@@ -72,7 +73,8 @@ def judge(result: Comparison, t: Thresholds) -> None:
                 f"faster at {name}: {between} ({s.ratio:.2f}×, 95% interval {s.low:.2f}–{s.high:.2f})"))
     for f in result.frontier:
         evidence = {"baseline_lr": f.baseline_lr, "current_lr": f.current_lr, "tolerance": t.tolerance}
-        said = f"highest stable lr for {f.clipping} at {t.tolerance:.0%}: {_lr(f.baseline_lr)} → {_lr(f.current_lr)}"
+        said = (f"highest stable lr for {f.clipping} at {percent(t.tolerance)}: "
+                f"{_lr(f.baseline_lr)} → {_lr(f.current_lr)}")
         if f.baseline_lr is not None and (f.current_lr is None or f.current_lr < f.baseline_lr):
             result.regressions.append(Finding("frontier", "frontier", f.clipping, f.current_lr, f.clipping,
                                               evidence, said))

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from service.analysis.numbers import percent, percent_range
 from service.analysis.statistics import Estimate, PairedComparison, Unavailable
 from service.analysis.summary import ArmFrontier, CellSummary
 from trainers.clipping import BASELINE
 
 
-def _percent(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
 def _rate_with_interval(cell: CellSummary) -> str:
     assert cell.divergence_rate is not None and cell.divergence_ci is not None
     low, high = cell.divergence_ci
-    return f"{_percent(cell.divergence_rate)} [{100 * low:.0f}–{100 * high:.0f}]"
+    return f"{percent(cell.divergence_rate)} [{percent_range(low, high)}]"
 
 
 def _significance(p_value: float) -> str:
@@ -67,8 +64,8 @@ def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tole
     if best is None:  # no baseline arm, or only it: nothing to compare, only each arm's frontier
         stable = [f"{f.clipping} {lr:g}" for f in frontier if (lr := _stable_lr(f)) is not None]
         if stable:
-            return f"highest stable lr at {tolerance:.0%} tolerance: " + ", ".join(stable) + "."
-        return f"no learning rate kept its divergence upper bound under {tolerance:.0%} in any arm."
+            return f"highest stable lr at {percent(tolerance)} tolerance: " + ", ".join(stable) + "."
+        return f"no learning rate kept its divergence upper bound under {percent(tolerance)} in any arm."
     cell, paired = best
     [baseline_cell] = [c for c in baseline_cells if c.lr == cell.lr]
     if not any(c.diverged for c in baseline_cells):
@@ -89,5 +86,5 @@ def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tole
     else:
         reason = by_arm[cell.clipping].stable_lr if cell.clipping in by_arm else None
         if isinstance(reason, Unavailable):
-            sentence += f"; no stable learning rate at {tolerance:.0%} ({reason.reason})"
+            sentence += f"; no stable learning rate at {percent(tolerance)} ({reason.reason})"
     return sentence + "."

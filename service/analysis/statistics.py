@@ -10,6 +10,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from service.analysis.numbers import percent
 from trainers.norm_histogram import bin_centre
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.959963984540054
@@ -197,8 +198,8 @@ def stable_learning_rate(cells: Mapping[float, tuple[int, int]], tolerance: floa
     needed = min_runs_for_tolerance(tolerance)
     if largest < needed:
         return Unavailable(f"with {largest} runs per learning rate even no divergence leaves an upper bound above "
-                           f"{tolerance:.0%}; it takes at least {needed} seeds")
-    return Unavailable(f"every learning rate's divergence upper bound is at or above {tolerance:.0%}")
+                           f"{percent(tolerance)}; it takes at least {needed} seeds")
+    return Unavailable(f"every learning rate's divergence upper bound is at or above {percent(tolerance)}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from service.api.routes import alerts, meta, metrics, pages, runs, schedules, se
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
-from service.spec import format_validation_errors, registry_errors
+from service.spec import SweepSpec, registry_errors
+from service.spec_errors import format_validation_errors
 from service.web import STATIC_DIR
 
 # Encoded summaries kept in memory, at most (service/api/answers.py).
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for err in exc.errors():
             loc = list(err["loc"])
             if loc[:1] == ["body"]:
-                errors += format_validation_errors([{**err, "loc": loc[1:]}], prefix=["body"])
+                errors += format_validation_errors([{**err, "loc": loc[1:]}], prefix=["body"], root=SweepSpec)
             else:
                 errors += format_validation_errors([err])
         # A sweep spec's task and arms checked too where they are well formed: every problem at once.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from service.analysis.numbers import percent
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in row] for row in rows]
@@ -17,7 +19,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _percent(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
+    return "-" if x is None else percent(x)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
