@@ -54,10 +54,30 @@ def _speedup(cells: Sequence[CellSummary], arm: str, arm_lr: float, baseline_lr:
     return f"{1 / ratio:.1f}× more steps to target"
 
 
-def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tolerance: float) -> str | None:
-    """One sentence answering the sweep's question, or None while no cell has an outcome."""
+# While a sweep trains, the headline waits until every cell has this many trained runs: a rate
+# from two runs ("100%, 2/2") is not an answer, and read as one it misleads.
+PROVISIONAL_MIN_RUNS = 8
+
+
+def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tolerance: float,
+             running: bool = False) -> str | None:
+    """One sentence answering the sweep's question, or None while no cell has an outcome. While
+    the sweep is `running` the sentence says it is provisional, with how many runs it stands on,
+    and says only the counts until every cell has PROVISIONAL_MIN_RUNS trained runs."""
     if not any(c.finished for c in cells):
         return None
+    if not running:
+        return _answer(cells, frontier, tolerance)
+    done, total = sum(c.finished for c in cells), sum(c.runs for c in cells)
+    fewest = min(c.finished for c in cells)
+    if fewest < min(PROVISIONAL_MIN_RUNS, min(c.runs for c in cells)):
+        diverged = sum(c.diverged for c in cells)
+        return (f"so far {done} of {total} runs have finished ({diverged} diverged); the answer waits until "
+                f"every cell has {PROVISIONAL_MIN_RUNS} (the thinnest has {fewest}).")
+    return f"so far ({done} of {total} runs): " + _answer(cells, frontier, tolerance)
+
+
+def _answer(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tolerance: float) -> str:
     by_arm = {f.clipping: f for f in frontier}
     baseline_cells = [c for c in cells if c.clip_method == BASELINE and c.finished]
     best = _best_comparison(cells)

@@ -84,7 +84,7 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
         cells = summarize(rows)
         frontier = stability_frontier(cells, tolerance)
         body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance,
-                          headline=headline(cells, frontier, tolerance),
+                          headline=headline(cells, frontier, tolerance, running=not status.is_finished()),
                           cells=[CellOut.build(c) for c in cells],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))

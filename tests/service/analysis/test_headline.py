@@ -87,3 +87,16 @@ def test_without_a_none_arm_only_the_frontier_is_told() -> None:
 def test_nothing_finished_has_no_headline() -> None:
     unfinished = [replace(c, finished=0) for c in grid(15, 0)]
     assert headline(unfinished, [], 0.05) is None
+
+
+def test_a_running_sweep_says_its_answer_is_provisional_and_waits_for_enough_runs() -> None:
+    cells = grid(15, 0)
+    full = headline(cells, frontier(**{"none": 0.1, NORM: 0.5}), 0.2)
+    so_far = headline(cells, frontier(**{"none": 0.1, NORM: 0.5}), 0.2, running=True)
+    assert so_far == f"so far (64 of 64 runs): {full}"
+    # Two of 80 runs in: the counts, and no rate read as an answer.
+    thin = [replace(c, runs=20, finished=2 if i == 0 else 0, diverged=2 if i == 0 else 0)
+            for i, c in enumerate(cells)]
+    assert headline(thin, frontier(), 0.05, running=True) == (
+        "so far 2 of 80 runs have finished (2 diverged); the answer waits until every cell has 8 (the thinnest "
+        "has 0).")

@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.models import Sweep
 from service.db.session import session_scope
 from service.environment import environment
 from service.lifecycle.queue import claim_next_sweep, finish_sweep
+from service.states import SweepStatus
 from tests.factories import SPEC, hand_made_sweep, make_sweep, report, store
 
 
@@ -79,7 +82,13 @@ def test_the_summary_of_hand_made_results(api: TestClient, session_factory: sess
                                            "reason": "the cell has runs still training"}
     assert cells[1]["converged_by_step"] == [[4, 1 / 3], [8, 2 / 3]]
     assert cells[0]["telemetry"]["reason"].startswith("no finished run has norm telemetry")
-    assert summary["headline"].startswith("norm(max_norm=1.0) cut divergence at lr 0.5 from 100% [44–100] to 0%")
+    # Still queued (its last runs pending): the headline gives the counts, not a rate from one run.
+    assert summary["headline"] == ("so far 10 of 12 runs have finished (3 diverged); the answer waits until every "
+                                   "cell has 8 (the thinnest has 1).")
+    with session_scope(session_factory) as session:
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SweepStatus.CANCELLED))
+    ended = api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()
+    assert ended["headline"].startswith("norm(max_norm=1.0) cut divergence at lr 0.5 from 100% [44–100] to 0%")
     assert {f["clipping"]: f["stable_lr"]["value"] for f in summary["frontier"]} == {
         "none": None, "norm(max_norm=1.0)": None}
     lenient = api.get(f"/api/v1/sweeps/{sweep_id}/summary", params={"tolerance": 0.99}).json()
