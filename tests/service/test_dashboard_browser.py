@@ -9,6 +9,7 @@ Full-page screenshots of both pages are kept under test-artifacts/ at the reposi
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -29,12 +30,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.api.app import create_app
-from service.db.models import Alert, Sweep
+from service.db.models import Alert, Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.lifecycle.alerts import evaluate
 from service.settings import Settings
-from service.states import AlertState, SweepStatus
-from tests.factories import report, store
+from service.states import AlertState, RunOutcome, SweepStatus
+from tests.factories import make_sweep, report, store
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -192,6 +193,7 @@ def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any
         cols.nth(1).get_by_role("link", name=NAME).click()
     expect(page).to_have_title(f"{NAME} · clipsweep")
     expect(page.locator("h1")).to_have_text(f"Sweep {sweep_id}: {NAME}")
+    check_export_buttons(page, server, sweep_id)
     expect(page.locator("#status")).to_contain_text("succeeded · 16 of 16 runs done")
     expect(page.locator("#status .status-succeeded")).to_have_text("succeeded")
     expect(page.locator("#bar-fill")).to_have_attribute("style", re.compile(r"width:\s*100%"))
@@ -247,6 +249,79 @@ def test_dashboard_shows_the_finished_sweep(server: Server, sweep: dict[str, Any
         assert server.url + path in watched.requests
 
 
+def check_export_buttons(page: Page, server: Server, sweep_id: int) -> None:
+    """The export links are buttons beside the page title, on its line, not small print at the bottom."""
+    buttons = page.locator(".title-row .exports a.button")
+    expect(buttons).to_have_text(["runs CSV", "runs Parquet", "points CSV", "points Parquet"])
+    export = f"/api/v1/sweeps/{sweep_id}/export"
+    assert buttons.evaluate_all("as => as.map(a => a.getAttribute('href'))") == [
+        f"{export}?format=csv", f"{export}?format=parquet", f"{export}?format=csv&include=points",
+        f"{export}?format=parquet&include=points"]
+    assert page.locator("#export-csv").get_attribute("href") == f"{export}?format=csv"
+    title = page.locator("h1").bounding_box()
+    assert title is not None
+    for i in range(buttons.count()):
+        box = buttons.nth(i).bounding_box()
+        assert box is not None
+        middle = box["y"] + box["height"] / 2
+        assert title["y"] <= middle <= title["y"] + title["height"], (i, box, title)  # on the title's line
+        assert box["x"] >= title["x"] + title["width"], (i, box, title)  # after it
+    assert server.http.get(f"{export}?format=csv").status_code == 200
+
+
+def check_modebar(page: Page, chart: str, shot: bool = False) -> None:
+    """The chart's plotly toolbar shows only while the pointer is over the chart, and then sits in the
+    margin above the plot area, covering none of the chart's text (colorbar title, legend, ticks).
+    `shot`: keep a picture of the hovered chart, toolbar showing, under test-artifacts/."""
+    page.mouse.move(0, 0)
+    found = page.locator(f"#{chart}").evaluate("""el => {
+        const bar = el.querySelector(".modebar").getBoundingClientRect();
+        const plotTop = el.getBoundingClientRect().top + el._fullLayout._size.t;
+        const covered = [...el.querySelectorAll(".main-svg text")].filter((t) => {
+          const r = t.getBoundingClientRect();
+          return r.width > 0 && r.left < bar.right && r.right > bar.left && r.top < bar.bottom && r.bottom > bar.top;
+        }).map((t) => t.textContent);
+        return { mode: el._context.displayModeBar, logo: el._context.displaylogo,
+                 hover: el.querySelector(".modebar").classList.contains("modebar--hover"),
+                 below: plotTop - bar.bottom, covered };
+    }""")
+    assert found["mode"] == "hover" and found["logo"] is False and found["hover"], (chart, found)
+    assert found["below"] >= 0, (chart, found)  # the toolbar ends above the plot area
+    assert found["covered"] == [], (chart, found)
+    # (computed styles, polled by expect: the page's CSP refuses wait_for_function's eval)
+    tools = page.locator(f"#{chart} .modebar-group").first
+    expect(tools).to_have_css("opacity", "0")  # hidden until hovered
+    page.locator(f"#{chart}").hover()
+    expect(tools).to_have_css("opacity", "1")
+    if shot:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator(f"#{chart}").screenshot(path=str(ARTIFACTS / f"dashboard-modebar-{chart}.png"))
+    page.mouse.move(0, 0)
+    expect(tools).to_have_css("opacity", "0")  # and gone again (it fades: not in the page's screenshots)
+
+
+def check_frontier_note(page: Page, summary: dict[str, Any]) -> None:
+    """The caption under the frontier: each arm's highest stable lr, or "no stable lr" with the reason
+    on hover. Never "none": that is also an arm's name, and "none none" read like a stutter."""
+    parts = page.locator("#frontier-note > .part")
+    expect(parts).to_have_text([f'{f["clipping"]}: ' + (lr_text(f["stable_lr"]["value"]) if f["stable_lr"]["value"]
+                                                        is not None else "no stable lr") for f in summary["frontier"]])
+    for i, f in enumerate(summary["frontier"]):
+        if f["stable_lr"]["value"] is None:
+            assert parts.nth(i).locator(".missing").get_attribute("title") == f["stable_lr"]["reason"]
+    assert not re.search(r"\bnone\s+none\b", page.locator("#frontier-note").inner_text())
+
+
+def check_seed_table(page: Page, lr: float, clipping: str, runs: int) -> None:
+    """The per-seed table is folded away below the cells table, its summary saying which cell and how many."""
+    folded = page.locator("details#seed-runs")
+    assert folded.evaluate("d => d.open") is False
+    expect(folded.locator("summary")).to_have_text(f"Per-seed outcomes of lr {lr_text(lr)} · {clipping} ({runs} runs)")
+    expect(page.locator("#cell-runs")).to_be_hidden()
+    assert page.evaluate("""() => Boolean(document.querySelector("#cells").compareDocumentPosition(
+        document.querySelector("#seed-runs")) & Node.DOCUMENT_POSITION_FOLLOWING)""")
+
+
 def marks(page: Page, chart: str, what: str) -> int:
     return page.locator(f"#{chart} {what}").count()
 
@@ -269,6 +344,7 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     assert marks(page, "frontier", ".scatterlayer .trace .points path") == len(cells)
     assert marks(page, "frontier", ".shapelayer path") == 1
     expect(page.locator("#frontier-note")).to_contain_text("Highest stable learning rate")
+    check_frontier_note(page, summary)
     # convergence: a curve per arm at the chosen learning rate (that of the cliff, 0.5)
     assert page.locator("#convergence-lr").input_value() == "0.5"
     assert marks(page, "convergence", ".scatterlayer .trace") == len(arms)
@@ -283,6 +359,9 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     assert marks(page, "norms", ".shapelayer path") == 0  # no clip threshold without clipping
     expect(page.locator("#cell-runs tbody tr")).to_have_count(seeds)
     expect(page.locator("#cell-runs tbody tr td.outcome-diverged")).to_have_count(cliff["diverged"])
+    check_seed_table(page, 0.5, "none", seeds)
+    for chart in ("heatmap", "frontier", "convergence", "losses", "norms"):
+        check_modebar(page, chart, shot=chart == "heatmap")
 
     # the clipped cell at the same rate: no divergence, and the clip threshold drawn on the norms
     [clipped] = [c for c in cells if c["lr"] == 0.5 and c["clipping"] == "norm(max_norm=1.0)"]
@@ -290,6 +369,7 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     expect(page.locator("#threshold-note")).to_have_text("; dashed: the clip threshold 1")
     assert marks(page, "norms", ".shapelayer path") == 1
     assert marks(page, "losses", ".scatterlayer .trace") == seeds + (clipped["diverged"] > 0)
+    expect(page.locator("#seed-runs summary")).to_have_text(f"Per-seed outcomes of lr 0.5 · {clipped['clipping']} ({seeds} runs)")
 
     # telemetry: a row per cell; the clipped cell at lr 0.5 clipped some of its steps
     expect(page.locator("#telemetry tbody tr")).to_have_count(len(cells))
@@ -306,6 +386,7 @@ def check_tolerance_link(page: Page, server: Server, sweep_id: int) -> None:
     lenient = httpx.get(f"{server.url}/api/v1/sweeps/{sweep_id}/summary", params={"tolerance": 0.5}).json()
     expect(page.locator("#headline")).to_have_text(lenient["headline"])
     expect(page.locator("#frontier-note")).to_contain_text("upper bound under 50%")
+    check_frontier_note(page, lenient)
     page.select_option("#tolerance", "0.2")
     expect(page.locator("#frontier-note")).to_contain_text("upper bound under 20%")
     assert page.url.endswith("?tolerance=0.2")
@@ -317,6 +398,7 @@ def check_tolerance_link(page: Page, server: Server, sweep_id: int) -> None:
 def check_run_page(page: Page, sweep: dict[str, Any]) -> None:
     """A run's page: outcome, its two charts, and the recipe that trains it again. The cell shown is
     the clipped one at lr 0.5, drawn completely (check_charts waited for its threshold note)."""
+    page.locator("#seed-runs summary").click()  # unfolds the per-seed table
     link = page.locator("#cell-runs tbody a").first
     expect(link).to_have_text(re.compile(r"^run \d+$"))
     run_id = int(link.inner_text().split()[1])
@@ -329,6 +411,8 @@ def check_run_page(page: Page, sweep: dict[str, Any]) -> None:
     assert marks(page, "run-norm", ".scatterlayer .trace") >= 1
     expect(page.locator("#reproduce")).to_contain_text("result = run_seed(config, seed=")
     expect(page.locator("#facts")).to_contain_text("attempts")
+    for chart in ("run-loss", "run-norm"):
+        check_modebar(page, chart)
     screenshot(page, "dashboard-run.png")
 
 
@@ -387,6 +471,7 @@ def test_the_schedule_pages_show_each_night_and_what_changed(server: Server, wat
         expect(fires.nth(1).locator("td").last).to_have_text("–")
         for chart in ("trend-divergence", "trend-frontier", "trend-steps"):
             expect(page.locator(f"#{chart} .main-svg").first).to_be_attached()
+            check_modebar(page, chart)
         expect(page.locator("#trend-lr option")).to_have_count(2)
         screenshot(page, "dashboard-schedule.png")
         assert watched.problems == [], watched.problems
@@ -598,5 +683,86 @@ def test_the_schedule_and_sweep_pages_show_alerts_and_comparisons(quiet: Quiet, 
     page.goto(f"{quiet.url}/sweeps/{good}")
     expect(page.locator("#compared")).to_contain_text(
         "Not compared: no earlier succeeded sweep of this schedule to compare with.")
+    assert watched.problems == [], watched.problems
+    assert all(url.startswith(quiet.url) for url in watched.requests), watched.requests
+
+
+def test_a_cancelled_sweep_counts_trained_runs_and_spreads_early_divergences(quiet: Quiet, watched: Watched) -> None:
+    """A cancelled 300-step sweep whose unclipped seeds diverged at steps 2, 3, 5 and 8: its list row
+    fills the bar with the trained runs only and counts the cancelled and failed ones apart, and its
+    seed charts spread the divergence marks over a log step axis rather than crush them at its left end."""
+    name = "cancelled-early"
+    sweep_id = make_sweep(quiet.factory, {**NIGHTLY, "name": name, "seeds": 8, "budget": {"max_steps": 300}})
+    early = {0: 2, 1: 3, 2: 5, 3: 8}  # seed: divergence step, in cell 0 (lr 0.1, none)
+    long = [[s, 0.3 - s / 2000, 1.5, False] for s in range(0, 300, 10)] + [[299, 0.15, 1.2, False]]
+    store(quiet.factory, sweep_id, [
+        *(report(0, seed, "diverged", trigger="loss_explosion", diverged_at_step=step, steps_done=step,
+                 final_loss=1e9, divergence_grad_norm=40.0, max_grad_norm=40.0,
+                 points=[[0, 0.3, 2.0, False], [step, 1e9, None, False]]) for seed, step in early.items()),
+        *(report(cell, seed, steps_done=300, points=long) for cell, seed in [(0, 4), (0, 5), *((1, s) for s in range(6))]),
+    ])
+    with session_scope(quiet.factory) as session:  # cell 1 seed 6 failed; the rest were cancelled
+        session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.cell_index == 1, Run.seed == 6)
+                        .values(outcome=RunOutcome.FAILED, error="worker lost"))
+        session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None))
+                        .values(outcome=RunOutcome.CANCELLED))
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SweepStatus.CANCELLED))
+    progress = quiet.http.get(f"/api/v1/sweeps/{sweep_id}").json()["progress"]
+    assert progress["done"] == progress["runs_total"] == 16, progress  # cancelled and failed runs count as done
+    assert {o: n for o, n in progress["by_outcome"].items() if n} == {
+        "diverged": 4, "unconverged": 8, "failed": 1, "cancelled": 3}, progress
+
+    # The list: 12 of 16 trained, the bar three quarters full, the cancelled and failed counted apart.
+    page = watched.page
+    page.goto(quiet.url + "/?status=cancelled")
+    cols = page.locator(f'#sweeps tr[data-sweep="{sweep_id}"] td')
+    expect(cols.nth(3)).to_have_text("cancelled")
+    expect(cols.nth(4)).to_have_text("12/16, 3 cancelled, 1 failed")
+    expect(cols.nth(4).locator(".fill")).to_have_attribute("style", re.compile(r"width:\s*75%"))
+    screenshot(page, "dashboard-sweeps-cancelled.png")
+
+    page.goto(f"{quiet.url}/sweeps/{sweep_id}")
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("#bar-fill")).to_have_attribute("style", re.compile(r"width:\s*75%"))
+    expect(page.locator("#status")).to_contain_text("16 of 16 runs done")
+    check_seed_table(page, 0.1, "none", 8)
+    # The cell shown first diverged early: a log step axis, labelled in steps from 0.
+    loss = page.locator("#losses")
+    axis = loss.evaluate("el => ({ type: el._fullLayout.xaxis.type, title: el._fullLayout.xaxis.title.text, "
+                         "ticks: [...el.querySelectorAll('.xtick text')].map((t) => t.textContent) })")
+    assert axis["type"] == "log" and axis["title"] == "step (log scale)", axis
+    assert axis["ticks"][:5] == ["0", "1", "2", "5", "10"] and "200" in axis["ticks"], axis
+    crosses = loss.locator(".scatterlayer .trace:last-child .points path")
+    expect(crosses).to_have_count(len(early))
+    said = loss.evaluate("el => el.data[el.data.length - 1].customdata")
+    assert [re.search(r"diverged at step (\d+)$", s).group(1) for s in said] == [str(s) for s in early.values()], said
+    left = loss.evaluate("el => el.getBoundingClientRect().left + el._fullLayout._size.l")
+    width = loss.evaluate("el => el._fullLayout._size.w")
+    centres = [b["x"] + b["width"] / 2 - left for b in (crosses.nth(i).bounding_box() for i in range(len(early)))]
+    assert centres == sorted(centres), centres
+    assert centres[0] > 0.15 * width, (centres, width)  # step 2 well clear of the axis
+    assert all(b - a >= 16 for a, b in itertools.pairwise(centres)), centres  # marks 11 px wide, apart
+    assert centres[-1] - centres[0] > 0.15 * width, (centres, width)
+    # Curves hover with their true step, not the shifted position on the axis.
+    assert loss.evaluate("el => el.data[0].customdata.slice(0, 2)") == [0, 2]
+    screenshot(page, "dashboard-sweep-cancelled.png")
+    # A cell with no divergence keeps a linear step axis.
+    page.select_option("#cell-select", "1")
+    expect(page.locator("#seed-runs summary")).to_have_text("Per-seed outcomes of lr 0.1 · norm(max_norm=1.0) (8 runs)")
+    # (drawn before the summary changes, in the same task)
+    assert loss.evaluate("el => el._fullLayout.xaxis.type") == "linear"
+
+    # The run page of the seed that diverged at step 2.
+    page.select_option("#cell-select", "0")
+    expect(page.locator("#seed-runs summary")).to_have_text("Per-seed outcomes of lr 0.1 · none (8 runs)")
+    page.locator("#seed-runs summary").click()
+    first = page.locator("#cell-runs tbody tr").first
+    expect(first.locator("td").nth(3)).to_have_text("2")
+    with page.expect_navigation(url=re.compile(r"/runs/\d+$")):
+        first.get_by_role("link").click()
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("#outcome")).to_contain_text("diverged at step 2 (loss_explosion)")
+    expect(page.locator("#run-loss .scatterlayer .trace:last-child .points path")).to_have_count(1)
+    screenshot(page, "dashboard-run-diverged.png")
     assert watched.problems == [], watched.problems
     assert all(url.startswith(quiet.url) for url in watched.requests), watched.requests

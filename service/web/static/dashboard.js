@@ -21,9 +21,15 @@ const clipsweep = (() => {
     if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
     return Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : String(Number(x.toPrecision(3)));
   };
+  // Runs that trained to an outcome. Cancelled and failed runs count as done but trained nothing,
+  // so they fill no bar: a cancelled sweep reads "40/64, 24 cancelled", never a full 64/64.
+  const TRAINED = ["converged", "diverged", "unconverged"];
+  const trained = (p) => TRAINED.reduce((n, o) => n + (p.by_outcome[o] ?? 0), 0);
+  const trainedShare = (p) => (p.runs_total ? trained(p) / p.runs_total : 0);
   const bar = (p) => {
-    const share = p.runs_total ? p.done / p.runs_total : 0;
-    return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(share)}"></span></span>${p.done}/${p.runs_total}`;
+    const lost = ["cancelled", "failed"].filter((o) => p.by_outcome[o]).map((o) => `, ${p.by_outcome[o]} ${o}`).join("");
+    return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(trainedShare(p))}"></span></span>${
+      trained(p)}/${p.runs_total}${lost}`;
   };
   // The API's times are UTC; some databases (SQLite) hand them back without an offset, which
   // `new Date` would read as local time.
@@ -70,9 +76,12 @@ const clipsweep = (() => {
   const armColor = (arms, label) => (label === "none" ? NONE_COLOR
     : ARM_COLORS[arms.filter((a) => a !== "none").indexOf(label) % ARM_COLORS.length]);
   const alpha = (hex, a) => `rgba(${[1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(",")},${a})`;
-  const PLOT_CONFIG = { displaylogo: false, responsive: true };
+  // Every chart's config. Plotly's toolbar (modebar) shows only while the pointer is over the chart,
+  // in the top-right corner of the chart's box: the top margin (t: 32) keeps that corner a band of
+  // its own above the plot area, so it never covers a colorbar title, a legend or a mark.
+  const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: "hover" };
   const layout = (extra) => ({
-    margin: { l: 64, r: 16, t: 8, b: 48 }, font: { family: "system-ui, sans-serif", size: 12 },
+    margin: { l: 64, r: 16, t: 32, b: 48 }, font: { family: "system-ui, sans-serif", size: 12 },
     paper_bgcolor: "#fff", plot_bgcolor: "#fff", hovermode: "closest",
     legend: { orientation: "h", y: -0.22 }, ...extra,
   });
@@ -141,8 +150,10 @@ const clipsweep = (() => {
     });
     const reasons = unique(summary.frontier.filter((f) => f.stable_lr.value === null).map((f) => f.stable_lr.reason));
     document.getElementById("frontier-note").innerHTML = `Highest stable learning rate (upper bound under ${pct(summary.tolerance)}, dotted): ` +
-      summary.frontier.map((f) => `<span class="part"><b>${text(f.clipping)}</b> ${f.stable_lr.value !== null
-        ? fmt(f.stable_lr.value) : "none"}</span>`).join(" · ") + reasons.map((r) => `<br>${text(r)}`).join("");
+      // An arm without one says "no stable lr", never "none": an arm is named "none" too.
+      summary.frontier.map((f) => `<span class="part"><b>${text(f.clipping)}</b>: ${f.stable_lr.value !== null
+        ? fmt(f.stable_lr.value) : `<span class="missing" title="${text(f.stable_lr.reason)}">no stable lr</span>`}</span>`)
+        .join(" · ") + reasons.map((r) => `<br>${text(r)}`).join("");
   }
 
   function drawConvergence(summary, lr, maxSteps) {
@@ -163,17 +174,37 @@ const clipsweep = (() => {
     });
   }
 
+  // The step axis of a chart of runs. Seeds that diverge early sit in the first few percent of a
+  // linear axis (steps 2–8 of a 300-step budget are ~15 px of it), their × marks crushed against the
+  // axis and onto each other. So when a seed diverged within the first tenth of the steps shown,
+  // the axis is logarithmic: each decade of steps (1–10, 10–100, 100–1000) gets the same width,
+  // steps 2–8 then span a fifth of the chart, a fifth in from the axis, and the long runs still
+  // show whole. It is drawn at step + 1, so that step 0 (the initial loss, every run's first point)
+  // keeps its place at the left edge; the ticks and the hover say the step itself. Bigger marks
+  // would not do: at steps 2, 3 and 5 they would still cover each other and the start of every curve.
+  const stepAxis = (runs) => {
+    const last = runs.reduce((m, r) => Math.max(m, r.steps.length ? r.steps[r.steps.length - 1] : 0), 1);  // steps ascend
+    const early = runs.some((r) => r.outcome === "diverged" && r.diverged_at_step < last / 10);
+    // (a run of a few steps: whole steps only, no tick at step 0.5)
+    if (!early) return { at: (s) => s, xaxis: { title: { text: "step" }, ...(last < 10 ? { dtick: 1 } : {}) } };
+    const ticks = [0];
+    for (let decade = 1; decade <= last; decade *= 10) ticks.push(...[1, 2, 5].map((m) => m * decade).filter((s) => s <= last));
+    return { at: (s) => s + 1, xaxis: { title: { text: "step (log scale)" }, type: "log",
+      tickmode: "array", tickvals: ticks.map((s) => s + 1), ticktext: ticks.map(String) } };
+  };
+
   // Loss and gradient-norm curves of every seed of a cell; diverged seeds in red, an x at the
   // divergence step. A series with a single finite point is drawn as a marker, not an invisible line.
   function drawSeeds(id, series, key, threshold) {
+    const { at, xaxis } = stepAxis(series.runs);
     const traces = series.runs.map((r) => {
       const y = positive(r[key]);
       return {
-        x: r.steps, y, name: `seed ${r.seed}`, showlegend: false,
+        x: r.steps.map(at), y, customdata: r.steps, name: `seed ${r.seed}`, showlegend: false,
         mode: y.filter((v) => v !== null).length > 1 ? "lines" : "markers",
         line: { width: 1, color: r.outcome === "diverged" ? DIVERGED : r.outcome === "converged" ? "#1a7f37" : "#0969da" },
         opacity: r.outcome === "diverged" ? 0.9 : 0.55,
-        hovertemplate: `seed ${r.seed} (${text(r.outcome ?? "training")})<br>step %{x}: %{y:.3g}<extra></extra>`,
+        hovertemplate: `seed ${r.seed} (${text(r.outcome ?? "training")})<br>step %{customdata}: %{y:.3g}<extra></extra>`,
       };
     });
     // The value at the divergence step: finite, non-finite (NaN or infinite: marked at the top of
@@ -183,17 +214,19 @@ const clipsweep = (() => {
     if (diverged.length) {
       const top = traces.reduce((m, t) => t.y.reduce((a, y) => (y !== null && y > a ? y : a), m), 1e-12);
       traces.push({
-        x: diverged.map((r) => r.diverged_at_step),
+        x: diverged.map((r) => at(r.diverged_at_step)),
         y: diverged.map((r) => positive([last(r)])[0] ?? top),
-        name: "divergence step", mode: "markers", showlegend: false,
-        marker: { symbol: "x", size: 9, color: DIVERGED },
-        customdata: diverged.map((r) => `seed ${r.seed}: ${r.trigger}, ${key === "loss" ? "loss" : "norm"} ${fmt(last(r))}`),
-        hovertemplate: "%{customdata}<br>diverged at step %{x}<extra></extra>",
+        name: "divergence step", mode: "markers", showlegend: false, cliponaxis: false,
+        // a white outline keeps marks that touch (seeds diverging at neighbouring steps) apart
+        marker: { symbol: "x", size: 11, color: DIVERGED, line: { color: "#fff", width: 1 } },
+        customdata: diverged.map((r) => `${text(`seed ${r.seed}: ${r.trigger}, ${key === "loss" ? "loss" : "norm"} ${
+          fmt(last(r))}`)}<br>diverged at step ${Number(r.diverged_at_step)}`),
+        hovertemplate: "%{customdata}<extra></extra>",
       });
     }
     const shapes = threshold === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
       line: { color: "#1f2328", dash: "dash", width: 1.5 } }];
-    draw(id, traces, { xaxis: { title: { text: "step" } },
+    draw(id, traces, { xaxis,
       yaxis: { title: { text: key === "loss" ? "loss" : "pre-clip norm" }, type: "log", exponentformat: "power" },
       shapes });
   }
@@ -349,6 +382,8 @@ const clipsweep = (() => {
       drawSeeds("losses", series, "loss", null);
       drawSeeds("norms", series, "grad_norm", threshold);
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
+      const cell = summary.cells.find((c) => c.cell_index === series.cell_index);
+      $("seed-runs-what").textContent = `${cell ? ` of lr ${cell.lr} · ${cell.clipping}` : ""} (${plural(series.runs.length, "run")})`;
       document.querySelector("#cell-runs tbody").innerHTML = series.runs.map((r) => `<tr data-run="${r.run_id}">
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
         <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
@@ -358,7 +393,7 @@ const clipsweep = (() => {
       const p = sweep.progress;
       const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
       $("status").innerHTML = `<span class="status-${text(sweep.status)}">${doing(sweep)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
-      $("bar-fill").style.width = pct(p.runs_total ? p.done / p.runs_total : 0);
+      $("bar-fill").style.width = pct(trainedShare(p));  // as in the list: cancelled and failed runs fill none
       $("about").innerHTML = about(sweep);
       $("error").hidden = !sweep.error;
       $("error").textContent = sweep.error || "";
