@@ -766,3 +766,23 @@ def test_a_cancelled_sweep_counts_trained_runs_and_spreads_early_divergences(qui
     screenshot(page, "dashboard-run-diverged.png")
     assert watched.problems == [], watched.problems
     assert all(url.startswith(quiet.url) for url in watched.requests), watched.requests
+
+
+def test_a_running_sweep_says_what_is_provisional(quiet: Quiet, watched: Watched) -> None:
+    """2 of 80 runs in, both diverged: the headline gives the counts and waits, and the heatmap
+    shows the cell's counts "so far", uncoloured, instead of a red 100%."""
+    sweep_id = make_sweep(quiet.factory, {**NIGHTLY, "name": "running-early", "seeds": 20,
+                                          "learning_rates": [0.1, 0.5]})
+    store(quiet.factory, sweep_id, [report(0, 0, "diverged", trigger="loss_explosion", diverged_at_step=3,
+                                           steps_done=3, points=[[0, 0.3, 2.0, False], [3, 1e9, None, False]]),
+                                    report(0, 1, "diverged", trigger="loss_explosion", diverged_at_step=4,
+                                           steps_done=4, points=[[0, 0.3, 2.0, False], [4, 1e9, None, False]])])
+    page = watched.page
+    page.goto(f"{quiet.url}/sweeps/{sweep_id}")
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("#headline")).to_have_text(
+        "so far 2 of 80 runs have finished (2 diverged); the answer waits until every cell has 8 (the thinnest has 0).")
+    heatmap = page.locator("#heatmap").evaluate("el => ({ z: el.data[0].z, text: el.data[0].text })")
+    # Rows are learning rates (0.1, 0.5), columns arms (none, norm): only cell (0.1, none) has runs.
+    assert heatmap["text"][0][0] == "so far 2/2<br>of 20" and heatmap["z"][0][0] is None, heatmap
+    assert heatmap["text"][1] == ["–", "–"], heatmap

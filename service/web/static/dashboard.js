@@ -103,15 +103,22 @@ const clipsweep = (() => {
   // A series on a log axis: non-finite and non-positive values are gaps.
   const positive = (ys) => ys.map((y) => { const x = num(y); return Number.isFinite(x) && x > 0 ? x : null; });
 
-  function drawHeatmap(cells) {
+  // While a sweep trains, a cell with fewer trained runs than this (and than it will have) shows
+  // its counts "so far", uncoloured: 2 of 2 diverged is not a 100% to paint red. The headline
+  // waits for the same number (service/analysis/headline.py, PROVISIONAL_MIN_RUNS).
+  const PROVISIONAL_MIN_RUNS = 8;
+  function drawHeatmap(cells, running) {
     const lrs = unique(cells.map((c) => c.lr)).sort((a, b) => a - b);
     const arms = unique(cells.map((c) => c.clipping));
     const at = (lr, arm) => cells.find((c) => c.lr === lr && c.clipping === arm);
     const grid = (f) => lrs.map((lr) => arms.map((arm) => f(at(lr, arm))));
+    const early = (c) => running && c.finished < Math.min(PROVISIONAL_MIN_RUNS, c.runs);
     draw("heatmap", [{
       type: "heatmap", x: arms, y: lrs.map(String), zmin: 0, zmax: 1, xgap: 2, ygap: 2,
-      z: grid((c) => (c && c.divergence_rate !== null ? c.divergence_rate : null)),
-      text: grid((c) => (c && c.divergence_rate !== null ? `${pct(c.divergence_rate)}<br>${c.diverged}/${c.finished}` : "–")),
+      z: grid((c) => (c && c.divergence_rate !== null && !early(c) ? c.divergence_rate : null)),
+      text: grid((c) => (!c || c.divergence_rate === null ? "–"
+        : early(c) ? `so far ${c.diverged}/${c.finished}<br>of ${c.runs}`
+        : `${pct(c.divergence_rate)}<br>${c.diverged}/${c.finished}` + (running && c.finished < c.runs ? " so far" : ""))),
       customdata: grid((c) => (c && c.divergence_ci95
         ? `${c.diverged} of ${c.finished} diverged (${c.runs} runs): ${pct(c.divergence_rate)} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`
         : "no finished runs yet")),
@@ -404,7 +411,7 @@ const clipsweep = (() => {
       if (ui.lr === null) ui.lr = cells.find((c) => c.cell_index === ui.cell).lr;
       fillSelect($("cell-select"), cells.map((c) => [c.cell_index, `lr ${c.lr} · ${c.clipping}`]), ui.cell);
       fillSelect($("convergence-lr"), unique(cells.map((c) => c.lr)).sort((a, b) => a - b).map((lr) => [lr, lr]), ui.lr);
-      drawHeatmap(cells);
+      drawHeatmap(cells, !sweep.finished);
       drawFrontier(summary);
       drawConvergence(summary, ui.lr, sweep.spec.budget.max_steps);
       document.querySelector("#cells tbody").innerHTML = cellRows(summary);
