@@ -369,7 +369,8 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     expect(page.locator("#threshold-note")).to_have_text("; dashed: the clip threshold 1")
     assert marks(page, "norms", ".shapelayer path") == 1
     assert marks(page, "losses", ".scatterlayer .trace") == seeds + (clipped["diverged"] > 0)
-    expect(page.locator("#seed-runs summary")).to_have_text(f"Per-seed outcomes of lr 0.5 · {clipped['clipping']} ({seeds} runs)")
+    expect(page.locator("#seed-runs summary")).to_have_text(
+        f"Per-seed outcomes of lr 0.5 · {clipped['clipping']} ({seeds} runs)")
 
     # telemetry: a row per cell; the clipped cell at lr 0.5 clipped some of its steps
     expect(page.locator("#telemetry tbody tr")).to_have_count(len(cells))
@@ -699,7 +700,8 @@ def test_a_cancelled_sweep_counts_trained_runs_and_spreads_early_divergences(qui
         *(report(0, seed, "diverged", trigger="loss_explosion", diverged_at_step=step, steps_done=step,
                  final_loss=1e9, divergence_grad_norm=40.0, max_grad_norm=40.0,
                  points=[[0, 0.3, 2.0, False], [step, 1e9, None, False]]) for seed, step in early.items()),
-        *(report(cell, seed, steps_done=300, points=long) for cell, seed in [(0, 4), (0, 5), *((1, s) for s in range(6))]),
+        *(report(cell, seed, steps_done=300, points=long)
+          for cell, seed in [(0, 4), (0, 5), *((1, s) for s in range(6))]),
     ])
     with session_scope(quiet.factory) as session:  # cell 1 seed 6 failed; the rest were cancelled
         session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.cell_index == 1, Run.seed == 6)
