@@ -35,14 +35,21 @@ def summary_table(summary: dict[str, Any]) -> str:
     return text + (f"\n\n{summary['headline']}" if summary.get("headline") else "")
 
 
-def progress_line(sweep: dict[str, Any], width: int = 30) -> str:
-    p = sweep["progress"]
-    share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
-    filled = math.floor(share * width)
+def progress_state(sweep: dict[str, Any]) -> str:
+    """Runs by outcome so far, and the sweep's state with why it waits: what follows the bar."""
+    by = sweep["progress"]["by_outcome"]
     state = sweep["status"]
     if sweep.get("cancel_requested_at") and not sweep["finished"]:
         state = "cancelling"
     if sweep.get("status_detail"):
         state += f" ({sweep['status_detail']})"
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
-            f"{p['by_outcome'].get('diverged', 0)} diverged, {state}")
+    outcomes = ", ".join(f"{by[o]} {o}" for o in ("diverged", "converged", "unconverged", "failed", "cancelled")
+                         if by.get(o))
+    return f"{outcomes + ', ' if outcomes else ''}{state}"
+
+
+def progress_line(sweep: dict[str, Any], width: int = 30) -> str:
+    p = sweep["progress"]
+    share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
+    filled = math.floor(share * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, {progress_state(sweep)}"

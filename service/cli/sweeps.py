@@ -10,11 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from service.analysis.statistics import MIN_TOLERANCE
 from service.cli.client import ApiError, Client
 from service.cli.common import client_for, fail, load_file, main, server_option
-from service.cli.output import progress_line, summary_table, table
+from service.cli.output import progress_line, progress_state, summary_table, table
 
 # Checked here, before anything is submitted: a bad value must not cost a whole sweep's training.
 tolerance_option = click.option(
@@ -24,20 +34,43 @@ tolerance_option = click.option(
 
 
 def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
-    tty = sys.stdout.isatty()
+    """Poll the sweep until it ends: on a terminal a live bar with the rate and an ETA; in a log,
+    one line per change."""
+    if sys.stdout.isatty():
+        return _wait_live(client, sweep_id, poll)
     last = ""
     while True:
         sweep = client.sweep(sweep_id)
         line = progress_line(sweep)
         if line != last:
-            # On a terminal one line redraws in place; in a log each change is a line.
-            click.echo(("\r" + line) if tty else line, nl=not tty)
+            click.echo(line)
             last = line
         if sweep["finished"]:
-            if tty:
-                click.echo()
             return sweep
         time.sleep(poll)
+
+
+class _RunsPerMinute(ProgressColumn):
+    """rich's own estimate of the rate (over its recent updates), in runs a minute."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{60 * task.speed:.1f} runs/min" if task.speed else "", style="progress.data.speed")
+
+
+def _wait_live(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
+    # rich draws the bar and estimates the rate and time left from the updates: a well-kept
+    # library for what a hand-made bar gets subtly wrong (redraws, widths, smoothing the ETA).
+    columns = (TextColumn("sweep {task.fields[sweep]}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+               _RunsPerMinute(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[state]}"))
+    with Progress(*columns) as bar:
+        task = bar.add_task("sweep", total=None, sweep=sweep_id, state="")
+        while True:
+            sweep = client.sweep(sweep_id)
+            p = sweep["progress"]
+            bar.update(task, total=p["runs_total"], completed=p["done"], state=progress_state(sweep))
+            if sweep["finished"]:
+                return sweep
+            time.sleep(poll)
 
 
 @main.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +139,28 @@ def test_schedule_commands_from_create_to_delete(server: Server, tmp_path: Path)
     assert '"POST /api/v1/schedules HTTP/1.1" 201' in log and '"GET /api/v1/schedules HTTP/1.1" 200' not in log
     # The nightly one would train on this shared server if the suite ran past 02:00 in Berlin.
     assert clipsweep("schedule", "delete", nightly.stdout.split()[1], server=server.url).returncode == 0
+
+
+def test_on_a_terminal_the_wait_is_a_live_bar_with_a_rate_and_an_eta(server: Server, tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: cli-live\ntask: {name: quadratic}\nlearning_rates: [0.01, 0.05]\nseeds: 4\n"
+                    "budget: {max_steps: 50}\n")
+    controller, terminal = pty.openpty()  # a real terminal for the CLI: isatty() is true
+    env = {**os.environ, "CLIPSWEEP_SERVER_URL": server.url, "COLUMNS": "160", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "submit", str(spec), "--wait", "--poll", "0.2"],
+                               stdin=terminal, stdout=terminal, stderr=terminal, env=env, cwd=ROOT)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the CLI exited and closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=120) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))  # colours and cursor moves
+    assert "sweep " in text and "16/16 runs" in text and "ETA" in text, text
+    assert "succeeded" in text and "lr" in text  # the bar's last state, then the summary table
