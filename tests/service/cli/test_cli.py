@@ -52,8 +52,8 @@ def test_submit_wait_shows_progress_then_the_summary_table(server: Server, tmp_p
     assert listing.returncode == 0 and "cli-wait" in listing.stdout
 
 
-def test_the_readme_example_shows_what_the_readme_promises(server: Server) -> None:
-    """examples/adding-quick.json, as the README's curl sends it: at lr 0.5 most unclipped seeds
+def test_the_adding_example_diverges_where_its_header_says(server: Server) -> None:
+    """examples/adding-quick.json (the same spec as its YAML): at lr 0.5 most unclipped seeds
     diverge and no clipped one does; at lr 0.1 neither arm diverges."""
     json_spec = (ROOT / "examples" / "adding-quick.json").read_text()
     assert yaml.safe_load(json_spec) == yaml.safe_load((ROOT / "examples" / "adding-quick.yaml").read_text())
