@@ -59,6 +59,12 @@ def _speedup(cells: Sequence[CellSummary], arm: str, arm_lr: float, baseline_lr:
 PROVISIONAL_MIN_RUNS = 8
 
 
+def too_early(cell: CellSummary, running: bool) -> bool:
+    """Whether a cell of a sweep still training has too few trained runs for its rate to be read
+    as an answer: fewer than PROVISIONAL_MIN_RUNS, and fewer than it will have."""
+    return running and cell.finished < min(PROVISIONAL_MIN_RUNS, cell.runs)
+
+
 def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tolerance: float,
              running: bool = False) -> str | None:
     """One sentence answering the sweep's question, or None while no cell has an outcome. While
@@ -70,7 +76,7 @@ def headline(cells: Sequence[CellSummary], frontier: Sequence[ArmFrontier], tole
         return _answer(cells, frontier, tolerance)
     done, total = sum(c.finished for c in cells), sum(c.runs for c in cells)
     fewest = min(c.finished for c in cells)
-    if fewest < min(PROVISIONAL_MIN_RUNS, min(c.runs for c in cells)):
+    if any(too_early(c, running) for c in cells):
         diverged = sum(c.diverged for c in cells)
         return (f"so far {done} of {total} runs have finished ({diverged} diverged); the answer waits until "
                 f"every cell has {PROVISIONAL_MIN_RUNS} (the thinnest has {fewest}).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from service.analysis.headline import too_early
 from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.analysis.summary import CellSummary
 from service.api.schemas import ApiModel, Num
@@ -76,6 +77,9 @@ class CellOut(ApiModel):
     clip_method: str
     runs: int
     finished: int = Field(description="Runs that trained to an outcome (not failed or cancelled).")
+    too_early: bool = Field(description=(
+        "The sweep is still training and this cell has fewer than 8 trained runs (and fewer than it will "
+        "have): its rate is so far, not an answer; the headline waits for every cell."))
     diverged: int
     divergence_rate: float | None = Field(description="diverged / finished; null before any finished.")
     divergence_ci95: tuple[float, float] | None = Field(description="Wilson 95% interval.")
@@ -96,9 +100,10 @@ class CellOut(ApiModel):
     telemetry: TelemetryOut = Field(description="Clipping telemetry, or a reason it is missing.")
 
     @classmethod
-    def build(cls, cell: CellSummary) -> CellOut:
+    def build(cls, cell: CellSummary, running: bool = False) -> CellOut:
         return cls(cell_index=cell.cell_index, lr=cell.lr, clipping=cell.clipping,
                    clip_method=cell.clip_method, runs=cell.runs, finished=cell.finished,
+                   too_early=too_early(cell, running),
                    diverged=cell.diverged, divergence_rate=cell.divergence_rate,
                    divergence_ci95=cell.divergence_ci, converged=cell.converged,
                    median_steps_to_target=cell.median_steps_to_target,

@@ -83,9 +83,10 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
         rows = summary_rows(session, sweep_id)
         cells = summarize(rows)
         frontier = stability_frontier(cells, tolerance)
+        running = not status.is_finished()
         body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance,
-                          headline=headline(cells, frontier, tolerance, running=not status.is_finished()),
-                          cells=[CellOut.build(c) for c in cells],
+                          headline=headline(cells, frontier, tolerance, running=running),
+                          cells=[CellOut.build(c, running) for c in cells],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier]).model_dump_json().encode()

@@ -103,16 +103,14 @@ const clipsweep = (() => {
   // A series on a log axis: non-finite and non-positive values are gaps.
   const positive = (ys) => ys.map((y) => { const x = num(y); return Number.isFinite(x) && x > 0 ? x : null; });
 
-  // While a sweep trains, a cell with fewer trained runs than this (and than it will have) shows
-  // its counts "so far", uncoloured: 2 of 2 diverged is not a 100% to paint red. The headline
-  // waits for the same number (service/analysis/headline.py, PROVISIONAL_MIN_RUNS).
-  const PROVISIONAL_MIN_RUNS = 8;
+  // While a sweep trains, a cell the API marks `too_early` shows its counts "so far", uncoloured:
+  // 2 of 2 diverged is not a 100% to paint red (the headline waits by the same rule).
   function drawHeatmap(cells, running) {
     const lrs = unique(cells.map((c) => c.lr)).sort((a, b) => a - b);
     const arms = unique(cells.map((c) => c.clipping));
     const at = (lr, arm) => cells.find((c) => c.lr === lr && c.clipping === arm);
     const grid = (f) => lrs.map((lr) => arms.map((arm) => f(at(lr, arm))));
-    const early = (c) => running && c.finished < Math.min(PROVISIONAL_MIN_RUNS, c.runs);
+    const early = (c) => c.too_early;
     draw("heatmap", [{
       type: "heatmap", x: arms, y: lrs.map(String), zmin: 0, zmax: 1, xgap: 2, ygap: 2,
       z: grid((c) => (c && c.divergence_rate !== null && !early(c) ? c.divergence_rate : null)),
