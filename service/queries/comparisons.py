@@ -9,8 +9,6 @@ from service.analysis.comparison import CellRuns, Comparison, Thresholds, compar
 from service.db.models import Cell, Run, SweepComparison
 from service.states import RunOutcome
 
-TRAINED = [RunOutcome.CONVERGED, RunOutcome.DIVERGED, RunOutcome.UNCONVERGED]
-
 
 def cells_with_outcomes(session: Session, sweep_id: int) -> list[CellRuns]:
     """Each cell of the sweep with its trained runs (failed and cancelled runs say nothing about
@@ -25,7 +23,7 @@ def cells_with_outcomes(session: Session, sweep_id: int) -> list[CellRuns]:
     for index, seed, outcome, step in runs:
         if outcome is None:
             unfinished.add(index)
-        elif outcome in TRAINED:
+        elif outcome.is_trained():
             diverged[index][seed] = outcome is RunOutcome.DIVERGED
             converged[index][seed] = step
     return [CellRuns(config_hash=config_hash, cell_index=index, lr=lr, clipping=label, clip_method=method,
