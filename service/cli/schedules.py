@@ -77,13 +77,17 @@ def show(schedule_id: int, server: str | None, token: str | None) -> None:
         fail(exc)
     click.echo(f"schedule {s['id']} ({s['name']}): {s['description']}, {'enabled' if s['enabled'] else 'paused'}")
     click.echo(", ".join(f"{key} {s[key]}" for key in POLICIES) + f"; made by {s['created_by'] or 'no token'}")
+    baseline = f"sweep {s['baseline']['sweep_id']}" if s.get("baseline") else "the previous succeeded sweep"
+    click.echo("alerts: " + ", ".join(f"{key} {value}" for key, value in s["thresholds"].items())
+               + f"; compared with {baseline}")
     zone = ZoneInfo(s["timezone"])
     click.echo(table(["next fire (" + s["timezone"] + ")", "UTC"], [
         [datetime.fromisoformat(t).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"), t] for t in s["next_fire_times"]]))
     rows = [[f["scheduled_for"][:16] + "Z", f["outcome"], f["sweep_id"] or "", f["sweep_status"] or "",
-             (f["by_outcome"] or {}).get("diverged", ""), f["detail"] or ""] for f in fires["items"]]
+             (f["by_outcome"] or {}).get("diverged", ""), _versus(f.get("comparison")), f["detail"] or ""]
+            for f in fires["items"]]
     if rows:
-        click.echo(table(["fire time", "outcome", "sweep", "status", "diverged", "detail"], rows))
+        click.echo(table(["fire time", "outcome", "sweep", "status", "diverged", "vs baseline", "detail"], rows))
 
 
 def _change(schedule_id: int, changes: dict[str, Any], server: str | None, token: str | None) -> None:
@@ -133,6 +137,17 @@ def delete(schedule_id: int, server: str | None, token: str | None) -> None:
     except ApiError as exc:
         fail(exc)
     click.echo(f"schedule {schedule_id} deleted; its sweeps stay")
+
+
+def _versus(comparison: dict[str, Any] | None) -> str:
+    """A fire's sweep against its baseline, in a few words (`clipsweep compare` gives the tables)."""
+    if comparison is None:
+        return ""
+    if comparison["baseline_sweep_id"] is None:
+        return "not compared"
+    found = [f"{len(comparison[key])} {key if len(comparison[key]) > 1 else key[:-1]}"
+             for key in ("regressions", "improvements") if comparison[key]]
+    return f"{', '.join(found) or 'no change'} vs {comparison['baseline_sweep_id']}"
 
 
 def _when(schedule: dict[str, Any]) -> str:

@@ -114,6 +114,11 @@ def test_a_library_upgrade_that_breaks_training_alerts_once_signed_and_the_fix_r
             assert f"{bad} vs {good}" in listed and "0/16 → 10/16" in listed
             compared = clipsweep(server, "compare", str(bad), str(good))
             assert "6, 7, 8, 9, 10, 11, 12, 13, 14, 15" in compared and "mcnemar" in compared
+            shown = clipsweep(server, "schedule", "show", str(schedule_id))
+            assert f"1 regression vs {good}" in shown and "not compared" in shown, shown
+            assert "alpha 0.05" in shown and "compared with the previous succeeded sweep" in shown, shown
+            # Someone is on it: acknowledged, it still resolves itself (and says so) once fixed.
+            assert "acknowledged" in clipsweep(server, "alerts", "ack", str(alert["id"]))
 
             install(site, "2.1", scale=1.0)  # the fix
             fixed = fire(server, schedule_id)
