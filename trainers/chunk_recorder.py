@@ -5,7 +5,8 @@ own RunRecorder (a StepRecord, a few comparisons, a histogram update) took longe
 Here the running aggregates (minimum loss, maximum norm, clipped steps, the norm histogram, ...)
 are float64 tensors on the host indexed by the seed's position in the chunk, updated for all seeds
 of a step in a few tensor operations. Python runs per seed only where it must: for the points kept
-every `record_every`-th step, and when a seed finishes. The rules are RunRecorder's
+every `record_every`-th step, and when a seed finishes (its last step and the step of its largest
+norm are kept too). The rules are RunRecorder's
 (trainers/loop.py); the vectorized/sequential equivalence tests hold the two together.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from trainers.loop import Point, RunResult, StepRecord, final_result
+from trainers.loop import Point, RunResult, StepRecord, final_result, with_point
 from trainers.norm_histogram import norm_bins
 
 # Norm bins kept densely per seed: 1e-30 (the smallest bin) up to 1e40, past float32's largest
@@ -39,6 +40,10 @@ class ChunkRecorder:
         self.histogram = torch.zeros(n_seeds, _HIGH - _LOW + 1, dtype=torch.int32)
         self.histogram_overflow: dict[int, dict[int, int]] = {}
         self.points: list[list[Point]] = [[] for _ in range(n_seeds)]
+        # The step of each seed's largest norm, with its loss and clipped flag: kept as a point.
+        self.peak_step = torch.full((n_seeds,), -1, dtype=torch.int64)
+        self.peak_loss = torch.full((n_seeds,), float("nan"), **f64)
+        self.peak_clipped = torch.zeros(n_seeds, **f64)
 
     def add(self, step: int, ids: torch.Tensor, loss: torch.Tensor, norm: torch.Tensor, clipped: torch.Tensor,
             *, has_norm: torch.Tensor | None = None, eval_loss: torch.Tensor | None = None) -> None:
@@ -49,6 +54,7 @@ class ChunkRecorder:
         finite = torch.isfinite(loss)
         self.min_loss[ids] = torch.where(finite, torch.minimum(self.min_loss[ids], loss), self.min_loss[ids])
         with_norm = ids if has_norm is None else ids[has_norm]
+        norm_loss = loss if has_norm is None else loss[has_norm]
         if has_norm is not None:
             norm, clipped = norm[has_norm], clipped[has_norm]
         if len(with_norm):
@@ -56,6 +62,10 @@ class ChunkRecorder:
             current = self.max_norm[with_norm]
             replace = ~self.has_norm[with_norm] | ~(norm <= current)
             self.max_norm[with_norm] = torch.where(replace, norm, current)
+            peaked = with_norm[replace]
+            self.peak_step[peaked] = step
+            self.peak_loss[peaked] = norm_loss[replace]
+            self.peak_clipped[peaked] = clipped[replace]
             self.has_norm[with_norm] = True
             self.last_norm[with_norm] = norm
             self.clipped_steps[with_norm] += clipped.long()
@@ -93,8 +103,10 @@ class ChunkRecorder:
         histogram = {int(i) + _LOW: int(row[i]) for i in row.nonzero().flatten()}
         histogram.update(self.histogram_overflow.get(seed, {}))
         has_norm = bool(self.has_norm[seed])
+        peak = (Point(int(self.peak_step[seed]), float(self.peak_loss[seed]), float(self.max_norm[seed]),
+                      bool(self.peak_clipped[seed])) if has_norm else None)
         return final_result(
-            last, self.points[seed],
+            last, with_point(self.points[seed], peak),
             initial_loss=float(self.initial[seed]),
             min_loss=min_loss if min_loss != float("inf") else None,
             final_eval_loss=float(self.final_eval[seed]) if self.has_eval[seed] else None,

@@ -11,6 +11,7 @@ backward -> clip (recording the pre-clip norm) -> divergence check on that norm 
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -155,7 +156,8 @@ class RunResult:
 
 class RunRecorder:
     """Folds one run's records, as they come, into its RunResult: keeps every `record_every`-th
-    step as a point, plus the last step (the divergence or convergence step is always kept)."""
+    step as a point, plus the step of the largest pre-clip norm and the last step (the divergence
+    or convergence step), so a chart of the points always shows the peak and the end."""
 
     def __init__(self, record_every: int) -> None:
         self.record_every = record_every
@@ -168,6 +170,7 @@ class RunRecorder:
         self.clipped_steps = 0
         self.histogram: dict[int, int] = {}
         self.last_norm: float | None = None
+        self.peak: Point | None = None  # the step of max_norm, kept whatever record_every says
 
     def add(self, rec: StepRecord) -> None:
         if self.initial is None:
@@ -176,6 +179,7 @@ class RunRecorder:
             self.min_loss = rec.loss if self.min_loss is None else min(self.min_loss, rec.loss)
         if rec.grad_norm is not None and (self.max_norm is None or not rec.grad_norm <= self.max_norm):
             self.max_norm = rec.grad_norm  # a NaN norm is kept: it is the most extreme value seen
+            self.peak = Point(rec.step, rec.loss, rec.grad_norm, rec.clipped)
         if rec.grad_norm is not None:
             self.last_norm = rec.grad_norm
             if math.isfinite(rec.grad_norm):
@@ -191,10 +195,20 @@ class RunRecorder:
     def result(self) -> RunResult:
         if self.last is None:
             raise ValueError("a run yields at least one step record (max_steps >= 1)")
-        return final_result(self.last, list(self.points), initial_loss=self.initial, min_loss=self.min_loss,
+        return final_result(self.last, with_point(self.points, self.peak), initial_loss=self.initial,
+                            min_loss=self.min_loss,
                             final_eval_loss=self.final_eval, clipped_steps=self.clipped_steps,
                             max_grad_norm=self.max_norm, norm_histogram=dict(self.histogram),
                             last_norm=self.last_norm)
+
+
+def with_point(points: list[Point], point: Point | None) -> list[Point]:
+    """`points` (in step order) with `point` in its place, unless its step is already kept."""
+    kept = list(points)
+    if point is None or any(p.step == point.step for p in kept):
+        return kept
+    bisect.insort(kept, point, key=lambda p: p.step)
+    return kept
 
 
 def final_result(last: StepRecord, points: list[Point], *, last_norm: float | None, **aggregates: Any) -> RunResult:

@@ -116,6 +116,9 @@ def test_a_trained_runs_series_and_the_recipe_that_trains_it_again(server: Serve
     points = server.http.get(f"/api/v1/runs/{run['id']}/points").json()
     assert points["steps"][-1] == run["diverged_at_step"] and points["steps"][0] == 0
     assert len(points["loss"]) == len(points["grad_norm"]) == len(points["clipped"]) == len(points["steps"])
+    # The peak norm is a point whatever record_every says: the run's chart shows its table's maximum.
+    if run["max_grad_norm"] is not None:
+        assert max(n for n in points["grad_norm"] if n is not None) == pytest.approx(run["max_grad_norm"])
     series = server.http.get(f"{base}/cells/{run['cell_index']}/series").json()
     assert [r["seed"] for r in series["runs"]] == list(range(6))
     [same] = [r for r in series["runs"] if r["run_id"] == run["id"]]

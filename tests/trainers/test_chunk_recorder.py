@@ -87,3 +87,15 @@ def test_norms_past_the_dense_bins_are_still_counted() -> None:
                   torch.tensor([0.0], dtype=torch.float64))
     histogram = chunk.result(0, StepRecord(2, 1.0, 1.0)).norm_histogram
     assert histogram == {900: 2, 0: 1}
+
+
+def test_the_peak_norm_and_the_last_step_are_points_whatever_record_every_says() -> None:
+    """Seed 0's largest norm (1e45 at step 3) and seed 2's last norm before its loss blew up
+    (0.2 at step 1) lie off a record_every=4 grid: both are kept, so a chart shows them."""
+    chunk = ChunkRecorder(len(STEPS), 4)
+    for step in range(max(len(s) for s in STEPS.values())):
+        add(chunk, step, {seed: records(seed)[step] for seed in STEPS if step < len(STEPS[seed])}, evaluated=False)
+    def kept(seed: int) -> list[tuple[int, float | None]]:
+        return [(p.step, p.grad_norm) for p in chunk.result(seed, ENDINGS[seed]).points]
+    assert kept(0) == [(0, 0.5), (3, 1e45), (4, 0.0), (5, 2.0)]
+    assert kept(2) == [(0, 0.1), (1, 0.2), (2, None)]

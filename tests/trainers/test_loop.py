@@ -459,7 +459,8 @@ def test_summarize_single_step() -> None:
 
 def test_summarize_nan_loss_divergence() -> None:
     """A NaN loss ends the run at step 4: kept as the final point, excluded from min_loss, and
-    steps_done counts the 4 updates made before it."""
+    steps_done counts the 4 updates made before it. The peak norm (9.0 at step 1, off the
+    record_every grid) is kept as a point too, so a chart shows what the table's maximum says."""
     records = [rec(0, 2.0, 3.0), rec(1, 1.0, 9.0), rec(2, 1.5, 4.0), rec(3, 5.0, 2.0),
                rec(4, math.nan, None, outcome=Outcome.DIVERGED, trigger=Trigger.NONFINITE_LOSS)]
     result = summarize(records, 3)
@@ -467,7 +468,8 @@ def test_summarize_nan_loss_divergence() -> None:
     assert result.trigger is Trigger.NONFINITE_LOSS
     assert result.steps_done == result.diverged_at_step == 4
     assert result.converged_at_step is None
-    assert [p.step for p in result.points] == [0, 3, 4]
+    assert [p.step for p in result.points] == [0, 1, 3, 4]
+    assert result.points[1] == Point(1, 1.0, 9.0, False)
     assert math.isnan(result.points[-1].loss) and result.points[-1].grad_norm is None
     assert math.isnan(result.final_loss)
     assert result.min_loss == 1.0
