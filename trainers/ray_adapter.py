@@ -4,13 +4,16 @@ Tune hands the trainable a plain dict; it becomes a typed frozen TrainConfig, th
 trained by the Ray-free engine (vectorized where the task allows), and every seed is reported the
 moment it finishes, so the driver can store it while the rest of the chunk trains. A report is one
 entry, `{"report": {...}}`, beside the keys Tune adds of its own; the service checks its fields
-where it arrives (service/worker/report.py).
+where it arrives (service/lifecycle/report.py). Between them, at most every PROGRESS_SECONDS, a
+`{"progress": {"cell_index", "seeds", "steps"}}` entry says how far the seeds still training are,
+so a sweep whose runs all end at the end of their budget still shows progress.
 """
 
 from __future__ import annotations
 
 import math
 import platform
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +25,22 @@ from trainers.allocator import keep_freed_memory
 from trainers.config import TrainConfig
 from trainers.loop import RunResult, resolve_device
 from trainers.vectorized import run_chunk
+
+# A progress report costs the trial a round trip to the driver: a few a minute say enough.
+PROGRESS_SECONDS = 2.0
+
+
+class _Progress:
+    """`on_step` for run_chunk: reports the chunk's steps at most every PROGRESS_SECONDS."""
+
+    def __init__(self, cell_index: int, seeds: list[int]) -> None:
+        self.cell_index, self.seeds = cell_index, seeds
+        self.last = time.monotonic()
+
+    def __call__(self, steps: int) -> None:
+        if time.monotonic() - self.last >= PROGRESS_SECONDS:
+            self.last = time.monotonic()
+            tune.report({"progress": {"cell_index": self.cell_index, "seeds": self.seeds, "steps": steps}})
 
 
 def result_payload(result: RunResult) -> dict[str, Any]:
@@ -55,7 +74,8 @@ def train_chunk(tune_config: dict[str, Any]) -> None:
     # Several Ray nodes can share a host: the node id tells them apart.
     node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     node = platform.node() + (f":{node_id[:12]}" if node_id else "")
-    for seed, result in run_chunk(train_config, config["seeds"]):
+    progress = _Progress(config["cell_index"], config["seeds"])
+    for seed, result in run_chunk(train_config, config["seeds"], on_step=progress):
         tune.report({"report": {
             "cell_index": config["cell_index"],
             "seed": seed,

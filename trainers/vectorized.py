@@ -26,7 +26,7 @@ step order is the sequential loop's (trainers/loop.py), and a test holds the two
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
@@ -35,26 +35,33 @@ from trainers.chunk_recorder import ChunkRecorder
 from trainers.clipping import ClipContext, Clipper, build_clipper
 from trainers.config import DivergenceConfig, TrainConfig
 from trainers.detection import converged, grad_ok, grad_trigger, loss_ok, loss_trigger
-from trainers.loop import Outcome, RunResult, StepRecord, is_eval_step, resolve_device, run_seed
+from trainers.loop import Outcome, RunRecorder, RunResult, StepRecord, is_eval_step, resolve_device, train
 from trainers.optim import build_optimizer, lr_at, set_lr
 from trainers.tasks import Task, build_task
 from trainers.tasks.base import DrawnDataTask
 
 
-def run_chunk(config: TrainConfig, seeds: Sequence[int], *,
-              vectorize: bool | None = None) -> Iterator[tuple[int, RunResult]]:
+def run_chunk(config: TrainConfig, seeds: Sequence[int], *, vectorize: bool | None = None,
+              on_step: Callable[[int], None] | None = None) -> Iterator[tuple[int, RunResult]]:
     """Train `seeds` under `config`; yield (seed, result) as each seed finishes. `vectorize` None
-    batches the seeds when there are several and the task allows it."""
+    batches the seeds when there are several and the task allows it. `on_step(n)`, called after
+    every step, tells how many steps the seeds still training have made in all: the chunk's
+    progress between results, which otherwise come only as seeds finish."""
     task = build_task(config.task, config.task_params)
     if vectorize is None:
         vectorize = len(seeds) > 1 and task.vectorizable
     elif vectorize and not task.vectorizable:
         raise ValueError(f"task {task.name!r} cannot be vectorized; it trains seed after seed")
     if vectorize:
-        yield from _VectorizedChunk(config, task, list(seeds)).run()
+        yield from _VectorizedChunk(config, task, list(seeds), on_step).run()
     else:
         for seed in seeds:
-            yield seed, run_seed(config, seed)
+            recorder = RunRecorder(config.record_every)
+            for record in train(config, seed):
+                recorder.add(record)
+                if on_step is not None:
+                    on_step(record.step + 1)
+            yield seed, recorder.result()
 
 
 def _stacked_batches(task: Task, seeds: list[int], batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -72,8 +79,9 @@ class _VectorizedChunk:
     the positions of the seeds still training. A seed that finishes leaves every one of these
     (`_keep`), so the batch shrinks as seeds diverge or converge."""
 
-    def __init__(self, config: TrainConfig, task: Task, seeds: list[int]) -> None:
-        self.config, self.task, self.seeds = config, task, seeds
+    def __init__(self, config: TrainConfig, task: Task, seeds: list[int],
+                 on_step: Callable[[int], None] | None = None) -> None:
+        self.config, self.task, self.seeds, self.on_step = config, task, seeds, on_step
         self.device = resolve_device(config.device)
         models = [task.build_model(seed) for seed in seeds]
         params, buffers = stack_module_state(models)
@@ -179,6 +187,8 @@ class _VectorizedChunk:
                 if not len(self.alive):
                     return
                 loss, norm, clipped = loss[~done], norm[~done], clipped[~done]
+            if self.on_step is not None:
+                self.on_step(len(self.alive) * (step + 1))
         for seed, value, n, c in zip(*(t.tolist() for t in (self.alive, loss, norm, clipped))):
             yield self._result(seed, StepRecord(step, value, n, bool(c)))
 

@@ -7,11 +7,13 @@ infinite), so they are serialized as the strings "NaN", "Infinity" and "-Infinit
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.analysis.progress import sweep_step_progress
 from service.db.models import Sweep, SweepComparison
 from service.db.rows import RunRow
 from service.queries.runs import RunDetail
@@ -47,6 +49,13 @@ class Progress(ApiModel):
     runs_total: int
     done: int = Field(description="Runs with a final outcome.")
     by_outcome: dict[str, int]
+    steps_total: int = Field(description="Every run's budget of steps, in all.")
+    steps_done: int = Field(description=(
+        "Steps trained so far: a finished run counts its whole budget, a run still training the steps "
+        "its worker last wrote (every few seconds). It moves while runs that end at their budget train."))
+    steps_per_second: float | None = Field(description="Steps done over the time since the sweep started, "
+                                                       "while it runs.")
+    eta_seconds: float | None = Field(description="Seconds left at that pace, while it runs.")
 
 
 class SweepCreated(ApiModel):
@@ -121,7 +130,8 @@ class SweepOut(ApiModel):
             spec=sweep.spec, created_at=sweep.created_at, started_at=sweep.started_at,
             finished_at=sweep.finished_at, status_detail=sweep.status_detail or wait,
             cancel_requested_at=sweep.cancel_requested_at, claims=sweep.claims,
-            progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts),
+            progress=Progress(runs_total=sweep.runs_total, done=sum(counts.values()), by_outcome=counts,
+                              **asdict(sweep_step_progress(sweep, sum(counts.values())))),
             environment=sweep.environment, nodes=nodes, schedule_id=sweep.schedule_id,
             scheduled_for=sweep.scheduled_for,
             comparison=ComparisonSummaryOut.build(comparison) if comparison is not None else None,

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -76,6 +77,9 @@ class Sweep(Base):
     created_by: Mapped[str | None] = mapped_column(String(100), index=True)
     # The versions its worker trained with (service/environment.py), set at each claim.
     environment: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    # Steps the unfinished runs of a running sweep have made, as its worker last wrote them with
+    # the results of that moment (service/worker/buffer.py); NULL when no worker trains it.
+    live_steps: Mapped[int | None] = mapped_column(BigInteger)
     # A sweep a schedule made, for its nominal fire time (UTC): one sweep per fire time, however
     # many schedulers run, by the unique index below. No foreign key: schedules are never deleted
     # (only marked), and adding one to `sweeps` would rebuild it on SQLite.

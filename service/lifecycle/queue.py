@@ -54,7 +54,7 @@ def claim_next_sweep(session: Session, worker_id: str, *, heartbeat_timeout: flo
         update(Sweep).where(Sweep.id == sweep_id, claimable)
         .values(status=SweepStatus.RUNNING, worker_id=worker_id, heartbeat_at=claimed_at,
                 started_at=func.coalesce(Sweep.started_at, claimed_at), claims=Sweep.claims + 1,
-                status_detail=None, not_before=None, **recorded)
+                status_detail=None, not_before=None, live_steps=None, **recorded)
     ).rowcount
     return sweep_id if won == 1 else None
 
@@ -82,10 +82,16 @@ def release_sweep(session: Session, sweep_id: int, worker_id: str, *, detail: st
     is not claimed again before `wait_seconds` have passed."""
     not_before = now() + timedelta(seconds=wait_seconds) if wait_seconds else None
     values: dict[str, Any] = {"status": SweepStatus.QUEUED, "worker_id": None, "heartbeat_at": None,
-                              "status_detail": detail, "not_before": not_before}
+                              "status_detail": detail, "not_before": not_before, "live_steps": None}
     if wait_seconds:
         values["claims"] = Sweep.claims - 1  # a look that found no room is not a claim that ran
     session.execute(update(Sweep).where(Sweep.id == sweep_id, held_by(worker_id)).values(**values))
+
+
+def record_live_steps(session: Session, sweep_id: int, steps: int) -> None:
+    """The steps the running sweep's unfinished runs have made, as its worker knows them now."""
+    session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.RUNNING)
+                    .values(live_steps=steps))
 
 
 def request_cancel(session: Session, sweep: Sweep, *, heartbeat_timeout: float) -> SweepStatus:
@@ -115,7 +121,7 @@ def finish_cancelled(session: Session, sweep_id: int, *, only_if: ColumnElement[
     finished_at = now()
     ended = session.execute(
         update(Sweep).where(Sweep.id == sweep_id, only_if)
-        .values(status=SweepStatus.CANCELLED, finished_at=finished_at, heartbeat_at=None,
+        .values(status=SweepStatus.CANCELLED, finished_at=finished_at, heartbeat_at=None, live_steps=None,
                 status_detail=None, cancel_requested_at=func.coalesce(Sweep.cancel_requested_at, finished_at))
     ).rowcount
     if ended:
@@ -138,7 +144,7 @@ def finish_sweep(session: Session, sweep_id: int, *, error: str | None = None) -
     status = SweepStatus.FAILED if error else SweepStatus.SUCCEEDED
     session.execute(
         update(Sweep).where(Sweep.id == sweep_id)
-        .values(status=status, error=error, finished_at=now(), heartbeat_at=None)
+        .values(status=status, error=error, finished_at=now(), heartbeat_at=None, live_steps=None)
     )
     return status
 

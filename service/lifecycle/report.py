@@ -51,10 +51,27 @@ class RunReport(_Exact):
     run: TrainedRun
 
 
+class ProgressReport(_Exact):
+    """How far a trial's runs still training are: `steps` made by them in all."""
+
+    cell_index: int
+    seeds: list[int]
+    steps: int
+
+
 def parse_report(payload: Any) -> RunReport:
     """The report in `payload`, or ReportError saying which fields are missing, extra or wrong."""
+    return _parse(RunReport, payload)
+
+
+def parse_progress(payload: Any) -> ProgressReport:
+    """The progress report in `payload`, or ReportError as parse_report says."""
+    return _parse(ProgressReport, payload)
+
+
+def _parse(model: type[_Exact], payload: Any) -> Any:
     try:
-        return RunReport.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
         raise ReportError(f"the trainer's report does not fit this service ({exc.error_count()} "

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.clock import now
+from service.analysis.progress import sweep_step_progress
 from service.db.models import Cell, Run, Sweep
 from service.db.rows import OutcomeRow, read_runs, select_runs
 from service.errors import SweepNotFound
@@ -92,11 +91,9 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
     among = list(session.scalars(select(Sweep.id).where(queued, Sweep.id >= waiting[0], Sweep.id < waiting[-1])
                                  .order_by(Sweep.id)))
     head = head if earlier else (among[0] if among else None)
-    running = session.execute(
-        select(Sweep.id, Sweep.started_at, Sweep.runs_total, func.count(Run.outcome))
-        .outerjoin(Run, Run.sweep_id == Sweep.id).where(Sweep.status == SweepStatus.RUNNING)
-        .group_by(Sweep.id, Sweep.started_at, Sweep.runs_total)).all()
-    left = {i: _time_left(started_at, total, done) for i, started_at, total, done in running}
+    running = list(session.scalars(select(Sweep).where(Sweep.status == SweepStatus.RUNNING)))
+    done = outcome_counts(session, [r.id for r in running])
+    left = {r.id: sweep_step_progress(r, sum(done[r.id].values())).eta_seconds for r in running}
     # With several workers, the first to free one is the sweep with the least time left.
     first = min(left, key=lambda i: (left[i] is None, left[i] or 0.0), default=None)
     waits = {}
@@ -104,7 +101,7 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
         ahead = earlier + bisect_left(among, sweep_id)
         if first is not None:
             pace = (f"{_duration(left[first])} left" if left[first] is not None
-                    else "no run of it finished yet to estimate from")
+                    else "nothing of it trained yet to estimate from")
             text = f"queued behind sweep {first}, {pace}"
             if ahead:
                 text += f"; {ahead} queued sweep{'s' if ahead > 1 else ''} ahead"
@@ -114,13 +111,6 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
             text = "next in the queue, waiting for a worker"
         waits[sweep_id] = text
     return waits
-
-
-def _time_left(started_at: datetime | None, runs_total: int, done: int) -> float | None:
-    """Seconds a running sweep has left if its remaining runs take as long as its finished ones."""
-    if started_at is None or done == 0:
-        return None
-    return (now() - started_at).total_seconds() * (runs_total - done) / done
 
 
 def _duration(seconds: float) -> str:

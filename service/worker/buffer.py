@@ -3,6 +3,10 @@
 A batch is written when its oldest entry has waited `flush_seconds`, when a trial fails, and at
 the end of a round, in one transaction. While the database is away the buffer keeps what it has
 and tries again; nothing is lost.
+
+The trials' progress reports (the steps their unfinished runs have made) go into the same batch:
+the sweep's `live_steps` is written with the results of the same moment, so a run moves from
+"live" to "done" in one commit and the progress a reader sees does not jump back.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from typing import Sequence
 
 from service.lifecycle.lease import SweepLease
+from service.lifecycle.queue import record_live_steps
 from service.lifecycle.report import RunReport
 from service.lifecycle.runs import Chunk, count_attempts, fail_runs, store_results
 
@@ -33,6 +38,12 @@ class ResultBuffer:
         # Chunks started this round and not lost: a clean stop gives their attempt back (a lost
         # chunk's attempt stands, so restarts cannot reset the retry budget).
         self.started: set[Chunk] = set()
+        # Progress of the chunks training now: steps made by their unfinished runs, as last
+        # reported less the steps of the runs that finished since; and each run's chunk.
+        self.live: dict[Chunk, int] = {}
+        self.left: dict[Chunk, int] = {}  # runs of the chunk still without a result
+        self.chunk_of: dict[tuple[int, int], Chunk] = {}
+        self.live_dirty = False
 
     def new_round(self) -> None:
         self.started = set()
@@ -42,17 +53,44 @@ class ResultBuffer:
 
     def add(self, report: RunReport) -> None:
         self.results.append(report)
+        chunk = self.chunk_of.pop((report.cell_index, report.seed), None)
+        if chunk in self.live:
+            self.left[chunk] -= 1
+            if self.left[chunk] <= 0:
+                self._end_live(chunk)
+            else:
+                self.live[chunk] = max(0, self.live[chunk] - report.run.steps_done)
+                self.live_dirty = True
         self._waiting()
+        self.tick()
+
+    def progress(self, cell_index: int, seeds: Sequence[int], steps: int) -> None:
+        """A trial's runs still training have made `steps` steps in all."""
+        chunk = (cell_index, tuple(seeds))
+        if chunk in self.live:
+            self.live[chunk] = steps
+            self.live_dirty = True
+            self._waiting()
         self.tick()
 
     def start_chunk(self, cell_index: int, seeds: Sequence[int]) -> None:
         chunk = (cell_index, tuple(seeds))
         self.to_count.append(chunk)
         self.started.add(chunk)
+        self.live[chunk], self.left[chunk] = 0, len(chunk[1])
+        self.chunk_of.update({(cell_index, seed): chunk for seed in chunk[1]})
         self._waiting()
+
+    def _end_live(self, chunk: Chunk) -> None:
+        if self.live.pop(chunk, None) is not None:
+            self.left.pop(chunk, None)
+            for seed in chunk[1]:
+                self.chunk_of.pop((chunk[0], seed), None)
+            self.live_dirty = True
 
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
         self.failures.append((cell_index, seeds, error))
+        self._end_live((cell_index, tuple(seeds)))
         self._try_flush()
 
     def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
@@ -60,6 +98,7 @@ class ResultBuffer:
                     self.lease.sweep_id, cell_index, error)
         self.lost.append(error)
         chunk = (cell_index, tuple(seeds))
+        self._end_live(chunk)
         if chunk in self.started:
             self.started.discard(chunk)
         else:
@@ -83,9 +122,9 @@ class ResultBuffer:
         reported before it raised keep their outcomes, only the rest end `failed`."""
         if self.lease.lost:
             # Another worker trains these runs now: results are idempotent and still go in, but
-            # attempts and failures are its to write.
-            self.to_count, self.failures = [], []
-        if not self.results and not self.failures and not self.to_count:
+            # attempts, failures and progress are its to write.
+            self.to_count, self.failures, self.live_dirty = [], [], False
+        if not self.results and not self.failures and not self.to_count and not self.live_dirty:
             return
         sweep_id = self.lease.sweep_id
         with self.lease.session() as session:
@@ -93,4 +132,7 @@ class ResultBuffer:
             store_results(session, sweep_id, self.results)
             for cell_index, seeds, error in self.failures:
                 fail_runs(session, sweep_id, cell_index, seeds, error)
+            if self.live_dirty:
+                record_live_steps(session, sweep_id, sum(self.live.values()))
         self.results, self.failures, self.to_count, self.oldest = [], [], [], None
+        self.live_dirty = False

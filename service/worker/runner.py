@@ -22,6 +22,9 @@ class TrialSink(Protocol):
     def add(self, report: RunReport) -> None:
         """One seed finished."""
 
+    def progress(self, cell_index: int, seeds: Sequence[int], steps: int) -> None:
+        """The trial's runs still training have made `steps` steps in all."""
+
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
         """The trial's code raised: its unfinished runs end `failed`."""
 

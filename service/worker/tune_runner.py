@@ -32,7 +32,7 @@ from ray import (
 )
 
 from service.errors import ClusterUnavailable, ReportError  # noqa: E402
-from service.lifecycle.report import parse_report  # noqa: E402
+from service.lifecycle.report import parse_progress, parse_report  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.spec import ResourcesSpec  # noqa: E402
 from service.worker.planning import TrialPlan  # noqa: E402
@@ -101,6 +101,10 @@ class _SinkCallback(_LiveOnly, tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         try:
+            if "progress" in result:  # how far its runs are, between results
+                progress = parse_progress(result["progress"])
+                self.sink.progress(progress.cell_index, progress.seeds, progress.steps)
+                return
             self.sink.add(parse_report(result["report"]))
         except (KeyError, ReportError) as exc:  # a trainer of another version: its run fails, saying why
             chunk = trial.config["chunk"]

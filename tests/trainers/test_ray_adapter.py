@@ -120,3 +120,17 @@ def test_train_chunk_reports_seeds_as_they_finish(monkeypatch: pytest.MonkeyPatc
     assert steps == sorted(steps)
     assert "diverged" in {r["run"]["outcome"] for r in reports}, "the setting must make some seed diverge"
     assert steps[0] < steps[-1]
+
+
+def test_train_chunk_reports_progress_between_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the throttle at 0 s, a progress entry follows every step: the steps made by the seeds
+    still training (3 seeds × 1..6 steps, none finishing early), then one result per seed."""
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
+    monkeypatch.setattr(ray_adapter, "PROGRESS_SECONDS", 0.0)
+    config = small_config(max_steps=6, record_every=2)
+    ray_adapter.train_chunk({"chunk": {"train": config.to_dict(), "cell_index": 7, "seeds": [4, 0, 2],
+                                       "threads": 1, "keep_freed_memory": False}})
+    progress = [r["progress"] for r in reports if "progress" in r]
+    assert progress == [{"cell_index": 7, "seeds": [4, 0, 2], "steps": 3 * step} for step in range(1, 7)]
+    assert [set(r) for r in reports[len(progress):]] == [{"report"}] * 3

@@ -4,6 +4,7 @@ the first 50 steps, and both reach the same outcome."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -119,3 +120,22 @@ def test_a_chunk_on_the_gpu_matches_the_cpu() -> None:
         assert gpu[seed].outcome == cpu[seed].outcome
         for a, b in zip(cpu[seed].points[:50], gpu[seed].points[:50]):
             assert close(a.loss, b.loss)
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_on_step_counts_the_steps_of_the_seeds_still_training(vectorize: bool) -> None:
+    """A chunk where seeds diverge early: after each step, on_step gets the steps made by the
+    seeds still training (vectorized: all of them at once; seed after seed: the one training)."""
+    chunk_config = dataclasses.replace(config("adding", "none"), lr=3.0)
+    calls: list[int] = []
+    results = dict(run_chunk(chunk_config, SEEDS, vectorize=vectorize, on_step=calls.append))
+    if vectorize:
+        # Step k (1-based): every seed alive after it has made k steps.
+        alive = [sum(r.steps_done >= k for r in results.values()) for k in range(1, STEPS + 1)]
+        expected = [n * k for k, n in enumerate(alive, start=1) if n]
+        assert calls == expected
+    else:
+        # One seed at a time, 1, 2, ... up to its last step record (a diverged seed's included).
+        per_seed = [r.steps_done + (r.outcome is Outcome.DIVERGED) for r in (results[s] for s in SEEDS)]
+        assert calls == [k for n in per_seed for k in range(1, n + 1)]
+    assert any(r.outcome is Outcome.DIVERGED for r in results.values()), "the setting must make a seed diverge"

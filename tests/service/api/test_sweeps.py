@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db.models import Sweep
 from service.db.session import session_scope
 from service.environment import environment
-from service.lifecycle.queue import claim_next_sweep, finish_sweep
+from service.lifecycle.queue import claim_next_sweep, finish_sweep, record_live_steps
 from service.states import SweepStatus
 from tests.factories import SPEC, hand_made_sweep, make_sweep, report, store
 
@@ -34,7 +34,8 @@ def test_submit_stores_the_resolved_spec_and_answers_at_once(api: TestClient) ->
     assert sweep["spec"]["optimizer"]["momentum"] == 0.0  # every default spelled out
     assert (sweep["status"], sweep["finished"], sweep["claims"]) == ("queued", False, 0)
     assert sweep["progress"] == {"runs_total": 12, "done": 0, "by_outcome": {
-        "converged": 0, "diverged": 0, "unconverged": 0, "failed": 0, "cancelled": 0}}
+        "converged": 0, "diverged": 0, "unconverged": 0, "failed": 0, "cancelled": 0},
+        "steps_total": 120, "steps_done": 0, "steps_per_second": None, "eta_seconds": None}
 
 
 def test_a_sweeps_progress_and_status_follow_its_runs(api: TestClient, session_factory: sessionmaker[Session]) -> None:
@@ -42,15 +43,22 @@ def test_a_sweeps_progress_and_status_follow_its_runs(api: TestClient, session_f
     with session_scope(session_factory) as session:
         claim_next_sweep(session, "w", heartbeat_timeout=60)
     store(session_factory, sweep_id, [report(2, s, "diverged", trigger="loss_explosion") for s in range(3)])
+    with session_scope(session_factory) as session:
+        record_live_steps(session, sweep_id, 25)  # the runs still training made 25 steps so far
     sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
     assert (sweep["status"], sweep["finished"], sweep["claims"]) == ("running", False, 1)
-    assert sweep["progress"]["done"] == 3 and sweep["progress"]["by_outcome"]["diverged"] == 3
+    progress = sweep["progress"]
+    assert progress["done"] == 3 and progress["by_outcome"]["diverged"] == 3
+    # Steps: 3 finished runs count their whole budget of 10, the others what they made so far.
+    assert (progress["steps_done"], progress["steps_total"]) == (3 * 10 + 25, 120)
+    assert progress["eta_seconds"] == pytest.approx((120 - 55) / progress["steps_per_second"])
     store(session_factory, sweep_id, [report(c, s) for c in (0, 1, 3) for s in range(3)])
     with session_scope(session_factory) as session:
         finish_sweep(session, sweep_id)
     sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
     assert (sweep["status"], sweep["finished"], sweep["error"]) == ("succeeded", True, None)
     assert sweep["finished_at"] is not None
+    assert (sweep["progress"]["steps_done"], sweep["progress"]["eta_seconds"]) == (120, None)
 
 
 def test_a_sweep_says_what_it_trained_with_and_where(api: TestClient,

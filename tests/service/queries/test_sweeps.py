@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.clock import now
 from service.db.models import Sweep
 from service.db.session import session_scope
-from service.lifecycle.queue import claim_next_sweep, release_sweep
+from service.lifecycle.queue import claim_next_sweep, record_live_steps, release_sweep
 from service.queries.sweeps import queue_waits
 from tests.factories import make_sweep, report, store
 
@@ -34,8 +34,8 @@ def test_a_queued_sweep_says_what_it_waits_behind_and_for_about_how_long(
         assert claim_next_sweep(session, "w1", heartbeat_timeout=60) == first
     assert waits(session_factory) == {
         first: None,
-        second: f"queued behind sweep {first}, no run of it finished yet to estimate from",
-        third: f"queued behind sweep {first}, no run of it finished yet to estimate from; 1 queued sweep ahead"}
+        second: f"queued behind sweep {first}, nothing of it trained yet to estimate from",
+        third: f"queued behind sweep {first}, nothing of it trained yet to estimate from; 1 queued sweep ahead"}
 
     # 3 of 12 runs done in 10 minutes: 9 left take about 30 more.
     store(session_factory, first, [report(0, 0), report(0, 1), report(0, 2)])
@@ -49,6 +49,11 @@ def test_a_queued_sweep_says_what_it_waits_behind_and_for_about_how_long(
         release_sweep(session, second, "w2", detail="waiting for 64 CPUs", wait_seconds=60)
     assert waits(session_factory)[second] is None
     assert waits(session_factory)[third] == f"queued behind sweep {first}, about 30 min left; 1 queued sweep ahead"
+
+    # Counted in steps, the runs still training count too: 30 steps more is 6 of 12 runs' budget.
+    with session_scope(session_factory) as session:
+        record_live_steps(session, first, 30)
+    assert waits(session_factory)[third] == f"queued behind sweep {first}, about 10 min left; 1 queued sweep ahead"
 
 
 def test_hours_read_as_hours(session_factory: sessionmaker[Session]) -> None:

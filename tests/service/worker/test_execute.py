@@ -5,6 +5,7 @@ must end up exactly as the real worker leaves it."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Callable, Sequence
 
@@ -245,3 +246,36 @@ def test_a_sweep_cancelled_before_it_ran_trains_nothing(session_factory: session
     sweep, runs = state(session_factory, sweep_id)
     assert sweep.status == "cancelled" and runner.planned == []
     assert {r.outcome for r in runs.values()} == {"cancelled"}
+
+
+def test_progress_between_results_is_written_with_them(session_factory: sessionmaker[Session]) -> None:
+    """A trial's progress reports reach the sweep's live_steps at the next write; each run that
+    finishes takes its steps out of them in the same commit as its outcome; the finished sweep
+    keeps none."""
+    sweep_id = claimed(session_factory)
+    seen: list[int | None] = []
+    sink: TrialSink
+
+    def live() -> None:
+        time.sleep(0.01)  # past results_flush_seconds, on any clock resolution
+        sink.tick()
+        with session_factory() as session:
+            seen.append(session.scalar(select(Sweep.live_steps).where(Sweep.id == sweep_id)))
+
+    def reporting(trial: TrialPlan, trial_sink: TrialSink) -> None:
+        nonlocal sink
+        if (trial.cell_index, trial.seeds) != (0, [0, 1]):
+            return train(trial, trial_sink)
+        sink = trial_sink
+        sink.start_chunk(0, [0, 1])
+        sink.progress(0, [0, 1], 14)  # both seeds at step 7
+        live()
+        sink.add(report(0, 0, steps_done=9))  # the first finishes after 9 steps; the other made 7 so far
+        live()
+        sink.add(report(0, 1, steps_done=10))
+        live()
+
+    execute(session_factory, sweep_id, ScriptedRunner(reporting))
+    sweep, runs = state(session_factory, sweep_id)
+    assert seen == [14, 5, 0]
+    assert sweep.status == "succeeded" and sweep.live_steps is None
