@@ -11,10 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.clock import now
-from service.db.models import Sweep
-from service.states import SweepStatus
-
 
 @dataclass(frozen=True)
 class StepProgress:
@@ -34,9 +30,3 @@ def step_progress(*, runs_total: int, runs_done: int, max_steps: int, live_steps
     return StepProgress(steps_total=total, steps_done=done, steps_per_second=rate,
                         eta_seconds=(total - done) / rate if rate else None)
 
-
-def sweep_step_progress(sweep: Sweep, runs_done: int) -> StepProgress:
-    """A stored sweep's step progress now; its spec is the resolved one, budget included."""
-    return step_progress(runs_total=sweep.runs_total, runs_done=runs_done,
-                         max_steps=int(sweep.spec["budget"]["max_steps"]), live_steps=sweep.live_steps,
-                         started_at=sweep.started_at, running=sweep.status is SweepStatus.RUNNING, at=now())

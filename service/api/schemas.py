@@ -13,10 +13,10 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from service.analysis.progress import sweep_step_progress
 from service.db.models import Sweep, SweepComparison
 from service.db.rows import RunRow
 from service.queries.runs import RunDetail
+from service.queries.sweeps import sweep_step_progress
 from service.states import RunOutcome, SweepStatus
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from service.analysis.numbers import percent
+from service.analysis.numbers import count, duration, percent, rate
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -48,8 +48,25 @@ def progress_state(sweep: dict[str, Any]) -> str:
     return f"{outcomes + ', ' if outcomes else ''}{state}"
 
 
+def pace(progress: dict[str, Any]) -> str:
+    """A running sweep's steps, pace and time left, as the dashboard's status line words them:
+    "1,200 of 9,600 steps (13%), 850 steps/s, about 10 s left"."""
+    p = progress
+    done, total = p["steps_done"], p["steps_total"]
+    text = f"{count(done)} of {count(total)} steps ({percent(done / total)})"
+    if p["steps_per_second"]:
+        text += f", {rate(p['steps_per_second'])} steps/s"
+    if p["eta_seconds"] is not None:
+        text += f", about {duration(p['eta_seconds'])} left"
+    return text
+
+
 def progress_line(sweep: dict[str, Any], width: int = 30) -> str:
+    """One line of a sweep's progress for a log; while it runs the bar fills by steps (runs mostly
+    end only at the end of their budget) and the steps, pace and time left follow."""
     p = sweep["progress"]
-    share = p["done"] / p["runs_total"] if p["runs_total"] else 0.0
+    running = sweep["status"] == "running" and p["steps_total"]
+    share = p["steps_done"] / p["steps_total"] if running else p["done"] / p["runs_total"] if p["runs_total"] else 0.0
     filled = math.floor(share * width)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, {progress_state(sweep)}"
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
+            + (f"{pace(p)}, " if running else "") + progress_state(sweep))

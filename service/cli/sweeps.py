@@ -12,15 +12,15 @@ from typing import Any
 import click
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
+    TaskProgressColumn,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
+from service.analysis.numbers import duration, rate
 from service.analysis.statistics import MIN_TOLERANCE
 from service.cli.client import ApiError, Client
 from service.cli.common import client_for, fail, load_file, main, server_option
@@ -50,24 +50,35 @@ def _wait(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
         time.sleep(poll)
 
 
-class _RunsPerMinute(ProgressColumn):
-    """rich's own estimate of the rate (over its recent updates), in runs a minute."""
+class _StepsPerSecond(ProgressColumn):
+    """rich's own estimate of the pace (over its recent updates), written as every screen writes it."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{60 * task.speed:.1f} runs/min" if task.speed else "", style="progress.data.speed")
+        return Text(f"{rate(task.speed)} steps/s" if task.speed else "", style="progress.data.speed")
+
+
+class _TimeLeft(ProgressColumn):
+    """rich's estimate of the time left at that pace, written as every screen writes it."""
+
+    def render(self, task: Task) -> Text:
+        left = task.time_remaining
+        return Text(f"about {duration(left)} left" if left is not None and not task.finished else "",
+                    style="progress.remaining")
 
 
 def _wait_live(client: Client, sweep_id: int, poll: float) -> dict[str, Any]:
-    # rich draws the bar and estimates the rate and time left from the updates: a well-kept
-    # library for what a hand-made bar gets subtly wrong (redraws, widths, smoothing the ETA).
-    columns = (TextColumn("sweep {task.fields[sweep]}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-               _RunsPerMinute(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[state]}"))
+    # rich draws the bar and estimates the pace and time left from the updates: a well-kept
+    # library for what a hand-made bar gets subtly wrong (redraws, widths, smoothing the ETA). The
+    # bar fills by steps, which move while runs train; runs mostly end only at their budget.
+    columns = (TextColumn("sweep {task.fields[sweep]}"), BarColumn(), TaskProgressColumn(), _StepsPerSecond(),
+               _TimeLeft(), TextColumn("{task.fields[runs]} runs, {task.fields[state]}"))
     with Progress(*columns) as bar:
-        task = bar.add_task("sweep", total=None, sweep=sweep_id, state="")
+        task = bar.add_task("sweep", total=None, sweep=sweep_id, runs="", state="")
         while True:
             sweep = client.sweep(sweep_id)
             p = sweep["progress"]
-            bar.update(task, total=p["runs_total"], completed=p["done"], state=progress_state(sweep))
+            bar.update(task, total=p["steps_total"], completed=p["steps_done"],
+                       runs=f"{p['done']}/{p['runs_total']}", state=progress_state(sweep))
             if sweep["finished"]:
                 return sweep
             time.sleep(poll)

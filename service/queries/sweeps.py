@@ -7,7 +7,9 @@ from bisect import bisect_left
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.analysis.progress import sweep_step_progress
+from service.analysis.numbers import duration
+from service.analysis.progress import StepProgress, step_progress
+from service.clock import now
 from service.db.models import Cell, Run, Sweep
 from service.db.rows import OutcomeRow, read_runs, select_runs
 from service.errors import SweepNotFound
@@ -77,6 +79,13 @@ def summary_rows(session: Session, sweep_id: int) -> list[OutcomeRow]:
     return read_runs(session, select_runs(Run.sweep_id == sweep_id, row_type=OutcomeRow), OutcomeRow)
 
 
+def sweep_step_progress(sweep: Sweep, runs_done: int) -> StepProgress:
+    """A stored sweep's progress in steps now (`runs_done`: its runs with an outcome)."""
+    return step_progress(runs_total=sweep.runs_total, runs_done=runs_done,
+                         max_steps=int(sweep.spec["budget"]["max_steps"]), live_steps=sweep.live_steps,
+                         started_at=sweep.started_at, running=sweep.status is SweepStatus.RUNNING, at=now())
+
+
 def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
     """Why each queued sweep of `sweeps` waits, where it stored no reason of its own (such as
     resources): the sweep a worker trains ahead of it, about how long that one has left at its
@@ -100,7 +109,7 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
     for sweep_id in waiting:
         ahead = earlier + bisect_left(among, sweep_id)
         if first is not None:
-            pace = (f"{_duration(left[first])} left" if left[first] is not None
+            pace = (f"about {duration(left[first])} left" if left[first] is not None
                     else "nothing of it trained yet to estimate from")
             text = f"queued behind sweep {first}, {pace}"
             if ahead:
@@ -111,12 +120,3 @@ def queue_waits(session: Session, sweeps: list[Sweep]) -> dict[int, str]:
             text = "next in the queue, waiting for a worker"
         waits[sweep_id] = text
     return waits
-
-
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60} min" if minutes % 60 else f"about {minutes // 60} h"

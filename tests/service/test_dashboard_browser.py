@@ -29,10 +29,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.analysis import numbers
 from service.api.app import create_app
 from service.db.models import Alert, Run, Sweep
 from service.db.session import make_engine, make_session_factory, session_scope
 from service.lifecycle.alerts import evaluate
+from service.lifecycle.queue import claim_next_sweep, record_live_steps
 from service.settings import Settings
 from service.states import AlertState, RunOutcome, SweepStatus
 from tests.factories import make_sweep, report, store
@@ -779,12 +781,31 @@ def test_a_running_sweep_says_what_is_provisional(quiet: Quiet, watched: Watched
                                            steps_done=3, points=[[0, 0.3, 2.0, False], [3, 1e9, None, False]]),
                                     report(0, 1, "diverged", trigger="loss_explosion", diverged_at_step=4,
                                            steps_done=4, points=[[0, 0.3, 2.0, False], [4, 1e9, None, False]])])
+    with session_scope(quiet.factory) as session:  # a worker trains it: the other runs made 100 steps so far
+        assert claim_next_sweep(session, "w", heartbeat_timeout=60) == sweep_id
+        record_live_steps(session, sweep_id, 100)
     page = watched.page
     page.goto(f"{quiet.url}/sweeps/{sweep_id}")
     page.wait_for_selector("html[data-rendered]")
+    # Progress moves in steps: 2 finished runs count their budget of 10, the rest the 100 made.
+    expect(page.locator("#status")).to_have_text(re.compile(
+        r"^running · 120 of 800 steps \(15%\), [\d,.]+ steps/s, about \d+ s left · 2 of 80 runs done \(2 diverged\)$"))
     expect(page.locator("#headline")).to_have_text(
         "so far 2 of 80 runs have finished (2 diverged); the answer waits until every cell has 8 (the thinnest has 0).")
     heatmap = page.locator("#heatmap").evaluate("el => ({ z: el.data[0].z, text: el.data[0].text })")
     # Rows are learning rates (0.1, 0.5), columns arms (none, norm): only cell (0.1, none) has runs.
     assert heatmap["text"][0][0] == "so far 2/2<br>of 20" and heatmap["z"][0][0] is None, heatmap
     assert heatmap["text"][1] == ["–", "–"], heatmap
+
+
+def test_the_dashboard_writes_numbers_as_the_cli_and_the_api_do(quiet: Quiet, watched: Watched) -> None:
+    """dashboard.js's formatting functions against service/analysis/numbers.py, value by value:
+    halves, thousands, paces and spans of time read the same on every screen."""
+    page = watched.page
+    page.goto(f"{quiet.url}/")
+    values = {"pct": [0, 0.025, 2 / 80, 0.125, 0.5, 0.995, 1], "count": [0, 999, 1000, 96000, 1234567.5],
+              "rate": [0.04, 0.25, 2.45, 9.96, 10, 1234.5], "duration": [0, 0.5, 44.5, 89, 90, 150, 5369, 5400, 9000]}
+    python = {"pct": numbers.percent, "count": numbers.count, "rate": numbers.rate, "duration": numbers.duration}
+    got = page.evaluate("(values) => Object.fromEntries(Object.entries(values).map(([name, xs]) => "
+                        "[name, xs.map((x) => clipsweep.format[name](x))]))", values)
+    assert got == {name: [python[name](x) for x in xs] for name, xs in values.items()}

@@ -11,7 +11,18 @@ const clipsweep = (() => {
   };
   const text = (value) => String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const $ = (x) => document.getElementById(x);
-  const pct = (x) => `${(100 * x).toFixed(0)}%`;
+  // How numbers are written, by the rules of service/analysis/numbers.py (the CLI's and the API's
+  // texts); a browser test holds the two together. Halves round up, there as here.
+  const pct = (x) => `${Math.round(100 * x)}%`;
+  const count = (n) => Math.round(n).toLocaleString("en-US");
+  const rate = (x) => (x >= 10 ? count(x) : (Math.round(x * 10) / 10).toFixed(1));
+  const duration = (seconds) => {
+    if (seconds < 90) return `${Math.round(seconds)} s`;
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 90) return `${minutes} min`;
+    const [h, m] = [Math.floor(minutes / 60), minutes % 60];
+    return m ? `${h} h ${m} min` : `${h} h`;
+  };
   // The API writes non-finite numbers as the strings "NaN", "Infinity", "-Infinity".
   const num = (v) => (typeof v === "string" ? Number(v) : v);
   const fmt = (v) => {
@@ -26,11 +37,21 @@ const clipsweep = (() => {
   const TRAINED = ["converged", "diverged", "unconverged"];
   const trained = (p) => TRAINED.reduce((n, o) => n + (p.by_outcome[o] ?? 0), 0);
   const trainedShare = (p) => (p.runs_total ? trained(p) / p.runs_total : 0);
-  const bar = (p) => {
+  // While a sweep trains, its bar fills by steps: runs mostly end only at the end of their budget.
+  const filled = (sweep) => {
+    const p = sweep.progress;
+    return sweep.status === "running" && p.steps_total ? p.steps_done / p.steps_total : trainedShare(p);
+  };
+  const bar = (sweep) => {
+    const p = sweep.progress;
     const lost = ["cancelled", "failed"].filter((o) => p.by_outcome[o]).map((o) => `, ${p.by_outcome[o]} ${o}`).join("");
-    return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(trainedShare(p))}"></span></span>${
+    return `<span class="bar mini"><span class="fill" style="display:block;width:${pct(filled(sweep))}"></span></span>${
       trained(p)}/${p.runs_total}${lost}`;
   };
+  // "1,200 of 9,600 steps (13%), 850 steps/s, about 10 s left": a running sweep's progress line.
+  const pace = (p) => `${count(p.steps_done)} of ${count(p.steps_total)} steps (${pct(p.steps_done / p.steps_total)})`
+    + (p.steps_per_second ? `, ${rate(p.steps_per_second)} steps/s` : "")
+    + (p.eta_seconds !== null ? `, about ${duration(p.eta_seconds)} left` : "");
   // The API's times are UTC; some databases (SQLite) hand them back without an offset, which
   // `new Date` would read as local time.
   const parseTime = (iso) => new Date(/(Z|[+-]\d\d:?\d\d)$/i.test(iso) ? iso : `${iso}Z`);
@@ -38,11 +59,6 @@ const clipsweep = (() => {
     if (!iso) return "–";
     const t = parseTime(iso);
     return `<time datetime="${t.toISOString()}" title="${t.toISOString()}">${text(t.toLocaleString())}</time>`;
-  };
-  const duration = (seconds) => {
-    if (seconds < 90) return `${Math.round(seconds)} s`;
-    if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
-    return `${(seconds / 3600).toFixed(1)} h`;
   };
   const took = (sweep) => {
     if (!sweep.started_at) return "–";
@@ -258,7 +274,7 @@ const clipsweep = (() => {
       const page = await api(`/api/v1/sweeps?limit=100${status}`);
       body.innerHTML = page.items.length ? page.items.map((s) => `<tr data-sweep="${s.id}">
         <td class="num">${s.id}</td><td><a href="/sweeps/${s.id}">${text(s.name)}</a></td><td>${text(s.task)}</td>
-        <td class="status-${text(s.status)}">${doing(s)}</td><td class="progress">${bar(s.progress)}</td>
+        <td class="status-${text(s.status)}">${doing(s)}</td><td class="progress">${bar(s)}</td>
         <td class="num">${s.progress.by_outcome.diverged ?? 0}</td>
         <td>${when(s.created_at)}</td><td class="num">${took(s)}</td></tr>`).join("")
         : `<tr><td colspan="8" class="muted">No ${filter.value ? `${text(filter.value)} ` : ""}sweeps.</td></tr>`;
@@ -397,8 +413,10 @@ const clipsweep = (() => {
     const drawSummary = () => {
       const p = sweep.progress;
       const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
-      $("status").innerHTML = `<span class="status-${text(sweep.status)}">${doing(sweep)}</span> · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
-      $("bar-fill").style.width = pct(trainedShare(p));  // as in the list: cancelled and failed runs fill none
+      $("status").innerHTML = `<span class="status-${text(sweep.status)}">${doing(sweep)}</span>`
+        + (sweep.status === "running" ? ` · ${pace(p)}` : "")
+        + ` · ${p.done} of ${p.runs_total} runs done${counts ? ` (${text(counts)})` : ""}`;
+      $("bar-fill").style.width = pct(filled(sweep));  // as in the list: cancelled and failed runs fill none
       $("about").innerHTML = about(sweep);
       $("error").hidden = !sweep.error;
       $("error").textContent = sweep.error || "";
@@ -766,7 +784,8 @@ const clipsweep = (() => {
     });
   }
 
-  return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, alertsPage, signInPage };
+  return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, alertsPage, signInPage,
+    format: { pct, count, rate, duration } };
 })();
 
 // Each page names itself on <body>: no inline script, so the Content-Security-Policy allows only this file.
