@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _fresh_server() -> Iterator[str]:
+def fresh_server() -> Iterator[str]:
     """A `clipsweep serve` on a free loopback port with an empty data directory; its URL."""
     with tempfile.TemporaryDirectory(prefix="first-sweep-") as data_dir:
         port = _free_port()
@@ -133,7 +133,7 @@ def main() -> None:
         if given:
             block, took = submit(given, args.spec, args.tolerance)
         else:
-            with _fresh_server() as url:
+            with fresh_server() as url:
                 block, took = submit(url, args.spec, args.tolerance)
         blocks.append(block)
         seconds.append(took)

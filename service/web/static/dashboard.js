@@ -280,6 +280,7 @@ const clipsweep = (() => {
         : `<tr><td colspan="8" class="muted">No ${filter.value ? `${text(filter.value)} ` : ""}sweeps.</td></tr>`;
       more.hidden = page.total <= page.items.length;
       more.textContent = `Showing the newest ${page.items.length} of ${page.total} sweeps.`;
+      document.documentElement.dataset.rendered = "1";  // the list has drawn once
       return page.items.some((s) => !s.finished);
     };
     repeatWhile(load, 2);
