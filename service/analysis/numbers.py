@@ -28,6 +28,11 @@ def count(n: float) -> str:
     return f"{_round(n):,}"
 
 
+def steps(x: float) -> str:
+    """A number of steps, whole or a median halfway between two: '2,962', '2,962.5'."""
+    return count(x) if x == int(x) else f"{x:,.1f}"
+
+
 def rate(per_second: float) -> str:
     """A pace: whole numbers from 10 up, one decimal below: '1,234', '2.5'."""
     return count(per_second) if per_second >= 10 else f"{_round(per_second * 10) / 10:.1f}"

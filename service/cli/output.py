@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from service.analysis.numbers import count, duration, percent, rate
+from service.analysis.numbers import count, duration, percent, rate, steps
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -27,10 +27,10 @@ def summary_table(summary: dict[str, Any]) -> str:
     rows = []
     for c in summary["cells"]:
         ci = c["divergence_ci95"]
-        rate = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
-        steps = c["median_steps_to_target"]
-        rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], rate,
-                     c["converged"], "-" if steps is None else f"{steps:g}"])
+        divergence = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
+        median = c["median_steps_to_target"]
+        rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], divergence,
+                     c["converged"], "-" if median is None else steps(median)])
     text = table(["lr", "clipping", "runs", "diverged", "divergence [95% CI]", "converged", "median steps"], rows)
     return text + (f"\n\n{summary['headline']}" if summary.get("headline") else "")
 

@@ -804,8 +804,10 @@ def test_the_dashboard_writes_numbers_as_the_cli_and_the_api_do(quiet: Quiet, wa
     page = watched.page
     page.goto(f"{quiet.url}/")
     values = {"pct": [0, 0.025, 2 / 80, 0.125, 0.5, 0.995, 1], "count": [0, 999, 1000, 96000, 1234567.5],
+              "steps": [0, 700, 2962.5, 1812.5, 1000, 1234567],
               "rate": [0.04, 0.25, 2.45, 9.96, 10, 1234.5], "duration": [0, 0.5, 44.5, 89, 90, 150, 5369, 5400, 9000]}
-    python = {"pct": numbers.percent, "count": numbers.count, "rate": numbers.rate, "duration": numbers.duration}
+    python = {"pct": numbers.percent, "count": numbers.count, "steps": numbers.steps, "rate": numbers.rate,
+              "duration": numbers.duration}
     got = page.evaluate("(values) => Object.fromEntries(Object.entries(values).map(([name, xs]) => "
                         "[name, xs.map((x) => clipsweep.format[name](x))]))", values)
     assert got == {name: [python[name](x) for x in xs] for name, xs in values.items()}

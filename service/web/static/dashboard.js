@@ -15,6 +15,8 @@ const clipsweep = (() => {
   // texts); a browser test holds the two together. Halves round up, there as here.
   const pct = (x) => `${Math.round(100 * x)}%`;
   const count = (n) => Math.round(n).toLocaleString("en-US");
+  const steps = (x) => (Number.isInteger(x) ? count(x)
+    : x.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 }));
   const rate = (x) => (x >= 10 ? count(x) : (Math.round(x * 10) / 10).toFixed(1));
   const duration = (seconds) => {
     if (seconds < 90) return `${Math.round(seconds)} s`;
@@ -323,7 +325,7 @@ const clipsweep = (() => {
       return `<tr data-cell="${c.cell_index}"><td class="num">${c.lr}</td><td>${text(c.clipping)}</td>
         <td class="num">${c.finished}/${c.runs}</td><td class="num">${c.diverged}</td>
         <td class="num ${shade}">${rate === null ? "–" : pct(rate) + ci}</td>
-        <td class="num">${c.converged}</td><td class="num">${c.median_steps_to_target ?? "–"}</td></tr>`;
+        <td class="num">${c.converged}</td><td class="num">${c.median_steps_to_target === null ? "–" : steps(c.median_steps_to_target)}</td></tr>`;
     }).join("");
   }
 
@@ -786,7 +788,7 @@ const clipsweep = (() => {
   }
 
   return { sweepsPage, sweepPage, runPage, schedulesPage, schedulePage, alertsPage, signInPage,
-    format: { pct, count, rate, duration } };
+    format: { pct, count, steps, rate, duration } };
 })();
 
 // Each page names itself on <body>: no inline script, so the Content-Security-Policy allows only this file.

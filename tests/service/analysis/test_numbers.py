@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.analysis.numbers import percent, percent_range
+from service.analysis.numbers import count, duration, percent, percent_range, rate, steps
 from service.cli.output import summary_table
 
 
@@ -12,3 +12,17 @@ def test_2_of_80_is_3_percent_on_every_screen() -> None:
     cell = {"divergence_rate": 2 / 80, "divergence_ci95": [0.005, 0.087], "lr": 0.1, "clipping": "none",
             "finished": 80, "runs": 80, "diverged": 2, "converged": 0, "median_steps_to_target": None}
     assert "3% [1%-9%]" in summary_table({"cells": [cell], "headline": None})
+
+
+def test_counts_steps_paces_and_spans_of_time() -> None:
+    assert (count(96_000), count(2.5), count(0)) == ("96,000", "3", "0")
+    assert (steps(1812.5), steps(2962.0), steps(1_000_000)) == ("1,812.5", "2,962", "1,000,000")
+    assert (rate(12_029.4), rate(9.96), rate(0.25)) == ("12,029", "10.0", "0.3")
+    assert [duration(s) for s in (0.4, 44.5, 89, 90, 5369, 5400, 9000, 15_000)] == [
+        "0 s", "45 s", "89 s", "2 min", "89 min", "1 h 30 min", "2 h 30 min", "4 h 10 min"]
+
+
+def test_the_cli_table_writes_median_steps_as_the_dashboard_does() -> None:
+    cell = {"divergence_rate": 0.0, "divergence_ci95": [0.0, 0.05], "lr": 0.1, "clipping": "none",
+            "finished": 80, "runs": 80, "diverged": 0, "converged": 80, "median_steps_to_target": 1812.5}
+    assert summary_table({"cells": [cell], "headline": None}).splitlines()[-1].split()[-1] == "1,812.5"
