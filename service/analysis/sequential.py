@@ -1,0 +1,87 @@
+"""Tests that stay valid when a sweep looks after every round of seeds and stops once it knows.
+
+A fixed-sample interval (Wilson's) is valid for the number of seeds chosen in advance. Looking
+after every batch and stopping as soon as the upper bound clears the tolerance makes it wrong far
+more often than its 5%: each look is another chance for the noise to clear it. These tests are
+*anytime-valid*: each is a test martingale, a nonnegative (super)martingale that starts at 1
+under its null hypothesis, and by Ville's inequality it ever reaches 1/alpha with probability at
+most alpha, however the looks and the stopping are chosen. So "stable" is declared wrongly at
+most alpha of the time, whenever the sweep looks and whenever it stops.
+
+Each martingale is a likelihood ratio mixed over the alternative (a uniform prior on the side of
+the tolerance it argues for), against the closest point of the null. Mixed over one side only, it
+is a supermartingale under every rate of the null side, not just at the boundary: for a rate p on
+the null side and any q on the other, E[(q/p0)^X ((1-q)/(1-p0))^(1-X)] <= 1. The mixtures have
+closed forms in the regularized incomplete beta function (SciPy), so each look costs a few
+special-function calls however many seeds have been trained.
+
+- stability: is a cell's divergence rate under the tolerance (stable) or over it (unstable)?
+- a paired difference: among the seeds where exactly one of two arms diverged (the discordant
+  pairs, McNemar's), did the unclipped arm diverge more than half the time?
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import TypeVar
+
+import numpy as np
+from scipy.special import betainc, betaincc, betaln
+
+# The evidence functions take counts as numbers or as numpy arrays (a simulation runs thousands
+# of sequences at once); the verdicts take numbers.
+N = TypeVar("N", int, np.ndarray)
+
+
+class Verdict(str, Enum):
+    STABLE = "stable"
+    UNSTABLE = "unstable"
+    UNDECIDED = "undecided"
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # a probability of 0 is evidence -inf: never decides
+        return np.log(x)
+
+
+def log_evidence_below(diverged: N, seeds: N, tolerance: float) -> N:
+    """log of the test martingale against "the rate is at least `tolerance`" after `diverged` of
+    `seeds` runs diverged: a uniform mixture over rates q in [0, tolerance] of the likelihood
+    ratio of q to the tolerance."""
+    s, f, t = diverged, seeds - diverged, tolerance
+    # (1/t) ∫_0^t (q/t)^s ((1-q)/(1-t))^f dq = t^(-s-1) (1-t)^(-f) B(s+1, f+1) I_t(s+1, f+1)
+    return -(s + 1) * math.log(t) - f * math.log1p(-t) + betaln(s + 1, f + 1) + _log(betainc(s + 1, f + 1, t))
+
+
+def log_evidence_above(diverged: N, seeds: N, tolerance: float) -> N:
+    """log of the test martingale against "the rate is at most `tolerance`": the mixture over
+    rates q in [tolerance, 1]."""
+    s, f, t = diverged, seeds - diverged, tolerance
+    # (1/(1-t)) ∫_t^1 (q/t)^s ((1-q)/(1-t))^f dq = t^(-s) (1-t)^(-f-1) B(s+1, f+1) (1 - I_t(s+1, f+1))
+    return -s * math.log(t) - (f + 1) * math.log1p(-t) + betaln(s + 1, f + 1) + _log(betaincc(s + 1, f + 1, t))
+
+
+def stability(diverged: int, seeds: int, tolerance: float, alpha: float = 0.05) -> Verdict:
+    """Stable when the evidence against a rate of at least `tolerance` reaches 1/alpha; unstable
+    when the evidence against a rate of at most it does; else undecided (train more seeds)."""
+    if seeds == 0:
+        return Verdict.UNDECIDED
+    threshold = -math.log(alpha)
+    if log_evidence_below(diverged, seeds, tolerance) >= threshold:
+        return Verdict.STABLE
+    if log_evidence_above(diverged, seeds, tolerance) >= threshold:
+        return Verdict.UNSTABLE
+    return Verdict.UNDECIDED
+
+
+def fewer_divergences(only_baseline: int, only_other: int, alpha: float = 0.05) -> bool:
+    """Whether the discordant pairs show the other arm diverges less than the baseline: of the
+    seeds where exactly one arm diverged, `only_baseline` diverged without the other doing so.
+    Under "no difference or worse" each discordant seed is the baseline's with probability at
+    most 1/2; the mixture is over q in [1/2, 1]."""
+    a, b = only_baseline, only_other
+    # 2 ∫_{1/2}^1 (2q)^a (2(1-q))^b dq = 2^(a+b+1) B(a+1, b+1) (1 - I_{1/2}(a+1, b+1))
+    log_m = (a + b + 1) * math.log(2) + betaln(a + 1, b + 1) + _log(betaincc(a + 1, b + 1, 0.5))
+    return bool(log_m >= -math.log(alpha))
+
