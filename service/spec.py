@@ -19,6 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from service.errors import SpecError
 from service.spec_errors import format_validation_errors
+from service.spec_seeds import (  # noqa: F401  (INT32_MAX: the API's bounds import it from here)
+    INT32_MAX,
+    AdaptiveSeeds,
+    Seeds,
+    Strict,
+    check_seeds,
+    first_seeds,
+    most_seeds,
+)
 from trainers.clipping import BASELINE, CLIPPERS, arm_label, build_clipper
 from trainers.config import (
     DEVICES,
@@ -42,13 +51,7 @@ def from_config(config_type: type, name: str, **more: Any) -> Any:
     return Field(default, **field_bounds(config_type, name), **more)
 
 
-class _Strict(BaseModel):
-    # strict: "0.5" is not a learning rate; allow_inf_nan=False: neither is NaN.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-# Ids, seeds and counts are stored as 32-bit integers on every backend.
-INT32_MAX = 2**31 - 1
+_Strict = Strict
 
 
 def _nul_in(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
@@ -146,10 +149,9 @@ class SweepSpec(_Strict):
         min_length=1, max_length=1000,
         json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0}, "uniqueItems": True})
     clipping: list[ClippingSpec] = Field(default_factory=_default_arms, min_length=1, max_length=100)
-    seeds: int | list[int] = Field(description="How many seeds (0..n-1), or an explicit list.", json_schema_extra={
-        "anyOf": [{"type": "integer", "minimum": 1, "maximum": INT32_MAX},
-                  {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
-                   "minItems": 1, "uniqueItems": True}]})
+    seeds: Seeds = Field(description=(
+        "How many seeds (0..n-1), an explicit list, or {adaptive: {min, max, batch, tolerance, alpha}}: "
+        "seeds added round by round until each learning rate's questions are decided."))
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
     convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
@@ -178,28 +180,18 @@ class SweepSpec(_Strict):
 
     @field_validator("seeds")
     @classmethod
-    def _valid_seeds(cls, seeds: int | list[int]) -> int | list[int]:
-        if isinstance(seeds, int):
-            if seeds < 1:
-                raise ValueError(f"seeds must be >= 1 (how many) or a list of seeds, got {seeds}")
-            if seeds > INT32_MAX:
-                raise ValueError(f"seeds must be at most {INT32_MAX}, got {seeds}")
-            return seeds
-        if not seeds:
-            raise ValueError("an explicit seed list must not be empty")
-        if any(not 0 <= s <= INT32_MAX for s in seeds) or len(set(seeds)) != len(seeds):
-            shown = seeds if len(seeds) <= 20 else f"{seeds[:20]} and {len(seeds) - 20} more"
-            raise ValueError(f"explicit seeds must be distinct integers in [0, {INT32_MAX}], got {shown}")
-        return seeds
+    def _valid_seeds(cls, seeds: int | list[int] | AdaptiveSeeds) -> int | list[int] | AdaptiveSeeds:
+        return check_seeds(seeds)
 
     @property
     def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+        """The seeds every cell starts with: all of them, unless adaptive."""
+        return first_seeds(self.seeds)
 
     @property
     def seed_count(self) -> int:
-        """How many seeds, without listing them (a count can be large: check it first)."""
-        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+        """The most seeds a cell may train (a count can be large: check it first)."""
+        return most_seeds(self.seeds)
 
     @property
     def run_count(self) -> int:

@@ -4,7 +4,7 @@ where a number arrived as text."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, get_args
 
 from pydantic import BaseModel
 
@@ -20,6 +20,13 @@ def number_as_text(value: Any) -> bool:
     return True
 
 
+def _types_in(annotation: Any) -> list[type]:
+    """The classes an annotation names, through unions and Annotated: `int | Model` → [int, Model]."""
+    if isinstance(annotation, type) and not get_args(annotation):
+        return [annotation]
+    return [t for arg in get_args(annotation) for t in _types_in(arg)]
+
+
 def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
     """The field names of the model that sits at `loc` inside `root`, if it is one."""
     model: Any = root
@@ -29,9 +36,7 @@ def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str] 
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return None
-        annotation = field.annotation
-        inner = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
-        model = next((a for a in [annotation, *inner] if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next((a for a in _types_in(field.annotation) if issubclass(a, BaseModel)), None)
         if model is None:
             return None
     return list(model.model_fields) if model is not None else None
@@ -43,6 +48,8 @@ def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] 
     out = []
     for err in errors:
         loc = list(err["loc"])
+        if loc[:1] == ["seeds"] and loc[1:2] in (["count"], ["list"], ["adaptive"]):
+            del loc[1]  # the tag of the form of seeds it was read as (service/spec_seeds.py), not a key
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(root, loc[:-1]) if root is not None else None

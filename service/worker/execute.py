@@ -1,9 +1,11 @@
 """Running one claimed sweep to its end: rounds of trials until every run has an outcome.
 
 Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome and
-hands them to a TrialRunner. Runs lost to infrastructure are trained again in the next round, up
-to `max_infra_retries` times; a trial whose code raises ends its runs `failed`; divergence is an
-outcome like any other and is never retried.
+hands them to a TrialRunner. After a round an adaptive sweep may add seeds where its questions are
+still open (service/lifecycle/adaptive.py), and the next round trains them. Runs lost to
+infrastructure are trained again in the next round, up to `max_infra_retries` times; a trial
+whose code raises ends its runs `failed`; divergence is an outcome like any other and is never
+retried.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable, TypeVar
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.errors import ClusterUnavailable
+from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.lease import SweepLease
 from service.lifecycle.runs import fail_exhausted_runs, pending_runs
 from service.queries.sweeps import get_sweep, sweep_cells
@@ -39,6 +42,11 @@ def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: 
                 raise
             log.exception("%s: the database is unavailable; retrying in %.0f s", what, wait)
             stop.wait(wait)
+
+
+def _more_seeds(lease: SweepLease) -> int:
+    with lease.session() as session:
+        return add_seeds(session, lease.sweep_id)
 
 
 def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, stop: threading.Event) -> None:
@@ -78,8 +86,11 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
                               resources=resources, name=f"sweep-{sweep_id}")
             _retrying(f"sweep {sweep_id}: storing results", buffer.flush, stop)
             cancelled = lease.cancelled
-            if len(buffer.lost) == lost_before:
-                break  # nothing was lost: every trial reported, raised, or was stopped
+            if len(buffer.lost) == lost_before and not (cancelled or stop.is_set() or lease.lost):
+                # Nothing was lost: every trial reported or raised. An adaptive sweep may plan
+                # another round of seeds from what is stored now; a fixed one is done.
+                if not _retrying(f"sweep {sweep_id}: planning more seeds", lambda: _more_seeds(lease), stop):
+                    break
         _retrying(f"sweep {sweep_id}: ending it", lambda: lease.end(list(buffer.started)), stop)
     except DBAPIError:
         log.exception("sweep %s: the database failed; leaving the sweep to be claimed again", sweep_id)

@@ -1,0 +1,117 @@
+"""Adaptive seeds: after each round, more seeds where a learning rate's questions are still open.
+
+Everything is read from stored outcomes and every new seed becomes stored runs, so a worker that
+crashes or restarts plans the next round exactly as the last one would have: nothing lives only in
+memory. The questions at one learning rate, each decided by an anytime-valid test
+(service/analysis/sequential.py), so looking after every round costs no validity:
+
+- each arm's cell: is its divergence rate under the tolerance (stable) or over it (unstable)?
+- each clipping arm against `none`, where both are unstable: does one diverge less, seed for seed?
+  (Where their verdicts differ, the difference is already shown; where both are stable, it does
+  not matter for the question of stability.)
+
+A seed added at a learning rate is added to every arm there, so the comparison stays paired.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from service.analysis.sequential import Verdict, fewer_divergences, stability
+from service.db.models import Cell, Run, Sweep
+from service.spec_seeds import Adaptive, AdaptiveSeeds
+from service.states import RunOutcome
+from trainers.clipping import BASELINE
+
+_OBSERVED = {RunOutcome.DIVERGED: True, RunOutcome.CONVERGED: False, RunOutcome.UNCONVERGED: False}
+
+
+@dataclass(frozen=True)
+class LearningRateState:
+    """One learning rate of an adaptive sweep: its seeds, each arm's outcomes, the verdicts."""
+
+    lr: float
+    seeds: list[int]
+    cells: dict[str, int]  # arm label -> cell index
+    diverged: dict[str, dict[int, bool]]  # arm label -> seed -> diverged (trained runs only)
+    pending: int  # runs without an outcome yet
+
+    def verdict(self, arm: str, rule: Adaptive) -> Verdict:
+        outcomes = self.diverged[arm]
+        return stability(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha)
+
+    def decided(self, rule: Adaptive) -> bool:
+        """Whether every question at this learning rate has its answer."""
+        verdicts = {arm: self.verdict(arm, rule) for arm in self.cells}
+        if Verdict.UNDECIDED in verdicts.values():
+            return False
+        if BASELINE not in verdicts:
+            return True
+        for arm, verdict in verdicts.items():
+            if arm == BASELINE or not verdict == verdicts[BASELINE] == Verdict.UNSTABLE:
+                continue
+            base, other = self.diverged[BASELINE], self.diverged[arm]
+            both = base.keys() & other.keys()
+            only_base = sum(base[s] and not other[s] for s in both)
+            only_other = sum(other[s] and not base[s] for s in both)
+            if not (fewer_divergences(only_base, only_other, rule.alpha)
+                    or fewer_divergences(only_other, only_base, rule.alpha)):
+                return False
+        return True
+
+
+def adaptive_rule(spec: dict[str, Any]) -> Adaptive | None:
+    """The adaptive rule of a stored spec, or None for a fixed number of seeds."""
+    seeds = spec.get("seeds")
+    if not isinstance(seeds, dict):
+        return None
+    return AdaptiveSeeds.model_validate(seeds).adaptive
+
+
+def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:
+    """Each learning rate of the sweep with its seeds and its arms' stored outcomes."""
+    rows = session.execute(
+        select(Cell.lr, Cell.clip_label, Cell.cell_index, Run.seed, Run.outcome)
+        .join(Run, (Run.sweep_id == Cell.sweep_id) & (Run.cell_index == Cell.cell_index))
+        .where(Cell.sweep_id == sweep_id)).all()
+    seeds: dict[float, set[int]] = defaultdict(set)
+    cells: dict[float, dict[str, int]] = defaultdict(dict)
+    diverged: dict[float, dict[str, dict[int, bool]]] = defaultdict(lambda: defaultdict(dict))
+    pending: dict[float, int] = defaultdict(int)
+    for lr, arm, cell_index, seed, outcome in rows:
+        seeds[lr].add(seed)
+        cells[lr][arm] = cell_index
+        if outcome is None:
+            pending[lr] += 1
+        elif outcome in _OBSERVED:  # failed and cancelled runs say nothing about divergence
+            diverged[lr][arm][seed] = _OBSERVED[outcome]
+    return [LearningRateState(lr, sorted(seeds[lr]), cells[lr], {arm: dict(diverged[lr][arm]) for arm in cells[lr]},
+                              pending[lr]) for lr in sorted(seeds)]
+
+
+def add_seeds(session: Session, sweep_id: int) -> int:
+    """Plan the next round: `batch` more seeds (at most up to `max`) in every arm of each learning
+    rate whose questions are still open and whose runs all have outcomes. Returns how many runs
+    were added (0: the sweep is done). The caller commits."""
+    sweep = session.get_one(Sweep, sweep_id)
+    rule = adaptive_rule(sweep.spec)
+    if rule is None:
+        return 0
+    new_runs = []
+    for state in learning_rates(session, sweep_id):
+        if state.pending or len(state.seeds) >= rule.max or state.decided(rule):
+            continue
+        start = max(state.seeds) + 1
+        more = range(start, start + min(rule.batch, rule.max - len(state.seeds)))
+        new_runs += [{"sweep_id": sweep_id, "cell_index": cell, "seed": seed}
+                     for cell in state.cells.values() for seed in more]
+    if new_runs:
+        session.execute(insert(Run), new_runs)
+        session.execute(update(Sweep).where(Sweep.id == sweep_id)
+                        .values(runs_total=Sweep.runs_total + len(new_runs)))
+    return len(new_runs)

@@ -1,0 +1,79 @@
+"""An adaptive sweep through execute_sweep, with the scripted runner of test_execute: seeds are
+added round by round where a learning rate's questions are open, paired across its arms, planned
+from the database alone (a worker stopped between rounds resumes where it was), up to `max`."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.session import session_scope
+from service.lifecycle.adaptive import add_seeds
+from service.lifecycle.queue import claim_next_sweep
+from service.worker.planning import TrialPlan
+from service.worker.runner import TrialSink
+from tests.service.worker.test_execute import ScriptedRunner, claimed, execute, state, train
+
+# lr 0.5 unclipped diverges every time, everything else never (test_execute's `train`).
+ADAPTIVE = {"min": 16, "max": 256, "batch": 16}
+CHUNKS = {"max_seeds_per_trial": 16}
+
+
+def seeds_by_cell(runs: dict) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for cell, seed in runs:
+        out[cell].add(seed)
+    return out
+
+
+def test_seeds_are_added_until_every_question_is_decided(session_factory: sessionmaker[Session]) -> None:
+    """0 of n diverged is "stable" at 5% only from 96 seeds on; 16 of 16 is "unstable" at once. So
+    both learning rates stop at 96 seeds: at 0.1 both arms stable, at 0.5 `none` unstable and norm
+    clipping stable (their verdicts differ: the difference is shown)."""
+    sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources=CHUNKS)
+    runner = ScriptedRunner()
+    execute(session_factory, sweep_id, runner)
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and sweep.runs_total == len(runs) == 4 * 96
+    assert all(seeds == set(range(96)) for seeds in seeds_by_cell(runs).values())  # paired: the same seeds
+    assert len(runner.planned) == 6  # rounds of 16, 32, ... 96 seeds
+    assert {seed for _, seeds in runner.planned[1] for seed in seeds} == set(range(16, 32))  # only the new ones
+
+
+def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Session]) -> None:
+    sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 40, "batch": 16}}, resources=CHUNKS)
+    execute(session_factory, sweep_id, ScriptedRunner())
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and all(seeds == set(range(40)) for seeds in seeds_by_cell(runs).values())
+
+
+def test_a_worker_stopped_between_rounds_resumes_from_the_database(session_factory: sessionmaker[Session]) -> None:
+    stop = threading.Event()
+
+    def stop_in_round_3(trial: TrialPlan, sink: TrialSink) -> None:
+        if min(trial.seeds) >= 32:
+            stop.set()  # the worker is told to stop before it trains round 3
+            return
+        train(trial, sink)
+
+    sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources=CHUNKS)
+    execute(session_factory, sweep_id, ScriptedRunner(*[stop_in_round_3] * 3), stop)
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "queued" and sweep.runs_total == 4 * 48  # round 3's seeds are stored, pending
+    assert sum(r.outcome is None for r in runs.values()) == 4 * 16
+    with session_scope(session_factory) as session:
+        assert claim_next_sweep(session, "w1", heartbeat_timeout=60) == sweep_id
+        assert add_seeds(session, sweep_id) == 0  # runs still pending: no round is planned on top
+    execute(session_factory, sweep_id, ScriptedRunner())
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and sweep.runs_total == len(runs) == 4 * 96
+
+
+def test_a_fixed_sweep_gets_no_more_seeds(session_factory: sessionmaker[Session]) -> None:
+    sweep_id = claimed(session_factory)
+    execute(session_factory, sweep_id, ScriptedRunner())
+    with session_scope(session_factory) as session:
+        assert add_seeds(session, sweep_id) == 0
+    assert state(session_factory, sweep_id)[0].runs_total == 12
