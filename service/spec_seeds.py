@@ -89,3 +89,9 @@ def most_seeds(seeds: int | list[int] | AdaptiveSeeds) -> int:
     if isinstance(seeds, AdaptiveSeeds):
         return seeds.adaptive.max
     return seeds if isinstance(seeds, int) else len(seeds)
+
+
+def adaptive_rule(spec: dict[str, Any]) -> Adaptive | None:
+    """The adaptive rule of a stored (resolved) spec, or None for a fixed number of seeds."""
+    seeds = spec.get("seeds")
+    return AdaptiveSeeds.model_validate(seeds).adaptive if isinstance(seeds, dict) else None

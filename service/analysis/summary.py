@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from service.analysis.numbers import percent
+from service.analysis.sequential import Verdict, stability
 from service.analysis.statistics import (
     Estimate,
     PairedComparison,
@@ -139,11 +141,31 @@ def _telemetry(done: Sequence[OutcomeRow]) -> Telemetry | Unavailable:
                           if r.outcome is RunOutcome.DIVERGED and r.divergence_grad_norm is not None])
 
 
-def stability_frontier(cells: Sequence[CellSummary], tolerance: float) -> list[ArmFrontier]:
-    """Per arm, the highest learning rate whose divergence-rate upper bound is under `tolerance`."""
+def stability_frontier(cells: Sequence[CellSummary], tolerance: float,
+                       anytime_alpha: float | None = None) -> list[ArmFrontier]:
+    """Per arm, the highest learning rate whose divergence-rate upper bound is under `tolerance`.
+    With `anytime_alpha` (a sweep that chose its seeds adaptively, looking after every round) a
+    learning rate counts as stable only where the anytime-valid test says so: a Wilson bound is not
+    valid after such looks."""
     arms: dict[str, list[CellSummary]] = {}
     for cell in cells:
         arms.setdefault(cell.clipping, []).append(cell)
+    if anytime_alpha is None:
+        return [ArmFrontier(clipping=label, clip_method=arm[0].clip_method,
+                            stable_lr=stable_learning_rate({c.lr: (c.diverged, c.finished) for c in arm}, tolerance))
+                for label, arm in arms.items()]
     return [ArmFrontier(clipping=label, clip_method=arm[0].clip_method,
-                        stable_lr=stable_learning_rate({c.lr: (c.diverged, c.finished) for c in arm}, tolerance))
-            for label, arm in arms.items()]
+                        stable_lr=_anytime_stable_lr(arm, tolerance, anytime_alpha)) for label, arm in arms.items()]
+
+
+def anytime_verdict(cell: CellSummary, tolerance: float, alpha: float) -> Verdict:
+    """The cell's verdict at `tolerance` by the anytime-valid test (service/analysis/sequential.py)."""
+    return stability(cell.diverged, cell.finished, tolerance, alpha)
+
+
+def _anytime_stable_lr(arm: Sequence[CellSummary], tolerance: float, alpha: float) -> float | Unavailable:
+    stable = [c.lr for c in arm if anytime_verdict(c, tolerance, alpha) is Verdict.STABLE]
+    if stable:
+        return max(stable)
+    return Unavailable(f"no learning rate is shown stable at {percent(tolerance)} by the anytime-valid test "
+                       "(adaptive seeds) yet")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from service.analysis.headline import too_early
+from service.analysis.sequential import Verdict
 from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.analysis.summary import CellSummary
 from service.api.schemas import ApiModel, Num
@@ -98,9 +99,12 @@ class CellOut(ApiModel):
         description="[step, fraction of finished runs converged by then] at each step where a run converged; "
                     "diverged and budget-exhausted runs never converge.")
     telemetry: TelemetryOut = Field(description="Clipping telemetry, or a reason it is missing.")
+    verdict: Verdict | None = Field(None, description=(
+        "A sweep with adaptive seeds only: stable, unstable or undecided at the summary's tolerance, by the "
+        "anytime-valid test its rounds were planned with (valid however often it looked)."))
 
     @classmethod
-    def build(cls, cell: CellSummary, running: bool = False) -> CellOut:
+    def build(cls, cell: CellSummary, running: bool = False, verdict: Verdict | None = None) -> CellOut:
         return cls(cell_index=cell.cell_index, lr=cell.lr, clipping=cell.clipping,
                    clip_method=cell.clip_method, runs=cell.runs, finished=cell.finished,
                    too_early=too_early(cell, running),
@@ -111,7 +115,7 @@ class CellOut(ApiModel):
                    median_steps_converged_only=StatOut.of(cell.median_steps_converged_only),
                    expected_steps_with_restarts=StatOut.of(cell.expected_steps_with_restarts),
                    vs_none=_paired(cell.vs_baseline), converged_by_step=cell.converged_by_step,
-                   telemetry=TelemetryOut.of(cell.telemetry))
+                   telemetry=TelemetryOut.of(cell.telemetry), verdict=verdict)
 
 
 def _paired(result: PairedComparison | Unavailable | None) -> PairedOut | StatOut | None:

@@ -28,6 +28,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     for c in summary["cells"]:
         ci = c["divergence_ci95"]
         divergence = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
+        if c.get("verdict"):  # adaptive seeds: the anytime-valid verdict
+            divergence += f" {c['verdict']}"
         median = c["median_steps_to_target"]
         rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], divergence,
                      c["converged"], "-" if median is None else steps(median)])

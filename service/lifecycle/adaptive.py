@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from service.analysis.sequential import Verdict, fewer_divergences, stability
 from service.db.models import Cell, Run, Sweep
-from service.spec_seeds import Adaptive, AdaptiveSeeds
+from service.spec_seeds import Adaptive, adaptive_rule
 from service.states import RunOutcome
 from trainers.clipping import BASELINE
 
@@ -63,14 +62,6 @@ class LearningRateState:
                     or fewer_divergences(only_other, only_base, rule.alpha)):
                 return False
         return True
-
-
-def adaptive_rule(spec: dict[str, Any]) -> Adaptive | None:
-    """The adaptive rule of a stored spec, or None for a fixed number of seeds."""
-    seeds = spec.get("seeds")
-    if not isinstance(seeds, dict):
-        return None
-    return AdaptiveSeeds.model_validate(seeds).adaptive
 
 
 def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:

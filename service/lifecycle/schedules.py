@@ -33,6 +33,7 @@ from service.scheduler.policies import (
     SeedPolicy,
 )
 from service.spec import INT32_MAX, SweepSpec, resolve_spec
+from service.spec_seeds import AdaptiveSeeds
 from service.states import SweepStatus
 
 
@@ -195,11 +196,16 @@ def fire(session: Session, schedule: Schedule, scheduled_for: datetime, at: date
     return _record(session, schedule, scheduled_for, outcome, at, sweep_id=sweep.id)
 
 
-def _seeds(spec: SweepSpec, policy: SeedPolicy, block: int) -> list[int] | int | None:
+def _seeds(spec: SweepSpec, policy: SeedPolicy, block: int) -> list[int] | int | AdaptiveSeeds | None:
     """The spec's seeds, or with `fresh` the `block`-th block of as many new ones (None past the
     range seeds may take)."""
     if policy is SeedPolicy.SAME or block == 0:
         return spec.seeds
+    if isinstance(spec.seeds, AdaptiveSeeds):  # the block of `max` seeds after the last block's
+        rule = spec.seeds.adaptive
+        first = rule.first + block * rule.max
+        fits = first + rule.max - 1 <= INT32_MAX
+        return AdaptiveSeeds(adaptive=rule.model_copy(update={"first": first})) if fits else None
     seeds = spec.seed_list
     span = max(seeds) + 1
     shifted = [seed + block * span for seed in seeds]

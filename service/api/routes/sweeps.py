@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from service.analysis.export import export
 from service.analysis.headline import headline
 from service.analysis.statistics import MIN_TOLERANCE
-from service.analysis.summary import stability_frontier, summarize
+from service.analysis.summary import anytime_verdict, stability_frontier, summarize
 from service.api.auth import READ, Writer, require_owner
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import CellRunSeriesOut, CellSeriesOut, NodeOut, Page, RunOut, SweepCreated, SweepOut
@@ -30,6 +30,7 @@ from service.queries.sweeps import (
     sweep_state,
 )
 from service.spec import INT32_MAX, SweepSpec
+from service.spec_seeds import adaptive_rule
 from service.states import RunOutcome, SweepStatus
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"], dependencies=[Depends(READ)])
@@ -82,11 +83,14 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
     if body is None:
         rows = summary_rows(session, sweep_id)
         cells = summarize(rows)
-        frontier = stability_frontier(cells, tolerance)
+        rule = adaptive_rule(get_sweep(session, sweep_id).spec)
+        alpha = rule.alpha if rule is not None else None  # adaptive seeds: judged by the anytime-valid test
+        frontier = stability_frontier(cells, tolerance, alpha)
+        verdicts = [None if alpha is None else anytime_verdict(c, tolerance, alpha) for c in cells]
         running = not status.is_finished()
         body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance,
                           headline=headline(cells, frontier, tolerance, running=running),
-                          cells=[CellOut.build(c, running) for c in cells],
+                          cells=[CellOut.build(c, running, v) for c, v in zip(cells, verdicts)],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier]).model_dump_json().encode()

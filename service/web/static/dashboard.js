@@ -292,7 +292,8 @@ const clipsweep = (() => {
   const about = (sweep) => {
     const spec = sweep.spec || {};
     const params = Object.entries(spec.task?.params || {}).map(([k, v]) => `${k}=${v}`).join(", ");
-    const seeds = Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds;
+    const adaptive = spec.seeds?.adaptive;
+    const seeds = adaptive ? `${adaptive.min}–${adaptive.max} adaptive` : Array.isArray(spec.seeds) ? spec.seeds.length : spec.seeds;
     const parts = [`${spec.task?.name ?? sweep.task}(${params})`];
     const opt = spec.optimizer;
     if (opt) {
@@ -324,7 +325,8 @@ const clipsweep = (() => {
       const ci = c.divergence_ci95 ? ` [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]` : "";
       return `<tr data-cell="${c.cell_index}"><td class="num">${c.lr}</td><td>${text(c.clipping)}</td>
         <td class="num">${c.finished}/${c.runs}</td><td class="num">${c.diverged}</td>
-        <td class="num ${shade}">${rate === null ? "–" : pct(rate) + ci}</td>
+        <td class="num ${shade}">${rate === null ? "–" : pct(rate) + ci}${
+          c.verdict ? ` <span class="verdict-${text(c.verdict)}" title="by the anytime-valid test of adaptive seeds">${text(c.verdict)}</span>` : ""}</td>
         <td class="num">${c.converged}</td><td class="num">${c.median_steps_to_target === null ? "–" : steps(c.median_steps_to_target)}</td></tr>`;
     }).join("");
   }

@@ -239,3 +239,21 @@ def test_a_running_sweep_is_flagged_for_its_worker(api: TestClient, session_fact
         claim_next_sweep(session, "w", heartbeat_timeout=60)
     sweep = api.post(f"/api/v1/sweeps/{sweep_id}/cancel").json()
     assert (sweep["status"], sweep["finished"]) == ("running", False) and sweep["cancel_requested_at"]
+
+
+def test_an_adaptive_sweeps_summary_judges_stability_by_the_anytime_valid_test(
+        api: TestClient, session_factory: sessionmaker[Session]) -> None:
+    """80 seeds without a divergence clear a 5% tolerance by Wilson's bound, not by the anytime-valid
+    test an adaptive sweep's looks require (it takes 96): the frontier waits, the cell says undecided."""
+    spec = {**SPEC, "seeds": {"adaptive": {"min": 80, "max": 160, "batch": 16}}}
+    sweep_id = make_sweep(session_factory, spec)
+    store(session_factory, sweep_id, [report(c, s) for c in range(4) for s in range(80)])
+    summary = api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()
+    assert {c["verdict"] for c in summary["cells"]} == {"undecided"}
+    assert all(f["stable_lr"]["value"] is None and "anytime-valid" in f["stable_lr"]["reason"]
+               for f in summary["frontier"]), summary["frontier"]
+    fixed = make_sweep(session_factory, {**SPEC, "seeds": 80})
+    store(session_factory, fixed, [report(c, s) for c in range(4) for s in range(80)])
+    summary = api.get(f"/api/v1/sweeps/{fixed}/summary").json()
+    assert {c["verdict"] for c in summary["cells"]} == {None}
+    assert {f["stable_lr"]["value"] for f in summary["frontier"]} == {0.5}

@@ -4,6 +4,7 @@ catch-up after downtime, the concurrency policies, fresh seeds."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,9 +23,9 @@ LIMITS = Limits(max_runs=100_000)
 DAY_ONE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a nightly schedule at 02:00 UTC first fires at 02:00
 
 
-def nightly(factory: sessionmaker[Session], **policies: object) -> int:
+def nightly(factory: sessionmaker[Session], spec: dict[str, Any] = SPEC, **policies: object) -> int:
     with session_scope(factory) as session:
-        return create_schedule(session, name="nightly", cron=Cron.parse("0 2 * * *"), spec=parse_spec(SPEC),
+        return create_schedule(session, name="nightly", cron=Cron.parse("0 2 * * *"), spec=parse_spec(spec),
                                limits=LIMITS, at=DAY_ONE, policies=Policies(**policies)).id
 
 
@@ -111,6 +112,15 @@ def test_fresh_seeds_take_a_new_block_each_fire(session_factory: sessionmaker[Se
         tick(session_factory, at(day, 2))
         finish_all(session_factory)
     assert [seeds for _, _, seeds in sweeps(session_factory)] == [3, [3, 4, 5], [6, 7, 8]]
+
+
+def test_fresh_adaptive_seeds_start_after_the_most_the_last_fire_could_take(
+        session_factory: sessionmaker[Session]) -> None:
+    nightly(session_factory, {**SPEC, "seeds": {"adaptive": {"min": 4, "max": 10}}}, seed_policy=SeedPolicy.FRESH)
+    for day in (1, 2):
+        tick(session_factory, at(day, 2))
+        finish_all(session_factory)
+    assert [seeds["adaptive"]["first"] for _, _, seeds in sweeps(session_factory)] == [0, 10]
 
 
 def test_a_fire_time_another_scheduler_handled_is_not_fired_again(session_factory: sessionmaker[Session]) -> None:
