@@ -91,6 +91,7 @@ def test_train_chunk_reports_each_seed_of_the_chunk(monkeypatch: pytest.MonkeyPa
     each finishes."""
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(ray_adapter.tune, "report", reports.append)
+    monkeypatch.setattr(ray_adapter, "PROGRESS_SECONDS", math.inf)  # results only, however slow the machine
     monkeypatch.setattr(torch, "set_num_threads", lambda n: reports.append({"threads": n}))
     config = small_config(max_steps=6, record_every=2)
     ray_adapter.train_chunk({"chunk": {"train": json.loads(json.dumps(config.to_dict())), "cell_index": 7,
@@ -111,6 +112,7 @@ def test_train_chunk_reports_seeds_as_they_finish(monkeypatch: pytest.MonkeyPatc
     """A chunk where some seeds diverge on the first steps: those come first."""
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(ray_adapter.tune, "report", lambda payload: reports.append(payload["report"]))
+    monkeypatch.setattr(ray_adapter, "PROGRESS_SECONDS", math.inf)
     config = small_config(lr=0.9, max_steps=20, task_params={"seq_len": 20, "hidden": 16, "eval_size": 64})
     seeds = [0, 1, 2, 3]
     ray_adapter.train_chunk({"chunk": {"train": config.to_dict(), "cell_index": 0, "seeds": seeds, "threads": 1,
