@@ -17,7 +17,7 @@ from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
-from service.api.routes import alerts, meta, metrics, pages, runs, schedules, session, sweeps, webhooks
+from service.api.routes import alerts, meta, metrics, pages, plan, runs, schedules, session, sweeps, webhooks
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
     app.state.summaries = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
+    app.include_router(plan.router)  # before sweeps: /sweeps/plan is not a sweep's id
     app.include_router(sweeps.router)
     app.include_router(session.router)
     app.include_router(runs.router)
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 errors += format_validation_errors([err])
         # A sweep spec's task and arms checked too where they are well formed: every problem at once.
         body = exc.body if isinstance(exc.body, dict) else {}
-        spec, where = ((body, ["body"]) if request.url.path == "/api/v1/sweeps"
+        spec, where = ((body, ["body"]) if request.url.path in ("/api/v1/sweeps", "/api/v1/sweeps/plan")
                        else (body.get("sweep"), ["body", "sweep"]) if request.url.path.startswith("/api/v1/schedules")
                        else (None, []))
         seen = {tuple(e["loc"]) for e in errors}

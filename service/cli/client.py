@@ -54,6 +54,9 @@ class Client:
     def submit(self, spec: Any) -> dict[str, Any]:
         return self._request("POST", "/api/v1/sweeps", json=spec)
 
+    def plan(self, spec: Any, params: dict[str, float]) -> dict[str, Any]:
+        return self._request("POST", "/api/v1/sweeps/plan", json=spec, params=params)
+
     def sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._request("GET", f"/api/v1/sweeps/{sweep_id}")
 

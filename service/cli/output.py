@@ -72,3 +72,22 @@ def progress_line(sweep: dict[str, Any], width: int = 30) -> str:
     filled = math.floor(share * width)
     return (f"[{'#' * filled}{'.' * (width - filled)}] {p['done']}/{p['runs_total']} runs, "
             + (f"{pace(p)}, " if running else "") + progress_state(sweep))
+
+
+def plan_text(plan: dict[str, Any]) -> str:
+    """POST /sweeps/plan's answer in words."""
+    tolerance = percent(plan["tolerance"])
+    cells = plan["cells"]
+    seeds = sorted({c["seeds"] for c in cells})
+    lines = [f"{len(cells)} cells of {', '.join(map(count, seeds))} seeds. With no divergence a cell rules out "
+             f"rates above {percent(cells[0]['smallest_rate_ruled_out'])}: "
+             + (f"enough to show it stable at {tolerance}." if all(c["can_show_stable"] for c in cells) else
+                f"not enough to show any cell stable at {tolerance}; that takes at least "
+                f"{count(plan['seeds_for_stable'])} seeds.")]
+    d = plan["difference"]
+    if d is not None:
+        needed = "more than 100,000" if d["seeds_needed"] is None else count(d["seeds_needed"])
+        lines.append(f"Telling {percent(d['none_rate'])} without clipping from {percent(d['arm_rate'])} with it "
+                     f"(paired, exact McNemar at 5%) with {percent(d['power'])} power takes {needed} seeds; "
+                     f"these seeds have {percent(d['power_with_these_seeds'])} power.")
+    return "\n".join(lines)

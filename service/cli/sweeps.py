@@ -24,7 +24,7 @@ from service.analysis.numbers import duration, rate
 from service.analysis.statistics import MIN_TOLERANCE
 from service.cli.client import ApiError, Client
 from service.cli.common import client_for, fail, load_file, main, server_option
-from service.cli.output import progress_line, progress_state, summary_table, table
+from service.cli.output import plan_text, progress_line, progress_state, summary_table, table
 
 # Checked here, before anything is submitted: a bad value must not cost a whole sweep's training.
 tolerance_option = click.option(
@@ -109,6 +109,31 @@ def submit(spec_file: Path, wait: bool, poll: float, tolerance: float, server: s
             sys.exit(1)
     except ApiError as exc:
         fail(exc)
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@tolerance_option
+@click.option("--none-rate", type=click.FloatRange(0, 1), help="A divergence rate of `none` to plan for.")
+@click.option("--arm-rate", type=click.FloatRange(0, 1), help="A clipping arm's rate, to tell from --none-rate.")
+@click.option("--power", default=0.8, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="The chance of finding that difference to plan for.")
+@server_option
+def plan(spec_file: Path, tolerance: float, none_rate: float | None, arm_rate: float | None, power: float,
+         server: str | None, token: str | None) -> None:
+    """What SPEC_FILE's seeds can show, without training: the lowest divergence rate each cell can
+    rule out at the tolerance, and with --none-rate and --arm-rate the paired seeds needed to tell
+    the two apart."""
+    if (none_rate is None) != (arm_rate is None):
+        raise click.UsageError("give --none-rate and --arm-rate together (the two rates to tell apart)")
+    params = {"tolerance": tolerance, "power": power}
+    if none_rate is not None and arm_rate is not None:
+        params.update(none_rate=none_rate, arm_rate=arm_rate)
+    try:
+        answer = client_for(server, token).plan(load_file(spec_file), params)
+    except ApiError as exc:
+        fail(exc)
+    click.echo(plan_text(answer))
 
 
 @main.command()

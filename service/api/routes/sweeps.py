@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from service.analysis.export import export
 from service.analysis.headline import headline
+from service.analysis.planning import seeds_to_settle
 from service.analysis.statistics import MIN_TOLERANCE
 from service.analysis.summary import anytime_verdict, stability_frontier, summarize
 from service.api.auth import READ, Writer, require_owner
@@ -88,9 +89,11 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
         frontier = stability_frontier(cells, tolerance, alpha)
         verdicts = [None if alpha is None else anytime_verdict(c, tolerance, alpha) for c in cells]
         running = not status.is_finished()
+        settle = [None if running or alpha is not None else seeds_to_settle(c.diverged, c.finished, tolerance)
+                  for c in cells]
         body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance,
                           headline=headline(cells, frontier, tolerance, running=running),
-                          cells=[CellOut.build(c, running, v) for c, v in zip(cells, verdicts)],
+                          cells=[CellOut.build(c, running, v, n) for c, v, n in zip(cells, verdicts, settle)],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier]).model_dump_json().encode()

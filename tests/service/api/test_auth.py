@@ -75,7 +75,8 @@ def request_for(route: Any, method: str, ids: dict[str, int], secrets: dict[str,
     """A request each route accepts from a principal it allows."""
     path = route.path.format(cell_index=0, **ids)
     schedule = {"name": f"matrix-{uuid.uuid4().hex}", "cron": "@daily", "sweep": SPEC}
-    body = {("POST", "/api/v1/sweeps"): SPEC, ("POST", "/api/v1/session"): {"token": secrets["read"]},
+    body = {("POST", "/api/v1/sweeps"): SPEC, ("POST", "/api/v1/sweeps/plan"): SPEC,
+            ("POST", "/api/v1/session"): {"token": secrets["read"]},
             ("POST", "/api/v1/schedules"): schedule,
             ("PATCH", "/api/v1/schedules/{schedule_id}"): {"enabled": True},
             ("POST", "/api/v1/schedules/{schedule_id}/webhooks"): {"url": "https://93.184.215.14/"}}.get(
