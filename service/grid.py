@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.spec import SweepSpec
+from service.spec import ClippingSpec, SweepSpec
+from service.spec_rates import first_rates
 from trainers.clipping import arm_label
 from trainers.config import (
     ClippingConfig,
@@ -35,23 +36,27 @@ class GridCell:
 
 
 def cells(spec: SweepSpec) -> list[GridCell]:
-    """The grid in a fixed order: learning rates outer, clipping arms inner."""
+    """The grid in a fixed order: learning rates outer, clipping arms inner (a search: its first probe)."""
     out = []
-    for lr in spec.learning_rates:
+    for lr in first_rates(spec.learning_rates):
         for arm in spec.clipping:
-            clipping = ClippingConfig(arm.method, arm.params)
-            config = TrainConfig(
-                task=spec.task.name,
-                task_params=dict(spec.task.params),
-                lr=lr,
-                optimizer=OptimizerConfig(**spec.optimizer.model_dump()),
-                clipping=clipping,
-                max_steps=spec.budget.max_steps,
-                batch_size=spec.budget.batch_size,
-                divergence=DivergenceConfig(**spec.divergence.model_dump()),
-                convergence=ConvergenceConfig(**spec.convergence.model_dump()),
-                record_every=spec.record_every,
-                device=spec.resources.device,
-            )
-            out.append(GridCell(index=len(out), lr=lr, clipping=clipping, config=config))
+            out.append(cell(spec, len(out), lr, arm))
     return out
+
+
+def cell(spec: SweepSpec, index: int, lr: float, arm: ClippingSpec) -> GridCell:
+    """One cell of the sweep: `arm` at `lr`, with the spec's training settings."""
+    clipping = ClippingConfig(arm.method, arm.params)
+    return GridCell(index=index, lr=lr, clipping=clipping, config=TrainConfig(
+        task=spec.task.name,
+        task_params=dict(spec.task.params),
+        lr=lr,
+        optimizer=OptimizerConfig(**spec.optimizer.model_dump()),
+        clipping=clipping,
+        max_steps=spec.budget.max_steps,
+        batch_size=spec.budget.batch_size,
+        divergence=DivergenceConfig(**spec.divergence.model_dump()),
+        convergence=ConvergenceConfig(**spec.convergence.model_dump()),
+        record_every=spec.record_every,
+        device=spec.resources.device,
+    ))

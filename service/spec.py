@@ -13,12 +13,13 @@ below that mirrors a field of trainers/config.py takes its default and range fro
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, fields
-from typing import Annotated, Any, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import SpecError
 from service.spec_errors import format_validation_errors
+from service.spec_rates import LearningRates, RateSearch, candidate_rates
 from service.spec_seeds import (  # noqa: F401  (INT32_MAX: the API's bounds import it from here)
     INT32_MAX,
     AdaptiveSeeds,
@@ -145,9 +146,9 @@ class SweepSpec(_Strict):
     task: TaskSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     # The validators below say what is wrong in words; the schema states the same constraints.
-    learning_rates: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
-        min_length=1, max_length=1000,
-        json_schema_extra={"items": {"type": "number", "exclusiveMinimum": 0}, "uniqueItems": True})
+    learning_rates: LearningRates = Field(description=(
+        "The learning rates, or {search: {low, high, ratio}}: each arm's highest stable one found on that log "
+        "grid by bisection, each probe decided by adaptive seeds."))
     clipping: list[ClippingSpec] = Field(default_factory=_default_arms, min_length=1, max_length=100)
     seeds: Seeds = Field(description=(
         "How many seeds (0..n-1), an explicit list, or {adaptive: {min, max, batch, tolerance, alpha}}: "
@@ -170,7 +171,9 @@ class SweepSpec(_Strict):
 
     @field_validator("learning_rates")
     @classmethod
-    def _positive_distinct(cls, lrs: list[float]) -> list[float]:
+    def _positive_distinct(cls, lrs: list[float] | RateSearch) -> list[float] | RateSearch:
+        if isinstance(lrs, RateSearch):
+            return lrs
         for lr in lrs:
             if lr <= 0:
                 raise ValueError(f"every learning rate must be > 0, got {lr}")
@@ -193,9 +196,17 @@ class SweepSpec(_Strict):
         """The most seeds a cell may train (a count can be large: check it first)."""
         return most_seeds(self.seeds)
 
+    @model_validator(mode="after")
+    def _search_needs_adaptive_seeds(self) -> SweepSpec:
+        if isinstance(self.learning_rates, RateSearch) and not isinstance(self.seeds, AdaptiveSeeds):
+            raise ValueError("a search over learning rates decides each probe with adaptive seeds: give "
+                             "seeds: {adaptive: {min: 16, max: 512, batch: 16}} (or your own numbers)")
+        return self
+
     @property
     def run_count(self) -> int:
-        return len(self.learning_rates) * len(self.clipping) * self.seed_count
+        """The most runs the sweep may train (every candidate learning rate, every seed it may get)."""
+        return len(candidate_rates(self.learning_rates)) * len(self.clipping) * self.seed_count
 
 
 def _config_error(loc: Sequence[str | int], exc: ConfigError) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from typing import Any, Sequence, get_args
 
 from pydantic import BaseModel
 
+# Fields that take one of several forms, with the tags pydantic puts in an error's location.
+_FORMS = {"seeds": ("count", "list", "adaptive"), "learning_rates": ("list", "search")}
+
 
 def number_as_text(value: Any) -> bool:
     """A string that reads as a number: the mark of a YAML 1.1 reader (or a quoted number)."""
@@ -48,8 +51,8 @@ def format_validation_errors(errors: Sequence[Any], prefix: Sequence[str | int] 
     out = []
     for err in errors:
         loc = list(err["loc"])
-        if loc[:1] == ["seeds"] and loc[1:2] in (["count"], ["list"], ["adaptive"]):
-            del loc[1]  # the tag of the form of seeds it was read as (service/spec_seeds.py), not a key
+        if loc[1:2] and _FORMS.get(loc[0]) and loc[1] in _FORMS[loc[0]]:
+            del loc[1]  # the tag of the form it was read as (spec_seeds.py, spec_rates.py), not a key
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(root, loc[:-1]) if root is not None else None

@@ -19,6 +19,7 @@ from service.errors import SpecError, TooManyRequests
 from service.grid import cells
 from service.settings import Settings
 from service.spec import SweepSpec, resolve_spec
+from service.spec_rates import candidate_rates
 from service.states import SweepStatus
 from trainers.budget import trial_memory_bytes
 
@@ -44,10 +45,11 @@ def _refused(message: str) -> SpecError:
 def check_limits(spec: SweepSpec, limits: Limits) -> None:
     """SpecError naming the figure and the limit, for the first limit the resolved spec exceeds.
     Counts are taken without expanding anything, so a huge spec costs nothing to refuse."""
-    runs, arms, lrs, seeds = spec.run_count, len(spec.clipping), len(spec.learning_rates), spec.seed_count
+    runs, arms, lrs, seeds = spec.run_count, len(spec.clipping), len(candidate_rates(spec.learning_rates)), \
+        spec.seed_count
     if runs > limits.max_runs:
-        raise _refused(f"the grid has {runs} runs ({lrs} learning rates × {arms} arms × {seeds} seeds), more "
-                       f"than the limit of {limits.max_runs}; submit fewer, or raise CLIPSWEEP_MAX_RUNS_PER_SWEEP")
+        raise _refused(f"the grid has {runs} runs ({lrs} learning rates × {arms} arms × {seeds} seeds, at most), "
+                       f"more than the limit of {limits.max_runs}; submit fewer, or raise CLIPSWEEP_MAX_RUNS_PER_SWEEP")
     steps = runs * spec.budget.max_steps
     if steps > limits.max_steps:
         raise _refused(f"the sweep asks for {steps} training steps ({runs} runs × {spec.budget.max_steps} steps), "
@@ -55,7 +57,7 @@ def check_limits(spec: SweepSpec, limits: Limits) -> None:
                        "CLIPSWEEP_MAX_SWEEP_STEPS")
     per_trial = min(seeds, spec.resources.max_seeds_per_trial)
     # The memory depends on the task and the arm, never the learning rate: one cell per arm is enough.
-    for cell in cells(spec.model_copy(update={"learning_rates": spec.learning_rates[:1]})):
+    for cell in cells(spec.model_copy(update={"learning_rates": candidate_rates(spec.learning_rates)[:1]})):
         needed = trial_memory_bytes(cell.config, per_trial)
         if needed is not None and needed / 2**20 > limits.max_trial_memory_mb:
             raise _refused(f"a trial of {per_trial} seeds of arm {cell.label} would need about "

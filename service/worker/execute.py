@@ -20,6 +20,7 @@ from service.errors import ClusterUnavailable
 from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.lease import SweepLease
 from service.lifecycle.runs import fail_exhausted_runs, pending_runs
+from service.lifecycle.search import add_probes
 from service.queries.sweeps import get_sweep, sweep_cells
 from service.settings import Settings
 from service.spec import ResourcesSpec
@@ -44,9 +45,10 @@ def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: 
             stop.wait(wait)
 
 
-def _more_seeds(lease: SweepLease) -> int:
+def _next_round(lease: SweepLease) -> int:
+    """Runs added for another round: seeds where questions are open, probes where a search moves."""
     with lease.session() as session:
-        return add_seeds(session, lease.sweep_id)
+        return add_seeds(session, lease.sweep_id) + add_probes(session, lease.sweep_id)
 
 
 def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, stop: threading.Event) -> None:
@@ -59,7 +61,6 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
     try:
         with lease.session() as session:
             resources = ResourcesSpec.model_validate(get_sweep(session, sweep_id).spec["resources"])
-            configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
         cancelled = lease.cancel_requested()
         max_attempts = 1 + settings.max_infra_retries
         while not (cancelled or stop.is_set() or lease.lost):
@@ -69,10 +70,14 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
                     f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
                     + (buffer.lost[-1] if buffer.lost else "the worker training it stopped heartbeating"))
                 pending = pending_runs(session, sweep_id)
+                # Read every round: a search adds cells as it goes.
+                configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
             if exhausted:
                 log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
             trials = plan_trials(configs, pending, resources.max_seeds_per_trial)
-            if not trials:
+            if not trials:  # every run has its outcome (a resumed sweep, too): another round, or done
+                if _retrying(f"sweep {sweep_id}: planning another round", lambda: _next_round(lease), stop):
+                    continue
                 break
             waiting = waiting_for(resources, runner.node_resources())
             if waiting:
@@ -88,8 +93,8 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
             cancelled = lease.cancelled
             if len(buffer.lost) == lost_before and not (cancelled or stop.is_set() or lease.lost):
                 # Nothing was lost: every trial reported or raised. An adaptive sweep may plan
-                # another round of seeds from what is stored now; a fixed one is done.
-                if not _retrying(f"sweep {sweep_id}: planning more seeds", lambda: _more_seeds(lease), stop):
+                # another round (seeds, a search's probes) from what is stored now; a fixed one is done.
+                if not _retrying(f"sweep {sweep_id}: planning another round", lambda: _next_round(lease), stop):
                     break
         _retrying(f"sweep {sweep_id}: ending it", lambda: lease.end(list(buffer.started)), stop)
     except DBAPIError:

@@ -1,0 +1,122 @@
+"""The search for each arm's highest stable learning rate: bracketing and bisection on a log grid.
+
+Per arm, the probes decided so far split the grid (service/spec_rates.py): `lo`, the highest point
+shown stable, and `hi`, the lowest point above it shown unstable or left undecided at `max` seeds
+(not shown stable, so never claimed). While a point lies between them, the middle one is probed
+next: a new cell of that arm, trained with adaptive seeds until its verdict is in. The answer is
+`lo`, backed by its own verdict and the one of the point just above it.
+
+The state is the stored cells and outcomes alone, so a restarted worker continues the search
+where the database says it is. A probe at a learning rate another arm has probed takes the seeds
+that arm has there, and later rounds add seeds to both: paired, as in a grid.
+
+Divergence usually grows with the learning rate, but not always. A probe below `lo` that is
+unstable, or above `hi` that is stable, breaks that order; `breaks` names them so the summary
+shows them instead of hiding them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from service.analysis.sequential import Verdict
+from service.db.models import Cell, Run, Sweep
+from service.grid import cell
+from service.lifecycle.adaptive import LearningRateState, learning_rates
+from service.spec import SweepSpec
+from service.spec_rates import RateSearch
+from service.spec_seeds import Adaptive, AdaptiveSeeds
+from trainers.clipping import arm_label
+from trainers.config import ClippingConfig
+
+
+@dataclass(frozen=True)
+class ArmSearch:
+    """One arm's probes on the grid and where its bracket stands."""
+
+    arm: str
+    points: list[float]
+    verdicts: dict[int, Verdict]  # grid index -> the probe's verdict (final ones only)
+    open: bool  # a probe is still training or still getting seeds
+
+    @property
+    def lo(self) -> int:
+        """The highest grid index shown stable; -1 for none."""
+        return max((i for i, v in self.verdicts.items() if v is Verdict.STABLE), default=-1)
+
+    @property
+    def hi(self) -> int:
+        """The lowest index above `lo` not shown stable; len(points) for none probed."""
+        return min((i for i, v in self.verdicts.items() if v is not Verdict.STABLE and i > self.lo),
+                   default=len(self.points))
+
+    def next_probe(self) -> int | None:
+        """The grid index to probe next, or None: waiting for an open probe, or the bracket closed."""
+        if self.open or self.hi - self.lo <= 1:
+            return None
+        return (self.lo + self.hi) // 2
+
+    @property
+    def breaks(self) -> list[float]:
+        """Probed learning rates that break "divergence grows with the learning rate"."""
+        return [self.points[i] for i, v in sorted(self.verdicts.items())
+                if (i < self.lo and v is Verdict.UNSTABLE) or (i > self.hi and v is Verdict.STABLE)]
+
+
+def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSearch]:
+    """Each arm's search from the stored state of every learning rate."""
+    assert isinstance(spec.learning_rates, RateSearch) and isinstance(spec.seeds, AdaptiveSeeds)
+    rule, points = spec.seeds.adaptive, spec.learning_rates.search.points()
+    index = {lr: i for i, lr in enumerate(points)}
+    out = []
+    for arm in (arm_label(ClippingConfig(a.method, a.params)) for a in spec.clipping):
+        verdicts, still_open = {}, False
+        for state in states:
+            if arm not in state.cells or state.lr not in index:
+                continue
+            verdict = state.verdict(arm, rule)
+            if state.pending or (verdict is Verdict.UNDECIDED and len(state.seeds) < rule.max):
+                still_open = True
+            else:
+                verdicts[index[state.lr]] = verdict
+        out.append(ArmSearch(arm, points, verdicts, still_open))
+    return out
+
+
+def add_probes(session: Session, sweep_id: int) -> int:
+    """Start each arm's next probe where its last one is decided; returns the runs added (0 for a
+    sweep that does not search). The caller commits."""
+    sweep = session.get_one(Sweep, sweep_id)
+    spec = SweepSpec.model_validate(sweep.spec)
+    if not isinstance(spec.learning_rates, RateSearch) or not isinstance(spec.seeds, AdaptiveSeeds):
+        return 0
+    states = learning_rates(session, sweep_id)
+    by_lr = {state.lr: state for state in states}
+    arms = {arm_label(ClippingConfig(a.method, a.params)): a for a in spec.clipping}
+    next_index = (session.scalar(select(func.max(Cell.cell_index)).where(Cell.sweep_id == sweep_id)) or 0) + 1
+    new_cells, new_runs = [], []
+    for search in arm_searches(spec, states):
+        probe = search.next_probe()
+        if probe is None:
+            continue
+        lr = search.points[probe]
+        seeds = by_lr[lr].seeds if lr in by_lr else _first_seeds(spec.seeds.adaptive)
+        made = cell(spec, next_index, lr, arms[search.arm])
+        next_index += 1
+        new_cells.append({"sweep_id": sweep_id, "cell_index": made.index, "lr": lr,
+                          "clip_method": made.clipping.method, "clip_params": dict(made.clipping.params),
+                          "clip_label": made.label, "config": made.config.to_dict(),
+                          "config_hash": made.config.content_hash()})
+        new_runs += [{"sweep_id": sweep_id, "cell_index": made.index, "seed": seed} for seed in seeds]
+    if new_cells:
+        session.execute(insert(Cell), new_cells)
+        session.execute(insert(Run), new_runs)
+        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(runs_total=Sweep.runs_total + len(new_runs)))
+    return len(new_runs)
+
+
+def _first_seeds(rule: Adaptive) -> list[int]:
+    return list(range(rule.first, rule.first + rule.min))
