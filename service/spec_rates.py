@@ -27,6 +27,8 @@ class Search(Strict):
     def _a_grid(self) -> Search:
         if self.high <= self.low:
             raise ValueError(f"learning_rates.search: high ({self.high}) must be above low ({self.low})")
+        if not math.isfinite(self.high / self.low):
+            raise ValueError(f"learning_rates.search: high/low ({self.high}/{self.low}) is too large to count")
         if self.count() > MAX_POINTS:
             raise ValueError(f"learning_rates.search: {self.count()} points from {self.low} to {self.high} at "
                              f"ratio {self.ratio}; at most {MAX_POINTS}: raise the ratio or narrow the range")

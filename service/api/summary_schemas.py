@@ -10,6 +10,7 @@ from service.analysis.sequential import Verdict
 from service.analysis.statistics import Estimate, PairedComparison, Telemetry, Unavailable
 from service.analysis.summary import CellSummary
 from service.api.schemas import ApiModel, Num
+from service.api.search_schemas import SearchOut
 from service.states import SweepStatus
 
 
@@ -145,3 +146,4 @@ class SummaryOut(ApiModel):
     headline: str | None = Field(description="The answer in one sentence; null before any run finished.")
     cells: list[CellOut]
     frontier: list[FrontierOut]
+    search: SearchOut | None = Field(None, description="A sweep that searched its learning rates: how, per arm.")

@@ -34,6 +34,17 @@ from trainers.config import ClippingConfig
 
 
 @dataclass(frozen=True)
+class Probe:
+    """One probe of an arm's search: a cell at one grid point, as far as it has trained."""
+
+    lr: float
+    cell_index: int
+    diverged: int
+    trained: int
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
 class ArmSearch:
     """One arm's probes on the grid and where its bracket stands."""
 
@@ -41,6 +52,7 @@ class ArmSearch:
     points: list[float]
     verdicts: dict[int, Verdict]  # grid index -> the probe's verdict (final ones only)
     open: bool  # a probe is still training or still getting seeds
+    probes: tuple[Probe, ...] = ()  # every probe, in the order they were started
 
     @property
     def lo(self) -> int:
@@ -73,16 +85,18 @@ def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSe
     index = {lr: i for i, lr in enumerate(points)}
     out = []
     for arm in (arm_label(ClippingConfig(a.method, a.params)) for a in spec.clipping):
-        verdicts, still_open = {}, False
+        verdicts, still_open, probes = {}, False, []
         for state in states:
             if arm not in state.cells or state.lr not in index:
                 continue
             verdict = state.verdict(arm, rule)
+            outcomes = state.diverged[arm]
+            probes.append(Probe(state.lr, state.cells[arm], sum(outcomes.values()), len(outcomes), verdict))
             if state.pending or (verdict is Verdict.UNDECIDED and len(state.seeds) < rule.max):
                 still_open = True
             else:
                 verdicts[index[state.lr]] = verdict
-        out.append(ArmSearch(arm, points, verdicts, still_open))
+        out.append(ArmSearch(arm, points, verdicts, still_open, tuple(sorted(probes, key=lambda p: p.cell_index))))
     return out
 
 

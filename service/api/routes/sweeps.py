@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from service.analysis.export import export
 from service.analysis.headline import headline
@@ -16,8 +17,12 @@ from service.analysis.summary import anytime_verdict, stability_frontier, summar
 from service.api.auth import READ, Writer, require_owner
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import CellRunSeriesOut, CellSeriesOut, NodeOut, Page, RunOut, SweepCreated, SweepOut
+from service.api.search_schemas import SearchOut
 from service.api.summary_schemas import CellOut, FrontierOut, StatOut, SummaryOut
+from service.db.models import Sweep
+from service.lifecycle.adaptive import learning_rates
 from service.lifecycle.queue import request_cancel
+from service.lifecycle.search import arm_searches
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.comparisons import stored_comparisons
 from service.queries.runs import RunFilter, cell_runs, list_runs, series
@@ -31,6 +36,7 @@ from service.queries.sweeps import (
     sweep_state,
 )
 from service.spec import INT32_MAX, SweepSpec
+from service.spec_rates import RateSearch
 from service.spec_seeds import adaptive_rule
 from service.states import RunOutcome, SweepStatus
 
@@ -84,7 +90,8 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
     if body is None:
         rows = summary_rows(session, sweep_id)
         cells = summarize(rows)
-        rule = adaptive_rule(get_sweep(session, sweep_id).spec)
+        sweep = get_sweep(session, sweep_id)
+        rule = adaptive_rule(sweep.spec)
         alpha = rule.alpha if rule is not None else None  # adaptive seeds: judged by the anytime-valid test
         frontier = stability_frontier(cells, tolerance, alpha)
         verdicts = [None if alpha is None else anytime_verdict(c, tolerance, alpha) for c in cells]
@@ -96,11 +103,20 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
                           cells=[CellOut.build(c, running, v, n) for c, v, n in zip(cells, verdicts, settle)],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
-                                    for f in frontier]).model_dump_json().encode()
+                                    for f in frontier],
+                          search=_search(session, sweep)).model_dump_json().encode()
         # Keyed by what was read: a run that finished after the count above is in these rows.
         finished = sum(1 for r in rows if r.outcome is not None)
         answers.put((sweep_id, status, finished, tolerance), body)
     return Response(body, media_type="application/json")
+
+
+def _search(session: Session, sweep: Sweep) -> SearchOut | None:
+    """How a sweep that searched its learning rates got its answer; None for a grid."""
+    spec = SweepSpec.model_validate(sweep.spec)
+    if not isinstance(spec.learning_rates, RateSearch):
+        return None
+    return SearchOut.build(spec, arm_searches(spec, learning_rates(session, sweep.id)), sweep.runs_total)
 
 
 class OutcomeFilter(str, enum.Enum):
