@@ -148,6 +148,8 @@ const clipsweep = (() => {
   function drawFrontier(summary) {
     const cells = summary.cells.filter((c) => c.divergence_rate !== null);
     const arms = unique(summary.cells.map((c) => c.clipping));
+    const probeOrder = new Map((summary.search?.arms ?? []).map((a) => [a.clipping,
+      new Map(a.probes.map((p, i) => [p.cell_index, i + 1]))]));
     const traces = [];
     for (const arm of arms) {
       const own = cells.filter((c) => c.clipping === arm).sort((a, b) => a.lr - b.lr);
@@ -158,10 +160,15 @@ const clipsweep = (() => {
         fill: "toself", fillcolor: alpha(color, 0.15), line: { width: 0 }, hoverinfo: "skip",
         showlegend: false, legendgroup: arm, mode: "lines",
       });
+      // A searched sweep numbers each arm's probes in the order they ran: the path of the bisection.
+      const order = probeOrder.get(arm) ?? new Map();
       traces.push({
         x: own.map((c) => c.lr), y: own.map((c) => c.divergence_rate), name: arm, legendgroup: arm,
-        mode: "lines+markers", line: { color, width: 2 }, marker: { color, size: 7 },
-        customdata: own.map((c) => `${c.diverged}/${c.finished} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`),
+        mode: order.size ? "lines+markers+text" : "lines+markers", line: { color, width: 2 }, marker: { color, size: 7 },
+        text: own.map((c) => (order.has(c.cell_index) ? String(order.get(c.cell_index)) : "")),
+        textposition: "top center", textfont: { color, size: 11 },
+        customdata: own.map((c) => `${c.diverged}/${c.finished} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`
+          + (c.verdict ? ` ${c.verdict}` : "") + (order.has(c.cell_index) ? `, probe ${order.get(c.cell_index)}` : "")),
         hovertemplate: `${text(arm)}<br>lr %{x}: %{y:.0%} %{customdata}<extra></extra>`,
       });
     }
@@ -176,8 +183,20 @@ const clipsweep = (() => {
       // An arm without one says "no stable lr", never "none": an arm is named "none" too.
       summary.frontier.map((f) => `<span class="part"><b>${text(f.clipping)}</b>: ${f.stable_lr.value !== null
         ? fmt(f.stable_lr.value) : `<span class="missing" title="${text(f.stable_lr.reason)}">no stable lr</span>`}</span>`)
-        .join(" · ") + reasons.map((r) => `<br>${text(r)}`).join("");
+        .join(" · ") + reasons.map((r) => `<br>${text(r)}`).join("") + searchNote(summary.search);
   }
+
+  // What a search cost against the grid, and the points that break the order (HTML).
+  const searchNote = (search) => {
+    if (!search) return "";
+    const breaks = search.arms.filter((a) => a.breaks.length)
+      .map((a) => `<br><b>${text(a.clipping)}</b> breaks "divergence grows with the learning rate" at ${a.breaks.map(fmt).join(", ")}`);
+    return `<br>Searched (numbers: the order of the probes): ${count(search.runs)} runs; a grid of the same `
+      + `${search.grid.length} points with the ${count(search.grid_runs / search.grid.length / search.arms.length)} seeds `
+      + `per cell a fixed grid needs at ${pct(search.tolerance)} would take ${count(search.grid_runs)}`
+      + ` (${rate(search.grid_runs / search.runs)}×). Each verdict is wrong with probability at most ${pct(search.alpha)}.`
+      + breaks.join("");
+  };
 
   function drawConvergence(summary, lr, maxSteps) {
     const arms = unique(summary.cells.map((c) => c.clipping));
