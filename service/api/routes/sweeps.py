@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.analysis.export import export
 from service.analysis.headline import headline
+from service.analysis.numbers import count, percent
 from service.analysis.planning import seeds_to_settle
 from service.analysis.statistics import MIN_TOLERANCE
 from service.analysis.summary import anytime_verdict, stability_frontier, summarize
@@ -98,13 +99,18 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
         running = not status.is_finished()
         settle = [None if running or alpha is not None else seeds_to_settle(c.diverged, c.finished, tolerance)
                   for c in cells]
-        body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance,
-                          headline=headline(cells, frontier, tolerance, running=running),
+        search = _search(session, sweep)
+        said = headline(cells, frontier, tolerance, running=running)
+        if said and search is not None and not running:  # how sure, and what it took
+            said += (f" Each verdict is wrong with probability at most {percent(search.alpha)}, however often the "
+                     f"search looked; it took {count(search.runs)} runs, a grid of the same points "
+                     f"{count(search.grid_runs)}.")
+        body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance, headline=said,
                           cells=[CellOut.build(c, running, v, n) for c, v, n in zip(cells, verdicts, settle)],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier],
-                          search=_search(session, sweep)).model_dump_json().encode()
+                          search=search).model_dump_json().encode()
         # Keyed by what was read: a run that finished after the count above is in these rows.
         finished = sum(1 for r in rows if r.outcome is not None)
         answers.put((sweep_id, status, finished, tolerance), body)

@@ -26,3 +26,6 @@ def test_the_summary_tells_how_the_search_got_its_answer(api: TestClient,
     assert {f["clipping"].split("(")[0]: f["stable_lr"]["value"] for f in summary["frontier"]} == {
         "none": 0.008, "norm": 0.064}
     assert "highest stable lr 0.064" in summary["headline"]
+    assert summary["headline"].endswith(
+        f"Each verdict is wrong with probability at most 5%, however often the search looked; it took "
+        f"{search['runs']:,} runs, a grid of the same points {search['grid_runs']:,}.")
