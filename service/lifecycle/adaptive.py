@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from service.analysis.sequential import Verdict, fewer_divergences, stability
+from service.analysis.sequential import Verdict, fewer_divergences, next_batch, stability
 from service.db.models import Cell, Run, Sweep
 from service.spec_seeds import Adaptive, adaptive_rule
 from service.states import RunOutcome
@@ -43,6 +43,13 @@ class LearningRateState:
     def verdict(self, arm: str, rule: Adaptive) -> Verdict:
         outcomes = self.diverged[arm]
         return stability(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha)
+
+    def next_batch(self, rule: Adaptive) -> int:
+        """Seeds to add: the most any undecided cell here wants (sequential.next_batch); `batch`
+        when only a paired difference is open."""
+        wants = [next_batch(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.batch)
+                 for arm, outcomes in self.diverged.items() if self.verdict(arm, rule) is Verdict.UNDECIDED]
+        return max(wants, default=rule.batch)
 
     def decided(self, rule: Adaptive) -> bool:
         """Whether every question at this learning rate has its answer."""
@@ -86,8 +93,9 @@ def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:
 
 
 def add_seeds(session: Session, sweep_id: int) -> int:
-    """Plan the next round: `batch` more seeds (at most up to `max`) in every arm of each learning
-    rate whose questions are still open and whose runs all have outcomes. Returns how many runs
+    """Plan the next round: more seeds (`batch`, or what a cell without divergence needs to be
+    shown stable; at most up to `max`) in every arm of each learning rate whose questions are
+    still open and whose runs all have outcomes. Returns how many runs
     were added (0: the sweep is done). The caller commits."""
     sweep = session.get_one(Sweep, sweep_id)
     rule = adaptive_rule(sweep.spec)
@@ -98,7 +106,7 @@ def add_seeds(session: Session, sweep_id: int) -> int:
         if state.pending or len(state.seeds) >= rule.max or state.decided(rule):
             continue
         start = max(state.seeds) + 1
-        more = range(start, start + min(rule.batch, rule.max - len(state.seeds)))
+        more = range(start, start + min(state.next_batch(rule), rule.max - len(state.seeds)))
         new_runs += [{"sweep_id": sweep_id, "cell_index": cell, "seed": seed}
                      for cell in state.cells.values() for seed in more]
     if new_runs:

@@ -14,6 +14,7 @@ from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.queue import claim_next_sweep
 from service.worker.planning import TrialPlan
 from service.worker.runner import TrialSink
+from tests.factories import report
 from tests.service.worker.test_execute import ScriptedRunner, claimed, execute, state, train
 
 # lr 0.5 unclipped diverges every time, everything else never (test_execute's `train`).
@@ -29,17 +30,33 @@ def seeds_by_cell(runs: dict) -> dict[int, set[int]]:
 
 
 def test_seeds_are_added_until_every_question_is_decided(session_factory: sessionmaker[Session]) -> None:
-    """0 of n diverged is "stable" at 5% only from 96 seeds on; 16 of 16 is "unstable" at once. So
-    both learning rates stop at 96 seeds: at 0.1 both arms stable, at 0.5 `none` unstable and norm
-    clipping stable (their verdicts differ: the difference is shown)."""
+    """0 of n diverged is "stable" at 5% only from 88 seeds on; 16 of 16 is "unstable" at once. A
+    cell without divergence after the first 16 gets, in whole batches, what it then needs (80 more),
+    so both learning rates stop at 96 seeds after two rounds: at 0.1 both arms stable, at 0.5 `none`
+    unstable and norm clipping stable (their verdicts differ: the difference is shown)."""
     sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources=CHUNKS)
     runner = ScriptedRunner()
     execute(session_factory, sweep_id, runner)
     sweep, runs = state(session_factory, sweep_id)
     assert sweep.status == "succeeded" and sweep.runs_total == len(runs) == 4 * 96
     assert all(seeds == set(range(96)) for seeds in seeds_by_cell(runs).values())  # paired: the same seeds
-    assert len(runner.planned) == 6  # rounds of 16, 32, ... 96 seeds
-    assert {seed for _, seeds in runner.planned[1] for seed in seeds} == set(range(16, 32))  # only the new ones
+    assert len(runner.planned) == 2
+    assert {seed for _, seeds in runner.planned[1] for seed in seeds} == set(range(16, 96))  # only the new ones
+
+
+def test_a_divergence_slows_the_rounds_to_batch(session_factory: sessionmaker[Session]) -> None:
+    """Seed 3 diverges in every cell: no cell can jump to the count that no divergence needs, so
+    each round adds one batch of 16, as the spec says."""
+    def one_diverges(trial: TrialPlan, sink: TrialSink) -> None:
+        sink.start_chunk(trial.cell_index, trial.seeds)
+        for seed in trial.seeds:
+            sink.add(report(trial.cell_index, seed, *(("diverged",) if seed == 3 else ()),
+                            **({"trigger": "loss_explosion", "diverged_at_step": 2} if seed == 3 else {})))
+
+    sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 64, "batch": 16}}, resources=CHUNKS)
+    runner = ScriptedRunner(*[one_diverges] * 10)
+    execute(session_factory, sweep_id, runner)
+    assert [sorted({s for _, seeds in r for s in seeds})[0] for r in runner.planned] == [0, 16, 32, 48]
 
 
 def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Session]) -> None:
@@ -52,17 +69,17 @@ def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Se
 def test_a_worker_stopped_between_rounds_resumes_from_the_database(session_factory: sessionmaker[Session]) -> None:
     stop = threading.Event()
 
-    def stop_in_round_3(trial: TrialPlan, sink: TrialSink) -> None:
-        if min(trial.seeds) >= 32:
-            stop.set()  # the worker is told to stop before it trains round 3
+    def stop_in_round_2(trial: TrialPlan, sink: TrialSink) -> None:
+        if min(trial.seeds) >= 16:
+            stop.set()  # the worker is told to stop before it trains round 2
             return
         train(trial, sink)
 
     sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources=CHUNKS)
-    execute(session_factory, sweep_id, ScriptedRunner(*[stop_in_round_3] * 3), stop)
+    execute(session_factory, sweep_id, ScriptedRunner(*[stop_in_round_2] * 3), stop)
     sweep, runs = state(session_factory, sweep_id)
-    assert sweep.status == "queued" and sweep.runs_total == 4 * 48  # round 3's seeds are stored, pending
-    assert sum(r.outcome is None for r in runs.values()) == 4 * 16
+    assert sweep.status == "queued" and sweep.runs_total == 4 * 96  # round 2's seeds are stored, pending
+    assert sum(r.outcome is None for r in runs.values()) == 4 * 80
     with session_scope(session_factory) as session:
         assert claim_next_sweep(session, "w1", heartbeat_timeout=60) == sweep_id
         assert add_seeds(session, sweep_id) == 0  # runs still pending: no round is planned on top
