@@ -798,6 +798,7 @@ def test_a_running_sweep_says_what_is_provisional(quiet: Quiet, watched: Watched
     # Rows are learning rates (0.1, 0.5), columns arms (none, norm): only cell (0.1, none) has runs.
     assert heatmap["text"][0][0] == "so far 2/2<br>of 20" and heatmap["z"][0][0] is None, heatmap
     assert heatmap["text"][1] == ["–", "–"], heatmap
+    expect(page.locator("#narrowing-figure")).to_be_hidden()  # fixed seeds: no rounds to show
 
 
 def test_the_dashboard_writes_numbers_as_the_cli_and_the_api_do(quiet: Quiet, watched: Watched) -> None:
@@ -833,3 +834,11 @@ def test_a_searched_sweeps_frontier_shows_the_path_and_what_it_saved(quiet: Quie
     expect(page.locator("#frontier-note")).to_contain_text(
         f"Searched (numbers: the order of the probes): {search['runs']:,} runs; a grid of the same 10 points with "
         f"the 73 seeds per cell a fixed grid needs at 5% would take {search['grid_runs']:,}")
+    # The chosen cell's interval as its seeds came in, round by round, with its verdict.
+    expect(page.locator("#narrowing-figure")).to_be_visible()
+    cell = page.locator("#narrowing").evaluate("el => ({ n: el.data[1].x.length, last: el.data[1].y.at(-1) })")
+    chosen = page.locator("#cell-select").input_value()
+    summary = quiet.http.get(f"/api/v1/sweeps/{sweep_id}/summary").json()
+    [row] = [c for c in summary["cells"] if str(c["cell_index"]) == chosen]
+    assert cell == {"n": row["finished"], "last": row["divergence_rate"]}
+    expect(page.locator("#narrowing-verdict")).to_have_text(row["verdict"])

@@ -198,6 +198,46 @@ const clipsweep = (() => {
       + breaks.join("");
   };
 
+  // Wilson's 95% interval of d in n, as service/analysis/statistics.py computes it.
+  const wilson = (d, n) => {
+    const z = 1.959963984540054;
+    const p = d / n;
+    const den = 1 + (z * z) / n;
+    const centre = (p + (z * z) / (2 * n)) / den;
+    const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / den;
+    return [Math.max(0, centre - half), Math.min(1, centre + half)];
+  };
+
+  // An adaptive sweep's cell: the rate and its interval after each seed, in seed order (the order
+  // the rounds added them), so the interval narrows round by round toward the verdict.
+  function drawNarrowing(cell, series, tolerance) {
+    const figure = document.getElementById("narrowing-figure");
+    figure.hidden = !cell || !cell.verdict;
+    if (figure.hidden) return;
+    document.getElementById("narrowing-verdict").textContent = cell.verdict;
+    const trained = series.runs.filter((r) => ["diverged", "converged", "unconverged"].includes(r.outcome))
+      .sort((a, b) => a.seed - b.seed);
+    let diverged = 0;
+    const n = [], rate = [], low = [], high = [];
+    trained.forEach((r, i) => {
+      diverged += r.outcome === "diverged" ? 1 : 0;
+      const [lo, hi] = wilson(diverged, i + 1);
+      n.push(i + 1); rate.push(diverged / (i + 1)); low.push(lo); high.push(hi);
+    });
+    draw("narrowing", [
+      { x: [...n, ...[...n].reverse()], y: [...high, ...[...low].reverse()], fill: "toself",
+        fillcolor: alpha(ARM_COLORS[0], 0.15), line: { width: 0 }, hoverinfo: "skip", showlegend: false, mode: "lines" },
+      { x: n, y: rate, mode: "lines", line: { color: ARM_COLORS[0], width: 2 }, name: "rate so far",
+        hovertemplate: "after %{x} seeds: %{y:.1%}<extra></extra>" },
+    ], {
+      xaxis: { title: { text: "seeds trained" } },
+      yaxis: { title: { text: "divergence rate" }, tickformat: ".0%", range: [-0.02, 1.02] },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: tolerance, y1: tolerance,
+        line: { color: "#57606a", dash: "dot", width: 1 } }],
+      showlegend: false,
+    });
+  }
+
   function drawConvergence(summary, lr, maxSteps) {
     const arms = unique(summary.cells.map((c) => c.clipping));
     const traces = summary.cells.filter((c) => c.lr === lr).map((c) => {
@@ -428,6 +468,7 @@ const clipsweep = (() => {
       drawSeeds("norms", series, "grad_norm", threshold);
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
       const cell = summary.cells.find((c) => c.cell_index === series.cell_index);
+      drawNarrowing(cell, series, summary.tolerance);
       $("seed-runs-what").textContent = `${cell ? ` of lr ${cell.lr} · ${cell.clipping}` : ""} (${plural(series.runs.length, "run")})`;
       document.querySelector("#cell-runs tbody").innerHTML = series.runs.map((r) => `<tr data-run="${r.run_id}">
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
