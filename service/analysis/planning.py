@@ -19,9 +19,23 @@ import math
 import numpy as np
 from scipy.stats import binom
 
+from service.analysis.sequential import log_evidence_below
 from service.analysis.statistics import wilson_interval
 
 MOST_SEEDS = 100_000  # the most any answer here counts up to (a sweep holds at most 100,000 runs by default)
+
+
+def smallest_rate_ruled_out(seeds: int, anytime_alpha: float | None = None) -> float:
+    """The lowest divergence rate `seeds` seeds can rule out, none diverging: Wilson's upper bound
+    at 0 of `seeds`, or with `anytime_alpha` (adaptive seeds) the lowest tolerance the anytime-valid
+    test shows a cell under with no divergence in `seeds`."""
+    if anytime_alpha is None:
+        return wilson_interval(0, seeds)[1]
+    low, high = 0.0, 1.0  # the evidence against "at least t" grows with t: bisect on t
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if log_evidence_below(0, seeds, mid) >= -math.log(anytime_alpha) else (mid, high)
+    return high
 
 
 def seeds_to_decide(rate: float, tolerance: float) -> int | None:

@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
-from service.analysis.planning import paired_power, seeds_for_power
-from service.analysis.statistics import MIN_TOLERANCE, min_runs_for_tolerance, wilson_interval
+from service.analysis.planning import paired_power, seeds_for_power, smallest_rate_ruled_out
+from service.analysis.sequential import fewest_for_stable
+from service.analysis.statistics import MIN_TOLERANCE, min_runs_for_tolerance
 from service.api.auth import READ
 from service.api.schemas import ApiModel
 from service.grid import cells
 from service.spec import SweepSpec, resolve_spec
+from service.spec_seeds import AdaptiveSeeds
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"], dependencies=[Depends(READ)])
 
@@ -24,8 +26,9 @@ class PlanCellOut(ApiModel):
     clipping: str
     seeds: int = Field(description="Seeds the cell trains (an adaptive spec: the most it may).")
     smallest_rate_ruled_out: float = Field(description=(
-        "The lowest divergence rate this cell can rule out: its Wilson 95% upper bound if no seed diverges. "
-        "Under the tolerance, the cell can be shown stable; otherwise not, whatever happens."))
+        "The lowest divergence rate this cell can rule out: its Wilson 95% upper bound if no seed diverges "
+        "(adaptive seeds: the anytime-valid test's, at `max` seeds). Under the tolerance, the cell can be shown "
+        "stable; otherwise not, whatever happens."))
     can_show_stable: bool
 
 
@@ -42,7 +45,8 @@ class DifferenceOut(ApiModel):
 class PlanOut(ApiModel):
     tolerance: float
     seeds_for_stable: int = Field(description="The fewest seeds whose upper bound at no divergence is under the "
-                                              "tolerance: fewer can never show a cell stable.")
+                                              "tolerance (adaptive seeds: by the anytime-valid test): fewer can "
+                                              "never show a cell stable.")
     cells: list[PlanCellOut]
     difference: DifferenceOut | None = Field(description="With none_rate and arm_rate: the power calculation.")
 
@@ -57,7 +61,9 @@ def plan_sweep(*, spec: SweepSpec,
     `none` from a clipping arm diverging at those rates."""
     spec = resolve_spec(spec)
     seeds = spec.seed_count
-    bound = wilson_interval(0, seeds)[1]
+    # Adaptive seeds are judged by the anytime-valid test, at the most seeds a cell may get.
+    alpha = spec.seeds.adaptive.alpha if isinstance(spec.seeds, AdaptiveSeeds) else None
+    bound = smallest_rate_ruled_out(seeds, alpha)
     out_cells = [PlanCellOut(lr=c.lr, clipping=c.label, seeds=seeds, smallest_rate_ruled_out=bound,
                              can_show_stable=bound < tolerance) for c in cells(spec)]
     difference = None
@@ -65,5 +71,5 @@ def plan_sweep(*, spec: SweepSpec,
         difference = DifferenceOut(none_rate=none_rate, arm_rate=arm_rate, power=power,
                                    seeds_needed=seeds_for_power(none_rate, arm_rate, power),
                                    power_with_these_seeds=paired_power(none_rate, arm_rate, seeds))
-    return PlanOut(tolerance=tolerance, seeds_for_stable=min_runs_for_tolerance(tolerance), cells=out_cells,
-                   difference=difference)
+    fewest = min_runs_for_tolerance(tolerance) if alpha is None else fewest_for_stable(tolerance, alpha)
+    return PlanOut(tolerance=tolerance, seeds_for_stable=fewest, cells=out_cells, difference=difference)

@@ -55,3 +55,12 @@ def test_a_finished_sweep_says_how_many_seeds_an_undecided_cell_would_need(
         finish_sweep(session, sweep_id)
     cells = api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()["cells"]
     assert [c["seeds_to_settle"] for c in cells] == [seeds_to_decide(0.025, 0.05), 73, None, None]
+
+
+def test_an_adaptive_spec_is_planned_by_the_test_it_will_be_judged_by(api: TestClient) -> None:
+    """At most 88 seeds, none diverging, show a cell under 5% by the anytime-valid test (87 do not)."""
+    plan = api.post("/api/v1/sweeps/plan", json={**SPEC, "seeds": {"adaptive": {"min": 16, "max": 88}}}).json()
+    assert plan["seeds_for_stable"] == 88 and all(c["can_show_stable"] for c in plan["cells"])
+    assert all(wilson_interval(0, 88)[1] < c["smallest_rate_ruled_out"] < 0.05 for c in plan["cells"])
+    short = api.post("/api/v1/sweeps/plan", json={**SPEC, "seeds": {"adaptive": {"min": 16, "max": 87}}}).json()
+    assert not any(c["can_show_stable"] for c in short["cells"])
