@@ -8,6 +8,7 @@ cells, with the wrong configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from service.spec import ClippingSpec, SweepSpec
 from service.spec_rates import first_rates
@@ -33,6 +34,12 @@ class GridCell:
     @property
     def label(self) -> str:
         return arm_label(self.clipping)
+
+    def row(self, sweep_id: int) -> dict[str, Any]:
+        """The cell as a row of `cells` (service/db/models.Cell)."""
+        return {"sweep_id": sweep_id, "cell_index": self.index, "lr": self.lr, "clip_method": self.clipping.method,
+                "clip_params": dict(self.clipping.params), "clip_label": self.label, "config": self.config.to_dict(),
+                "config_hash": self.config.content_hash()}
 
 
 def cells(spec: SweepSpec) -> list[GridCell]:

@@ -28,7 +28,7 @@ from service.grid import cell
 from service.lifecycle.adaptive import LearningRateState, learning_rates
 from service.spec import SweepSpec
 from service.spec_rates import RateSearch
-from service.spec_seeds import Adaptive, AdaptiveSeeds
+from service.spec_seeds import AdaptiveSeeds, first_seeds
 from trainers.clipping import arm_label
 from trainers.config import ClippingConfig
 
@@ -117,13 +117,10 @@ def add_probes(session: Session, sweep_id: int) -> int:
         if probe is None:
             continue
         lr = search.points[probe]
-        seeds = by_lr[lr].seeds if lr in by_lr else _first_seeds(spec.seeds.adaptive)
+        seeds = by_lr[lr].seeds if lr in by_lr else first_seeds(spec.seeds)
         made = cell(spec, next_index, lr, arms[search.arm])
         next_index += 1
-        new_cells.append({"sweep_id": sweep_id, "cell_index": made.index, "lr": lr,
-                          "clip_method": made.clipping.method, "clip_params": dict(made.clipping.params),
-                          "clip_label": made.label, "config": made.config.to_dict(),
-                          "config_hash": made.config.content_hash()})
+        new_cells.append(made.row(sweep_id))
         new_runs += [{"sweep_id": sweep_id, "cell_index": made.index, "seed": seed} for seed in seeds]
     if new_cells:
         session.execute(insert(Cell), new_cells)
@@ -131,6 +128,3 @@ def add_probes(session: Session, sweep_id: int) -> int:
         session.execute(update(Sweep).where(Sweep.id == sweep_id).values(runs_total=Sweep.runs_total + len(new_runs)))
     return len(new_runs)
 
-
-def _first_seeds(rule: Adaptive) -> list[int]:
-    return list(range(rule.first, rule.first + rule.min))

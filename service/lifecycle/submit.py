@@ -89,12 +89,7 @@ def create_sweep(session: Session, spec: SweepSpec, *, limits: Limits, **record:
                   status=SweepStatus.QUEUED, runs_total=len(grid) * len(seeds), created_at=now(), **record)
     session.add(sweep)
     session.flush()
-    session.execute(insert(Cell), [
-        {"sweep_id": sweep.id, "cell_index": cell.index, "lr": cell.lr, "clip_method": cell.clipping.method,
-         "clip_params": dict(cell.clipping.params), "clip_label": cell.label, "config": cell.config.to_dict(),
-         "config_hash": cell.config.content_hash()}
-        for cell in grid
-    ])
+    session.execute(insert(Cell), [cell.row(sweep.id) for cell in grid])
     session.execute(insert(Run), [
         {"sweep_id": sweep.id, "cell_index": cell.index, "seed": seed} for cell in grid for seed in seeds
     ])
