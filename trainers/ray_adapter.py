@@ -26,8 +26,10 @@ from trainers.config import TrainConfig
 from trainers.loop import RunResult, resolve_device
 from trainers.vectorized import run_chunk
 
-# A progress report costs the trial a round trip to the driver: a few a minute say enough.
-PROGRESS_SECONDS = 2.0
+# A progress report is a Tune result: the trial waits for the driver to take it, and the driver
+# processes it as it does any result. Every 5 s moves a progress bar often enough; each report
+# more costs the driver another result to process.
+PROGRESS_SECONDS = 5.0
 
 
 class _Progress:
