@@ -3,7 +3,7 @@ status, cancel, list, schedule).
 
     common.py   the command group, settings and logging
     run.py      serve, worker, scheduler, drive (hidden), db upgrade|current
-    sweeps.py   submit, status, cancel, list: over HTTP, never the database
+    sweeps.py   submit, plan, status, cancel, list: over HTTP, never the database
     schedules.py  schedule create|list|show|pause|resume|trigger|delete, schedule webhook add|list|remove
     alerts.py     alerts, alerts ack, compare: over HTTP too
     tokens.py   token create|list|revoke: API tokens, in the database directly

@@ -12,9 +12,11 @@ from service.analysis.sequential import fewest_for_stable
 from service.analysis.statistics import MIN_TOLERANCE, min_runs_for_tolerance
 from service.api.auth import READ
 from service.api.schemas import ApiModel
-from service.grid import cells
 from service.spec import SweepSpec, resolve_spec
+from service.spec_rates import candidate_rates
 from service.spec_seeds import AdaptiveSeeds
+from trainers.clipping import arm_label
+from trainers.config import ClippingConfig
 
 router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"], dependencies=[Depends(READ)])
 
@@ -22,6 +24,8 @@ Rate = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)]
 
 
 class PlanCellOut(ApiModel):
+    """A cell the spec may train (a search: every point of its grid, for each arm)."""
+
     lr: float
     clipping: str
     seeds: int = Field(description="Seeds the cell trains (an adaptive spec: the most it may).")
@@ -64,8 +68,11 @@ def plan_sweep(*, spec: SweepSpec,
     # Adaptive seeds are judged by the anytime-valid test, at the most seeds a cell may get.
     alpha = spec.seeds.adaptive.alpha if isinstance(spec.seeds, AdaptiveSeeds) else None
     bound = smallest_rate_ruled_out(seeds, alpha)
-    out_cells = [PlanCellOut(lr=c.lr, clipping=c.label, seeds=seeds, smallest_rate_ruled_out=bound,
-                             can_show_stable=bound < tolerance) for c in cells(spec)]
+    # Every cell it may train: a search's whole grid, not only its first probe.
+    arms = [arm_label(ClippingConfig(arm.method, arm.params)) for arm in spec.clipping]
+    out_cells = [PlanCellOut(lr=lr, clipping=arm, seeds=seeds, smallest_rate_ruled_out=bound,
+                             can_show_stable=bound < tolerance)
+                 for lr in candidate_rates(spec.learning_rates) for arm in arms]
     difference = None
     if none_rate is not None and arm_rate is not None:
         difference = DifferenceOut(none_rate=none_rate, arm_rate=arm_rate, power=power,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.analysis.planning import paired_power, seeds_to_decide
 from service.analysis.statistics import wilson_interval
+from service.cli import main
 from service.cli.output import plan_text
 from service.db.session import session_scope
 from service.lifecycle.queue import finish_sweep
@@ -64,3 +69,18 @@ def test_an_adaptive_spec_is_planned_by_the_test_it_will_be_judged_by(api: TestC
     assert all(wilson_interval(0, 88)[1] < c["smallest_rate_ruled_out"] < 0.05 for c in plan["cells"])
     short = api.post("/api/v1/sweeps/plan", json={**SPEC, "seeds": {"adaptive": {"min": 16, "max": 87}}}).json()
     assert not any(c["can_show_stable"] for c in short["cells"])
+
+
+def test_a_search_is_planned_over_its_whole_grid(api: TestClient) -> None:
+    spec = {**SPEC, "learning_rates": {"search": {"low": 0.001, "high": 1.0, "ratio": 2.0}},
+            "seeds": {"adaptive": {"min": 16, "max": 128}}}
+    plan = api.post("/api/v1/sweeps/plan", json=spec).json()
+    assert len(plan["cells"]) == 10 * 2 and plan["cells"][0]["lr"] == 0.001 and plan["cells"][-1]["lr"] == 0.512
+
+
+def test_the_cli_asks_for_both_rates_before_sending_anything(tmp_path: Path) -> None:
+    """No server is listening: the bad option is refused before any request."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    result = CliRunner().invoke(main, ["plan", str(spec), "--none-rate", "0.3", "--server", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "give --none-rate and --arm-rate together" in result.output
