@@ -1,8 +1,9 @@
 """Running one claimed sweep to its end: rounds of trials until every run has an outcome.
 
-Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome and
-hands them to a TrialRunner. After a round an adaptive sweep may add seeds where its questions are
-still open (service/lifecycle/adaptive.py), and the next round trains them. Runs lost to
+Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome; the
+TrialRunner asks for a round when the last one has ended (all of a sweep's rounds are one run of
+the runner). After a round an adaptive sweep may add seeds where its questions are still open
+(service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py). Runs lost to
 infrastructure are trained again in the next round, up to `max_infra_retries` times; a trial
 whose code raises ends its runs `failed`; divergence is an outcome like any other and is never
 retried.
@@ -25,7 +26,7 @@ from service.queries.sweeps import get_sweep, sweep_cells
 from service.settings import Settings
 from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
-from service.worker.planning import plan_trials
+from service.worker.planning import TrialPlan, plan_trials
 from service.worker.runner import TrialRunner, waiting_for
 
 log = logging.getLogger("clipsweep.worker")
@@ -45,10 +46,51 @@ def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: 
             stop.wait(wait)
 
 
-def _next_round(lease: SweepLease) -> int:
+def _more_runs(lease: SweepLease) -> int:
     """Runs added for another round: seeds where questions are open, probes where a search moves."""
     with lease.session() as session:
         return add_seeds(session, lease.sweep_id) + add_probes(session, lease.sweep_id)
+
+
+class _Rounds:
+    """The worker's side of the rounds: called by the runner when a round has ended, it stores
+    what the round reported and plans the next from what is stored now (the runs still without
+    an outcome, lost ones included, else the runs an adaptive sweep adds); no trials when the
+    sweep is done, cancelled, stopped, taken over, or waiting for resources (`waiting`)."""
+
+    def __init__(self, lease: SweepLease, runner: TrialRunner, buffer: ResultBuffer, settings: Settings,
+                 resources: ResourcesSpec, stop: threading.Event) -> None:
+        self.lease, self.runner, self.buffer, self.settings = lease, runner, buffer, settings
+        self.resources, self.stop = resources, stop
+        self.waiting: str | None = None
+
+    def __call__(self) -> list[TrialPlan]:
+        sweep_id, stop = self.lease.sweep_id, self.stop
+        _retrying(f"sweep {sweep_id}: storing results", self.buffer.flush, stop)
+        max_attempts = 1 + self.settings.max_infra_retries
+        while not (self.lease.cancelled or stop.is_set() or self.lease.lost):
+            with self.lease.session() as session:
+                exhausted = fail_exhausted_runs(
+                    session, sweep_id, max_attempts,
+                    f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
+                    + (self.buffer.lost[-1] if self.buffer.lost else "the worker training it stopped heartbeating"))
+                pending = pending_runs(session, sweep_id)
+                # Read every round: a search adds cells as it goes.
+                configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
+            if exhausted:
+                log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
+            trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial)
+            if trials:
+                self.waiting = waiting_for(self.resources, self.runner.node_resources())
+                if self.waiting:
+                    return []
+                log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
+                self.buffer.new_round()
+                return trials
+            # Every run has its outcome (a resumed sweep's, too): an adaptive sweep may add runs.
+            if not _retrying(f"sweep {sweep_id}: planning another round", lambda: _more_runs(self.lease), stop):
+                break
+        return []
 
 
 def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, stop: threading.Event) -> None:
@@ -61,41 +103,15 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
     try:
         with lease.session() as session:
             resources = ResourcesSpec.model_validate(get_sweep(session, sweep_id).spec["resources"])
-        cancelled = lease.cancel_requested()
-        max_attempts = 1 + settings.max_infra_retries
-        while not (cancelled or stop.is_set() or lease.lost):
-            with lease.session() as session:
-                exhausted = fail_exhausted_runs(
-                    session, sweep_id, max_attempts,
-                    f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
-                    + (buffer.lost[-1] if buffer.lost else "the worker training it stopped heartbeating"))
-                pending = pending_runs(session, sweep_id)
-                # Read every round: a search adds cells as it goes.
-                configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
-            if exhausted:
-                log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
-            trials = plan_trials(configs, pending, resources.max_seeds_per_trial)
-            if not trials:  # every run has its outcome (a resumed sweep, too): another round, or done
-                if _retrying(f"sweep {sweep_id}: planning another round", lambda: _next_round(lease), stop):
-                    continue
-                break
-            waiting = waiting_for(resources, runner.node_resources())
-            if waiting:
-                lease.release(detail=waiting, wait_seconds=settings.resource_wait_seconds)
-                log.info("sweep %s %s; back in the queue", sweep_id, waiting)
-                return
-            log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
-            buffer.new_round()
-            lost_before = len(buffer.lost)
-            runner.run_trials(trials, sink=buffer, should_stop=lambda: stop.is_set() or lease.poll(),
-                              resources=resources, name=f"sweep-{sweep_id}")
-            _retrying(f"sweep {sweep_id}: storing results", buffer.flush, stop)
-            cancelled = lease.cancelled
-            if len(buffer.lost) == lost_before and not (cancelled or stop.is_set() or lease.lost):
-                # Nothing was lost: every trial reported or raised. An adaptive sweep may plan
-                # another round (seeds, a search's probes) from what is stored now; a fixed one is done.
-                if not _retrying(f"sweep {sweep_id}: planning another round", lambda: _next_round(lease), stop):
-                    break
+        lease.cancelled = lease.cancel_requested()
+        rounds = _Rounds(lease, runner, buffer, settings, resources, stop)
+        runner.run_rounds(rounds, sink=buffer, should_stop=lambda: stop.is_set() or lease.poll(),
+                          resources=resources, name=f"sweep-{sweep_id}")
+        _retrying(f"sweep {sweep_id}: storing results", buffer.flush, stop)
+        if rounds.waiting:
+            lease.release(detail=rounds.waiting, wait_seconds=settings.resource_wait_seconds)
+            log.info("sweep %s %s; back in the queue", sweep_id, rounds.waiting)
+            return
         _retrying(f"sweep {sweep_id}: ending it", lambda: lease.end(list(buffer.started)), stop)
     except DBAPIError:
         log.exception("sweep %s: the database failed; leaving the sweep to be claimed again", sweep_id)

@@ -42,9 +42,11 @@ class TrialRunner(Protocol):
     def node_resources(self) -> list[dict[str, float]]:
         """CPU and GPU of every live node ({"CPU": .., "GPU": ..}); a trial must fit on one."""
 
-    def run_trials(self, trials: Sequence[TrialPlan], *, sink: TrialSink, should_stop: Callable[[], bool],
-                   resources: ResourcesSpec, name: str) -> None:
-        """Run every trial to its end, or until `should_stop()`; results flow into `sink`."""
+    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+                   should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
+        """Run round after round: `next_round()` gives a round's trials, asked again once every
+        one of them has ended, until it gives none (or until `should_stop()`). Results flow
+        into `sink`."""
 
 
 def waiting_for(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> str | None:

@@ -1,9 +1,13 @@
 """The Ray Tune runner: the only service module that imports Ray.
 
-One trial per (cell, chunk of seeds). A Tune callback on the driver hands every reported seed to
-the TrialSink as it arrives, checked against RunReport, so outcomes reach the database while the
-sweep runs; a Stopper ends the experiment when the worker is asked to stop. Ray's own errors are
-translated here: lost infrastructure becomes ClusterUnavailable (or a lost chunk, for one trial).
+One trial per (cell, chunk of seeds), and one Tune run for all of a sweep's rounds: a Searcher hands
+Tune a round's trials and, when all of them have ended, asks the worker for the next round (which
+it plans from what is stored). A round costs no new Tune run and no new actors (each would cost
+seconds, and an adaptive sweep or a search has many short rounds). A Tune callback on the driver
+hands every reported seed to the TrialSink as it arrives, checked against RunReport, so outcomes
+reach the database while the sweep runs; a Stopper ends the experiment when the worker is asked to
+stop. Ray's own errors are translated here: lost infrastructure becomes ClusterUnavailable (or a
+lost chunk, for one trial).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 # Progress is the database's and the dashboard's job; Tune's console tables would repeat it.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Tune lets a custom Searcher (the rounds below) have one trial waiting for placement at a time:
+# trials would start one by one, each on whichever actor is free first, and a cluster's other
+# nodes would idle. Allow what Tune allows a grid search at least.
+os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "200")
 
 import ray  # noqa: E402
 import ray.exceptions  # noqa: E402
@@ -30,6 +38,7 @@ from ray import (
     cloudpickle,  # noqa: E402
     tune,  # noqa: E402
 )
+from ray.tune.search import Searcher  # noqa: E402
 
 from service.errors import ClusterUnavailable, ReportError  # noqa: E402
 from service.lifecycle.report import parse_progress, parse_report  # noqa: E402
@@ -179,19 +188,28 @@ class TuneRunner:
         return [{"CPU": float(node["Resources"].get("CPU", 0.0)), "GPU": float(node["Resources"].get("GPU", 0.0))}
                 for node in nodes if node.get("Alive")]
 
-    def run_trials(self, trials: Sequence[TrialPlan], *, sink: TrialSink, should_stop: Callable[[], bool],
-                   resources: ResourcesSpec, name: str) -> None:
-        """Run every trial to its end (or until `should_stop()`); results flow into `sink`."""
+    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+                   should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
+        """Run round after round of trials, each asked of `next_round()` when the last has ended,
+        until it has none (or until `should_stop()`); results flow into `sink`."""
         self.connect()
+        first = next_round()
+        if not first:
+            return
         trainable = tune.with_resources(train_chunk, {"cpu": resources.cpus_per_trial,
                                                       "gpu": resources.gpus_per_trial})
-        chunks = [{"cell_index": t.cell_index, "train": t.train_config, "seeds": t.seeds,
-                   "threads": resources.cpus_per_trial, "keep_freed_memory": self.keep_freed_memory}
-                  for t in trials]
+
+        def chunks(trials: Sequence[TrialPlan]) -> list[dict[str, Any]]:
+            return [{"cell_index": t.cell_index, "train": t.train_config, "seeds": t.seeds,
+                     "threads": resources.cpus_per_trial, "keep_freed_memory": self.keep_freed_memory}
+                    for t in trials]
+
+        rounds = _Rounds(chunks(first), lambda: chunks(next_round()))
         tuner = tune.Tuner(
             trainable,
-            param_space={"chunk": tune.grid_search(chunks)},
             tune_config=tune.TuneConfig(
+                search_alg=rounds,
+                num_samples=-1,  # as many trials as the rounds bring
                 # A fresh actor per trial costs over a second; the chunks of a sweep share one kind.
                 reuse_actors=True,
                 max_concurrent_trials=resources.max_concurrent_trials,
@@ -211,6 +229,44 @@ class TuneRunner:
         )
         with _translated_ray_errors():
             tuner.fit()
+            if rounds.error is not None:  # raised while planning a round, inside Tune's loop
+                raise rounds.error
+
+
+class _Rounds(_LiveOnly, Searcher):
+    """Hands Tune the trials of one round, one per `suggest`, and asks `next_round` for more only
+    when every trial it handed out has ended (the worker plans a round from stored outcomes).
+    An exception while planning ends the run and is raised again after it."""
+
+    def __init__(self, first: list[dict[str, Any]], next_round: Callable[[], list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.queue = list(first)
+        self.next_round = next_round
+        self.live = 0
+        self.error: BaseException | None = None
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if not self.queue and not self.live:
+            try:
+                self.queue = self.next_round()
+            except BaseException as exc:
+                self.error = exc
+                return Searcher.FINISHED
+            if not self.queue:
+                return Searcher.FINISHED
+        if not self.queue:
+            return None  # the round's last trials are still training
+        self.live += 1
+        return {"chunk": self.queue.pop(0)}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.live -= 1
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to keep: the database is the record of where a sweep stands."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Never restored (see `save`)."""
 
 
 @contextmanager

@@ -151,6 +151,25 @@ def test_progress_is_visible_while_the_sweep_runs(server: Server) -> None:
     assert partial, f"only saw progress {sorted(seen)}: results were written only at the end"
 
 
+def test_a_frontier_search_runs_all_its_rounds_in_one_tune_run(server: Server) -> None:
+    """Bisection with adaptive seeds on the quadratic (plain gradient descent diverges exactly above
+    2/λmax = 0.02): round after round of probes and seeds, planned from what is stored, in one Ray
+    Tune run whose reused actors train every round."""
+    spec = {"name": "api-search", "task": {"name": "quadratic"}, "budget": {"max_steps": 200, "batch_size": 1},
+            "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0}],
+            "learning_rates": {"search": {"low": 1e-3, "high": 1.0, "ratio": 2}},
+            "seeds": {"adaptive": {"min": 8, "max": 32, "batch": 8, "tolerance": 0.2}}}
+    sweep_id = submit(server, spec)["id"]
+    assert server.wait_finished(sweep_id)["status"] == "succeeded"
+    found = server.http.get(f"/api/v1/sweeps/{sweep_id}/summary").json()["search"]
+    answers = {arm["clipping"]: arm["highest_stable_lr"] for arm in found["arms"]}
+    assert answers == {"none": 0.016, "norm(max_norm=1.0)": 0.512}
+    assert all(len(arm["probes"]) >= 3 for arm in found["arms"])
+    # Tune writes one experiment state per run (Tuner.fit) of the sweep, at its start.
+    experiment = server.data_dir / "ray_results" / f"sweep-{sweep_id}"
+    assert len(list(experiment.glob("experiment_state-*.json"))) == 1, sorted(p.name for p in experiment.iterdir())
+
+
 def test_a_training_that_raises_fails_its_sweep_with_the_message_and_the_worker_goes_on(server: Server) -> None:
     broken = {**SMALL, "name": "api-broken", "seeds": 2, "resources": {"device": "cuda"}}
     sweep = server.wait_finished(submit(server, broken)["id"])

@@ -56,7 +56,8 @@ def lose(cells: set[int], *, reporting_first: bool = False) -> Behaviour:
 
 class ScriptedRunner:
     """A TrialRunner without Ray: round k runs every trial through `rounds[k]` (then `train`),
-    asking `should_stop` before each, as Tune's stopper does."""
+    asking `should_stop` before each, as Tune's stopper does; rounds come from `next_round` until
+    it has none, as Tune's run asks its searcher."""
 
     def __init__(self, *rounds: Behaviour, nodes: list[dict[str, float]] | None = None,
                  fails_with: Exception | None = None) -> None:
@@ -68,11 +69,17 @@ class ScriptedRunner:
     def node_resources(self) -> list[dict[str, float]]:
         return self.nodes
 
-    def run_trials(self, trials: Sequence[TrialPlan], *, sink: TrialSink, should_stop: Callable[[], bool],
-                   resources: ResourcesSpec, name: str) -> None:
-        self.planned.append([(t.cell_index, t.seeds) for t in trials])
-        if self.fails_with is not None:
-            raise self.fails_with
+    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+                   should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
+        while trials := next_round():
+            self.planned.append([(t.cell_index, t.seeds) for t in trials])
+            if self.fails_with is not None:
+                raise self.fails_with
+            self.run_round(trials, sink, should_stop)
+            if should_stop():  # Tune's stopper ends the run before the next round is asked for
+                return
+
+    def run_round(self, trials: Sequence[TrialPlan], sink: TrialSink, should_stop: Callable[[], bool]) -> None:
         behave = self.rounds.pop(0) if self.rounds else train
         for trial in trials:
             if should_stop():

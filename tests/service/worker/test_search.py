@@ -72,9 +72,9 @@ def test_a_restarted_worker_continues_the_search(session_factory: sessionmaker[S
         cliff(trial, sink)
 
     class Counting(ScriptedRunner):
-        def run_trials(self, *args: object, **kwargs: object) -> None:
+        def run_round(self, *args: object) -> None:
             nonlocal rounds
-            super().run_trials(*args, **kwargs)  # type: ignore[arg-type]
+            super().run_round(*args)  # type: ignore[arg-type]
             rounds += 1
 
     sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=SEEDS, resources={"max_seeds_per_trial": 64})
