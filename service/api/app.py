@@ -20,6 +20,7 @@ from service.api.quotas import SubmitRate
 from service.api.routes import alerts, meta, metrics, pages, plan, runs, schedules, session, sweeps, webhooks
 from service.db.open import open_database
 from service.errors import ServiceError
+from service.queries.summaries import KeptCells
 from service.settings import Settings, get_settings
 from service.spec import SweepSpec, registry_errors
 from service.spec_errors import format_validation_errors
@@ -27,6 +28,9 @@ from service.web import STATIC_DIR
 
 # Encoded summaries kept in memory, at most (service/api/answers.py).
 SUMMARY_CACHE_BYTES = 32 * 1024 * 1024
+# Cell summaries kept in memory, by the runs they summarize (service/queries/summaries.py): ten
+# sweeps of 100,000 runs.
+KEPT_CELL_RUNS = 1_000_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
     app.state.summaries = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
+    app.state.cells = KeptCells(max_runs=KEPT_CELL_RUNS)
     app.include_router(plan.router)  # before sweeps: /sweeps/plan is not a sweep's id
     app.include_router(sweeps.router)
     app.include_router(session.router)

@@ -105,6 +105,14 @@ def series(session: Session, run_ids: Sequence[int]) -> dict[int, Series]:
     return out
 
 
+def cell_state(session: Session, sweep_id: int, cell_index: int) -> tuple[int, int]:
+    """How many runs the cell has and how many of them have an outcome: what its series are
+    computed from (a run's points are stored with its outcome)."""
+    runs, done = session.execute(select(func.count(), func.count(Run.outcome))
+                                 .where(Run.sweep_id == sweep_id, Run.cell_index == cell_index)).one()
+    return runs, done
+
+
 def cell_runs(session: Session, sweep_id: int, cell_index: int) -> tuple[Cell, list[RunRow]]:
     """One cell and every run of it, by seed (for the loss curves of all its seeds)."""
     cell = session.get(Cell, (sweep_id, cell_index))

@@ -14,8 +14,9 @@ from service.analysis.headline import headline
 from service.analysis.numbers import count, percent
 from service.analysis.planning import seeds_to_settle
 from service.analysis.statistics import MIN_TOLERANCE
-from service.analysis.summary import anytime_verdict, stability_frontier, summarize
+from service.analysis.summary import anytime_verdict, stability_frontier
 from service.api.auth import READ, Writer, require_owner
+from service.api.conditional import etag, not_modified, revalidate
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
 from service.api.schemas import CellRunSeriesOut, CellSeriesOut, NodeOut, Page, RunOut, SweepCreated, SweepOut
 from service.api.search_schemas import SearchOut
@@ -26,13 +27,13 @@ from service.lifecycle.queue import request_cancel
 from service.lifecycle.search import arm_searches
 from service.lifecycle.submit import Limits, check_queue_quota, create_sweep
 from service.queries.comparisons import stored_comparisons
-from service.queries.runs import RunFilter, cell_runs, list_runs, series
+from service.queries.runs import RunFilter, cell_runs, cell_state, list_runs, series
+from service.queries.summaries import cell_summaries
 from service.queries.sweeps import (
     get_sweep,
     list_sweeps,
     outcome_counts,
     queue_waits,
-    summary_rows,
     sweep_nodes,
     sweep_state,
 )
@@ -86,11 +87,14 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
     """Per cell: divergence rate with its Wilson 95% interval, the paired comparison with `none`,
     convergence speed; per arm: the highest stable learning rate at `tolerance`."""
     status, finished = sweep_state(session, sweep_id)
+    tag = etag("summary", sweep_id, status.value, finished, tolerance)
+    if not_modified(request, tag):
+        return Response(status_code=304, headers=revalidate(tag))
     answers = request.app.state.summaries  # see service/api/answers.py for why this key is enough
     body = answers.get((sweep_id, status, finished, tolerance))
     if body is None:
-        rows = summary_rows(session, sweep_id)
-        cells = summarize(rows)
+        cells, finished = cell_summaries(session, sweep_id, request.app.state.cells)
+        tag = etag("summary", sweep_id, status.value, finished, tolerance)  # what was read
         sweep = get_sweep(session, sweep_id)
         rule = adaptive_rule(sweep.spec)
         alpha = rule.alpha if rule is not None else None  # adaptive seeds: judged by the anytime-valid test
@@ -111,10 +115,8 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier],
                           search=search).model_dump_json().encode()
-        # Keyed by what was read: a run that finished after the count above is in these rows.
-        finished = sum(1 for r in rows if r.outcome is not None)
         answers.put((sweep_id, status, finished, tolerance), body)
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json", headers=revalidate(tag))
 
 
 def _search(session: Session, sweep: Sweep) -> SearchOut | None:
@@ -154,12 +156,15 @@ def get_runs(*, sweep_id: SweepId, session: SessionDep, limit: Limit = 100, offs
 
 
 @router.get("/{sweep_id}/cells/{cell_index}/series", response_model=CellSeriesOut)
-def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: SessionDep) -> CellSeriesOut:
+def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: SessionDep, request: Request) -> Response:
     """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
     get_sweep(session, sweep_id)
+    if not_modified(request, tag := etag("series", sweep_id, cell_index, *cell_state(session, sweep_id, cell_index))):
+        return Response(status_code=304, headers=revalidate(tag))
     cell, runs = cell_runs(session, sweep_id, cell_index)
     points = series(session, [r.id for r in runs])
-    return CellSeriesOut(
+    tag = etag("series", sweep_id, cell_index, len(runs), sum(r.outcome is not None for r in runs))  # what was read
+    body = CellSeriesOut(
         cell_index=cell_index, lr=cell.lr, clipping=cell.clip_label, clip_method=cell.clip_method,
         clip_params=cell.clip_params,
         runs=[CellRunSeriesOut(run_id=r.id, seed=r.seed, outcome=r.outcome, trigger=r.trigger,
@@ -167,6 +172,7 @@ def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: Sessio
                                steps=points[r.id].steps, loss=points[r.id].loss,
                                grad_norm=points[r.id].grad_norm, clipped=points[r.id].clipped)
               for r in runs])
+    return Response(body.model_dump_json().encode(), media_type="application/json", headers=revalidate(tag))
 
 
 @router.get("/{sweep_id}/export", response_class=StreamingResponse,

@@ -1,0 +1,75 @@
+"""cell_summaries: the summary computed again only for the cells that changed is exactly the one
+computed from every run, on random sweeps as their results arrive (NaN and infinite norms, every
+outcome, failed chunks and a cancelled cell), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.analysis.summary import summarize
+from service.db.models import Run
+from service.db.session import session_scope
+from service.lifecycle.runs import fail_runs
+from service.queries.summaries import KeptCells, cell_summaries
+from service.queries.sweeps import summary_rows
+from service.states import RunOutcome
+from tests.factories import SPEC, make_sweep, report, store
+
+RANDOM_SPEC = {**SPEC, "learning_rates": [0.01, 0.1, 0.5],
+               "clipping": [{"method": "none"}, {"method": "norm", "max_norm": 1.0},
+                            {"method": "value", "clip_value": 1.0}],
+               "seeds": 12, "budget": {"max_steps": 50}}
+
+
+def random_report(rng: random.Random, cell: int, seed: int):  # noqa: ANN201 (a RunReport)
+    norm = rng.choice([rng.uniform(0.1, 50.0), math.inf, math.nan, None])
+    histogram = {rng.randrange(0, 40): rng.randrange(1, 20) for _ in range(rng.randrange(0, 4))}
+    common = {"max_grad_norm": norm, "clipped_steps": rng.randrange(0, 50), "norm_histogram": histogram}
+    kind = rng.choice(["diverged", "converged", "unconverged"])
+    if kind == "diverged":
+        step = rng.randrange(1, 50)
+        trigger = rng.choice(["loss_explosion", "nonfinite_grad", "nonfinite_loss"])
+        return report(cell, seed, "diverged", trigger=trigger, diverged_at_step=step, steps_done=step,
+                      divergence_grad_norm=rng.choice([norm, rng.uniform(1.0, 1e6), math.nan, None]),
+                      final_loss=rng.choice([math.nan, math.inf, 1e12]), **common)
+    if kind == "converged":
+        step = rng.randrange(1, 50)
+        return report(cell, seed, "converged", converged_at_step=step, steps_done=step, **common)
+    return report(cell, seed, steps_done=50, **common)
+
+
+def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: sessionmaker[Session]) -> None:
+    for sweep_seed in range(3):
+        rng = random.Random(sweep_seed)
+        sweep_id = make_sweep(session_factory, RANDOM_SPEC)
+        kept, tiny = KeptCells(max_runs=10_000), KeptCells(max_runs=30)  # tiny: cells evicted all along
+        pending = [(cell, seed) for cell in range(9) for seed in range(12)]
+        rng.shuffle(pending)
+        while pending:
+            size = rng.randrange(1, 15)
+            batch, pending = pending[:size], pending[size:]
+            action = rng.random()
+            if action < 0.1:  # a chunk whose code raised
+                with session_scope(session_factory) as session:
+                    for cell, seed in batch:
+                        fail_runs(session, sweep_id, cell, [seed], "RuntimeError: boom")
+            elif action < 0.15:  # a cancel: the cell's runs without an outcome end `cancelled`
+                cell = batch[0][0]
+                with session_scope(session_factory) as session:
+                    session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.cell_index == cell,
+                                                      Run.outcome.is_(None)).values(outcome=RunOutcome.CANCELLED))
+                pending = [p for p in pending if p[0] != cell]
+            else:
+                store(session_factory, sweep_id, [random_report(rng, cell, seed) for cell, seed in batch])
+            with session_scope(session_factory) as session:
+                everything = summarize(summary_rows(session, sweep_id))
+                done = len(session.scalars(select(Run.seed).where(Run.sweep_id == sweep_id,
+                                                                   Run.outcome.is_not(None))).all())
+                for cache in (kept, tiny):
+                    cells, finished = cell_summaries(session, sweep_id, cache)
+                    # repr: NaN equals NaN there, as it should here
+                    assert repr(cells) == repr(everything) and finished == done
