@@ -17,7 +17,19 @@ from service.api.answers import AnswerCache
 from service.api.auth import SignInRequired
 from service.api.deps import DB_SESSIONS
 from service.api.quotas import SubmitRate
-from service.api.routes import alerts, meta, metrics, pages, plan, runs, schedules, session, sweeps, webhooks
+from service.api.routes import (
+    alerts,
+    charts,
+    meta,
+    metrics,
+    pages,
+    plan,
+    runs,
+    schedules,
+    session,
+    sweeps,
+    webhooks,
+)
 from service.db.open import open_database
 from service.errors import ServiceError
 from service.queries.summaries import KeptCells
@@ -53,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cells = KeptCells(max_runs=KEPT_CELL_RUNS)
     app.include_router(plan.router)  # before sweeps: /sweeps/plan is not a sweep's id
     app.include_router(sweeps.router)
+    app.include_router(charts.router)
     app.include_router(session.router)
     app.include_router(runs.router)
     app.include_router(schedules.router)

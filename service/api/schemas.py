@@ -210,4 +210,7 @@ class CellSeriesOut(ApiModel):
     clipping: str
     clip_method: str
     clip_params: dict[str, Any]
-    runs: list[CellRunSeriesOut]
+    runs: list[CellRunSeriesOut] = Field(description="The page's runs, by seed.")
+    total: int = Field(description="The cell's runs in all.")
+    limit: int
+    offset: int

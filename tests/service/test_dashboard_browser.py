@@ -358,7 +358,8 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     assert cliff["diverged"] > 0
     assert page.locator("#cell-select").input_value() == str(cliff["cell_index"])
     seeds = SPEC["seeds"]
-    assert marks(page, "losses", ".scatterlayer .trace") == seeds + 1  # + the divergence marks
+    # the band (p10, p90 shaded between them, the median), every seed's curve, the divergence marks
+    assert marks(page, "losses", ".scatterlayer .trace") == 3 + seeds + 1
     assert marks(page, "losses", ".scatterlayer .trace:last-child .points path") == cliff["diverged"]
     assert marks(page, "norms", ".shapelayer path") == 0  # no clip threshold without clipping
     expect(page.locator("#cell-runs tbody tr")).to_have_count(seeds)
@@ -372,7 +373,7 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     page.select_option("#cell-select", str(clipped["cell_index"]))
     expect(page.locator("#threshold-note")).to_have_text("; dashed: the clip threshold 1")
     assert marks(page, "norms", ".shapelayer path") == 1
-    assert marks(page, "losses", ".scatterlayer .trace") == seeds + (clipped["diverged"] > 0)
+    assert marks(page, "losses", ".scatterlayer .trace") == 3 + seeds + (clipped["diverged"] > 0)
     expect(page.locator("#seed-runs summary")).to_have_text(
         f"Per-seed outcomes of lr 0.5 · {clipped['clipping']} ({seeds} runs)")
 
@@ -750,7 +751,7 @@ def test_a_cancelled_sweep_counts_trained_runs_and_spreads_early_divergences(qui
     assert all(b - a >= 16 for a, b in itertools.pairwise(centres)), centres  # marks 11 px wide, apart
     assert centres[-1] - centres[0] > 0.15 * width, (centres, width)
     # Curves hover with their true step, not the shifted position on the axis.
-    assert loss.evaluate("el => el.data[0].customdata.slice(0, 2)") == [0, 2]
+    assert loss.evaluate("el => el.data[3].customdata.slice(0, 2)") == [0, 2]  # after the band's three
     screenshot(page, "dashboard-sweep-cancelled.png")
     # A cell with no divergence keeps a linear step axis.
     page.select_option("#cell-select", "1")
@@ -842,3 +843,33 @@ def test_a_searched_sweeps_frontier_shows_the_path_and_what_it_saved(quiet: Quie
     [row] = [c for c in summary["cells"] if str(c["cell_index"]) == chosen]
     assert cell == {"n": row["finished"], "last": row["divergence_rate"]}
     expect(page.locator("#narrowing-verdict")).to_have_text(row["verdict"])
+
+
+def test_a_cell_of_many_seeds_shows_its_band_every_divergence_and_a_sample(quiet: Quiet, watched: Watched) -> None:
+    """300 seeds: the chart draws the median and 10th-90th percentile band of all of them, every
+    diverged seed's curve and 40 of the others, not 300 curves; the table still lists every run."""
+    sweep_id = make_sweep(quiet.factory, {**NIGHTLY, "name": "many-seeds", "seeds": 300, "budget": {"max_steps": 200}})
+    diverged = set(range(0, 300, 25))
+    def points(s: int, last: int, blow_up: bool) -> list[list[Any]]:
+        climb = 1 / 100 if blow_up else 0
+        end = [last, 1e9, None, False] if blow_up else [last, 0.3, 1.0, False]
+        return [[step, 0.3 + s / 1000 + step * climb, 1.0, False] for step in range(0, last, 10)] + [end]
+
+    store(quiet.factory, sweep_id, [
+        report(0, s, "diverged", trigger="loss_explosion", diverged_at_step=120, steps_done=120,
+               points=points(s, 120, True)) if s in diverged
+        else report(0, s, steps_done=200, points=points(s, 199, False)) for s in range(300)])
+    page = watched.page
+    page.goto(f"{quiet.url}/sweeps/{sweep_id}")
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("#curves-note")).to_have_text("every diverged seed (12), 40 of the 288 others")
+    traces = page.locator("#losses").evaluate(
+        "el => el.data.map((t) => ({ name: t.name, fill: t.fill || null, n: t.x.length }))")
+    assert [t["fill"] for t in traces[:2]] == [None, "tonexty"] and traces[2]["name"] == "median"
+    curves = traces[3:-1]
+    assert len(curves) == 12 + 40 and traces[-1]["name"] == "divergence step"
+    assert {t["name"] for t in curves[:12]} == {f"seed {s}" for s in diverged}
+    median = page.locator("#losses").evaluate("el => el.data[2].customdata[0]")
+    assert median.endswith("over 300 seeds"), median
+    expect(page.locator("#seed-runs summary")).to_contain_text("(300 runs)")
+    expect(page.locator("#cell-runs tbody tr")).to_have_count(300)

@@ -156,22 +156,27 @@ def get_runs(*, sweep_id: SweepId, session: SessionDep, limit: Limit = 100, offs
 
 
 @router.get("/{sweep_id}/cells/{cell_index}/series", response_model=CellSeriesOut)
-def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: SessionDep, request: Request) -> Response:
-    """Every run of a cell with its stored points: the loss and gradient-norm curves of all its seeds."""
+def get_cell_series(*, sweep_id: SweepId, cell_index: CellIndex, session: SessionDep, request: Request,
+                    limit: Limit = 1000, offset: Offset = 0) -> Response:
+    """The runs of a cell with their stored points, by seed, a page at a time: the loss and
+    gradient-norm curves of its seeds. (What a chart draws of them: …/chart.)"""
     get_sweep(session, sweep_id)
-    if not_modified(request, tag := etag("series", sweep_id, cell_index, *cell_state(session, sweep_id, cell_index))):
+    state = cell_state(session, sweep_id, cell_index)
+    if not_modified(request, tag := etag("series", sweep_id, cell_index, *state, limit, offset)):
         return Response(status_code=304, headers=revalidate(tag))
     cell, runs = cell_runs(session, sweep_id, cell_index)
-    points = series(session, [r.id for r in runs])
-    tag = etag("series", sweep_id, cell_index, len(runs), sum(r.outcome is not None for r in runs))  # what was read
+    state = (len(runs), sum(r.outcome is not None for r in runs))  # what was read
+    tag = etag("series", sweep_id, cell_index, *state, limit, offset)
+    page = runs[offset:offset + limit]
+    points = series(session, [r.id for r in page])
     body = CellSeriesOut(
         cell_index=cell_index, lr=cell.lr, clipping=cell.clip_label, clip_method=cell.clip_method,
-        clip_params=cell.clip_params,
+        clip_params=cell.clip_params, total=len(runs), limit=limit, offset=offset,
         runs=[CellRunSeriesOut(run_id=r.id, seed=r.seed, outcome=r.outcome, trigger=r.trigger,
                                diverged_at_step=r.diverged_at_step, converged_at_step=r.converged_at_step,
                                steps=points[r.id].steps, loss=points[r.id].loss,
                                grad_norm=points[r.id].grad_norm, clipped=points[r.id].clipped)
-              for r in runs])
+              for r in page])
     return Response(body.model_dump_json().encode(), media_type="application/json", headers=revalidate(tag))
 
 

@@ -210,12 +210,12 @@ const clipsweep = (() => {
 
   // An adaptive sweep's cell: the rate and its interval after each seed, in seed order (the order
   // the rounds added them), so the interval narrows round by round toward the verdict.
-  function drawNarrowing(cell, series, tolerance) {
+  function drawNarrowing(cell, chart, tolerance) {
     const figure = document.getElementById("narrowing-figure");
     figure.hidden = !cell || !cell.verdict;
     if (figure.hidden) return;
     document.getElementById("narrowing-verdict").textContent = cell.verdict;
-    const trained = series.runs.filter((r) => ["diverged", "converged", "unconverged"].includes(r.outcome))
+    const trained = chart.runs.filter((r) => ["diverged", "converged", "unconverged"].includes(r.outcome))
       .sort((a, b) => a.seed - b.seed);
     let diverged = 0;
     const n = [], rate = [], low = [], high = [];
@@ -275,11 +275,26 @@ const clipsweep = (() => {
       tickmode: "array", tickvals: ticks.map((s) => s + 1), ticktext: ticks.map(String) } };
   };
 
-  // Loss and gradient-norm curves of every seed of a cell; diverged seeds in red, an x at the
-  // divergence step. A series with a single finite point is drawn as a marker, not an invisible line.
-  function drawSeeds(id, series, key, threshold) {
-    const { at, xaxis } = stepAxis(series.runs);
-    const traces = series.runs.map((r) => {
+  // Loss or gradient-norm curves of a cell's seeds (chart.curves: every diverged seed and a sample
+  // of the others, from …/chart; or one run's); diverged seeds in red, an x at the divergence step.
+  // Under them, when the chart has one, the band of all its seeds: p10 to p90 shaded, p50 a line.
+  // A series with a single finite point is drawn as a marker, not an invisible line.
+  function drawSeeds(id, chart, key, threshold) {
+    const { at, xaxis } = stepAxis(chart.curves);
+    const bands = [];
+    const band = chart[key];
+    if (band && band.steps.length) {
+      const x = band.steps.map(at);
+      bands.push(
+        { x, y: positive(band.p10), mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false },
+        { x, y: positive(band.p90), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(87,96,106,0.2)",
+          hoverinfo: "skip", showlegend: false },
+        { x, y: positive(band.p50), mode: "lines", line: { width: 2, color: "#57606a" }, name: "median", showlegend: false,
+          customdata: band.steps.map((step, i) => `step ${step}: median %{y:.3g}, p10 ${fmt(band.p10[i])}, p90 ${
+            fmt(band.p90[i])} over ${band.seeds[i]} seeds`),
+          hovertemplate: "%{customdata}<extra></extra>" });
+    }
+    const traces = chart.curves.map((r) => {
       const y = positive(r[key]);
       return {
         x: r.steps.map(at), y, customdata: r.steps, name: `seed ${r.seed}`, showlegend: false,
@@ -292,7 +307,7 @@ const clipsweep = (() => {
     // The value at the divergence step: finite, non-finite (NaN or infinite: marked at the top of
     // the chart), or never computed (a norm after the loss exploded: no mark on the norm chart).
     const last = (r) => r[key][r[key].length - 1];
-    const diverged = series.runs.filter((r) => r.outcome === "diverged" && last(r) !== null);
+    const diverged = chart.curves.filter((r) => r.outcome === "diverged" && last(r) !== null);
     if (diverged.length) {
       const top = traces.reduce((m, t) => t.y.reduce((a, y) => (y !== null && y > a ? y : a), m), 1e-12);
       traces.push({
@@ -308,7 +323,7 @@ const clipsweep = (() => {
     }
     const shapes = threshold === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
       line: { color: "#1f2328", dash: "dash", width: 1.5 } }];
-    draw(id, traces, { xaxis,
+    draw(id, [...bands, ...traces], { xaxis,
       yaxis: { title: { text: key === "loss" ? "loss" : "pre-clip norm" }, type: "log", exponentformat: "power" },
       shapes });
   }
@@ -461,16 +476,21 @@ const clipsweep = (() => {
     let summary = null;
 
     const drawCell = async () => {
-      const series = await api(`/api/v1/sweeps/${id}/cells/${ui.cell}/series`);
-      if (series.cell_index !== ui.cell) return; // another cell was chosen meanwhile
-      const threshold = clipThreshold(series.clip_method, series.clip_params);
-      drawSeeds("losses", series, "loss", null);
-      drawSeeds("norms", series, "grad_norm", threshold);
+      const width = Math.round(Math.max(200, Math.min(4000, $("losses").clientWidth || 600)));
+      const chart = await api(`/api/v1/sweeps/${id}/cells/${ui.cell}/chart?width=${width}`);
+      if (chart.cell_index !== ui.cell) return; // another cell was chosen meanwhile
+      const threshold = clipThreshold(chart.clip_method, chart.clip_params);
+      drawSeeds("losses", chart, "loss", null);
+      drawSeeds("norms", chart, "grad_norm", threshold);
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
-      const cell = summary.cells.find((c) => c.cell_index === series.cell_index);
-      drawNarrowing(cell, series, summary.tolerance);
-      $("seed-runs-what").textContent = `${cell ? ` of lr ${cell.lr} · ${cell.clipping}` : ""} (${plural(series.runs.length, "run")})`;
-      document.querySelector("#cell-runs tbody").innerHTML = series.runs.map((r) => `<tr data-run="${r.run_id}">
+      const diverged = chart.curves.filter((c) => c.outcome === "diverged").length;
+      const sampled = chart.curves.length - diverged;
+      $("curves-note").textContent = `every diverged seed (${diverged})` + (chart.others
+        ? `, ${sampled === chart.others ? "every" : `${sampled} of the ${chart.others}`} other${chart.others === 1 ? "" : "s"}` : "");
+      const cell = summary.cells.find((c) => c.cell_index === chart.cell_index);
+      drawNarrowing(cell, chart, summary.tolerance);
+      $("seed-runs-what").textContent = `${cell ? ` of lr ${cell.lr} · ${cell.clipping}` : ""} (${plural(chart.runs.length, "run")})`;
+      document.querySelector("#cell-runs tbody").innerHTML = chart.runs.map((r) => `<tr data-run="${r.run_id}">
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
         <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
         <td><a href="/runs/${r.run_id}">run ${r.run_id}</a></td></tr>`).join("");
@@ -560,10 +580,10 @@ const clipsweep = (() => {
         ["device", text(run.device ?? "–")], ["node", text(run.node ?? "–")], ["attempts", run.attempts]];
       if (run.error) facts.push(["error", `<span class="error">${text(run.error)}</span>`]);
       document.querySelector("#facts tbody").innerHTML = facts.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join("");
-      const series = { runs: [{ ...points, seed: run.seed, outcome: run.outcome, trigger: run.trigger, diverged_at_step: run.diverged_at_step }] };
+      const chart = { curves: [{ ...points, seed: run.seed, outcome: run.outcome, trigger: run.trigger, diverged_at_step: run.diverged_at_step }] };
       const clip = run.config.clipping;
-      drawSeeds("run-loss", series, "loss", null);
-      drawSeeds("run-norm", series, "grad_norm", clipThreshold(clip.method, clip.params));
+      drawSeeds("run-loss", chart, "loss", null);
+      drawSeeds("run-norm", chart, "grad_norm", clipThreshold(clip.method, clip.params));
       $("reproduce").textContent = run.reproduce;
       $("config").textContent = JSON.stringify({ ...run.config, seed: run.seed }, null, 2);
       document.documentElement.dataset.rendered = "1";
