@@ -8,7 +8,7 @@ and cancelled runs say nothing about divergence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 from service.analysis.numbers import percent
 from service.analysis.sequential import Verdict, stability
@@ -76,8 +76,9 @@ def _diverged_by_seed(runs: Sequence[OutcomeRow]) -> dict[int, bool]:
     return {r.seed: r.outcome is RunOutcome.DIVERGED for r in runs}
 
 
-def summarize(rows: Sequence[OutcomeRow]) -> list[CellSummary]:
-    """One entry per cell, in cell order, from every run of a sweep."""
+def summarize(rows: Sequence[OutcomeRow], only: Collection[int] | None = None) -> list[CellSummary]:
+    """One entry per cell, in cell order, from every run of a sweep; with `only`, for those cells
+    alone (the rows of the others serve as their baselines)."""
     by_cell: dict[int, list[OutcomeRow]] = {}
     for row in sorted(rows, key=lambda r: (r.cell_index, r.seed)):
         by_cell.setdefault(row.cell_index, []).append(row)
@@ -89,6 +90,8 @@ def summarize(rows: Sequence[OutcomeRow]) -> list[CellSummary]:
     unfinished = Unavailable("the cell has runs still training")
     out = []
     for index, runs in by_cell.items():
+        if only is not None and index not in only:
+            continue
         done = trained[index]
         diverged = sum(r.outcome is RunOutcome.DIVERGED for r in done)
         converged = sum(r.outcome is RunOutcome.CONVERGED for r in done)

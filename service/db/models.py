@@ -120,6 +120,8 @@ class Run(Base):
         UniqueConstraint("sweep_id", "cell_index", "seed"),
         ForeignKeyConstraint(["sweep_id", "cell_index"], ["cells.sweep_id", "cells.cell_index"],
                              ondelete="CASCADE"),
+        # The counts a summary and a poll read, from the index alone (migration 0012).
+        Index("ix_runs_sweep_cell_outcome", "sweep_id", "cell_index", "outcome"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -88,8 +88,7 @@ def cell_summaries(session: Session, sweep_id: int, kept: KeptCells) -> tuple[li
             c = read.get(row.cell_index) or _Counts(row.lr, row.clip_method == BASELINE, 0, 0)
             read[row.cell_index] = c._replace(runs=c.runs + 1, done=c.done + (row.outcome is not None))
         read_keys = _keys(sweep_id, read)
-        for cell in summarize(rows):
+        for cell in summarize(rows, only=missing):  # the baselines read for them are kept already
             kept.put(read_keys[cell.cell_index], cell)
-            if cell.cell_index in missing:
-                found[cell.cell_index], done[cell.cell_index] = cell, read[cell.cell_index].done
+            found[cell.cell_index], done[cell.cell_index] = cell, read[cell.cell_index].done
     return [found[index] for index in sorted(found)], sum(done.values())
