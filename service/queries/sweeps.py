@@ -61,11 +61,21 @@ def outcome_counts(session: Session, sweep_ids: list[int]) -> dict[int, dict[str
     return counts
 
 
-def sweep_nodes(session: Session, sweep_id: int) -> list[tuple[str | None, str | None, int]]:
-    """(node, device, runs) for each node and device the sweep's runs trained on."""
-    return [tuple(row) for row in session.execute(
-        select(Run.node, Run.device, func.count()).where(Run.sweep_id == sweep_id, Run.device.is_not(None))
-        .group_by(Run.node, Run.device).order_by(Run.node, Run.device))]
+def sweep_tallies(session: Session, sweep_id: int) -> tuple[dict[str, int], list[tuple[str | None, str, int]]]:
+    """The sweep's runs by outcome (outcomes with none are 0), and (node, device, runs) for each node
+    and device its runs trained on, from one statement so that the two agree: a reader may keep
+    them for as long as the sweep's count of runs with an outcome stays what they add up to (a
+    run's outcome, node and device are written once, together)."""
+    counts = {o.value: 0 for o in RunOutcome}
+    nodes: dict[tuple[str | None, str], int] = {}
+    for outcome, node, device, n in session.execute(
+            select(Run.outcome, Run.node, Run.device, func.count())
+            .where(Run.sweep_id == sweep_id, Run.outcome.is_not(None)).group_by(Run.outcome, Run.node, Run.device)):
+        counts[outcome.value] += n
+        if device is not None:
+            nodes[(node, device)] = nodes.get((node, device), 0) + n
+    ordered = sorted(nodes.items(), key=lambda item: (item[0][0] or "", item[0][1]))
+    return counts, [(node, device, n) for (node, device), n in ordered]
 
 
 def sweep_cells(session: Session, sweep_id: int) -> list[Cell]:

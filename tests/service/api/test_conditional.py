@@ -34,3 +34,16 @@ def test_polls_that_find_nothing_new_get_304_and_a_finished_run_a_new_answer(
         assert changed.status_code == 200 and changed.headers["etag"] != tags[path]
     cells = api.get(summary).json()["cells"]
     assert next(c for c in cells if c["cell_index"] == 0)["diverged"] == 1
+
+
+def test_a_polled_sweep_keeps_its_counts_only_until_another_run_finishes(
+        api: TestClient, session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory)
+    store(session_factory, sweep_id, [report(0, 0), report(1, 0, "diverged", trigger="loss_explosion")])
+    for _ in range(2):  # computed, then kept
+        sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
+        assert sweep["progress"]["by_outcome"]["diverged"] == 1 and sweep["progress"]["done"] == 2
+        assert sweep["nodes"] == [{"node": "test", "device": "cpu", "runs": 2}]
+    store(session_factory, sweep_id, [report(2, 0, "diverged", trigger="loss_explosion")])
+    sweep = api.get(f"/api/v1/sweeps/{sweep_id}").json()
+    assert sweep["progress"]["by_outcome"]["diverged"] == 2 and sweep["nodes"][0]["runs"] == 3
