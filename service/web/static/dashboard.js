@@ -290,9 +290,9 @@ const clipsweep = (() => {
         { x, y: positive(band.p90), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(87,96,106,0.2)",
           hoverinfo: "skip", showlegend: false },
         { x, y: positive(band.p50), mode: "lines", line: { width: 2, color: "#57606a" }, name: "median", showlegend: false,
-          customdata: band.steps.map((step, i) => `step ${step}: median %{y:.3g}, p10 ${fmt(band.p10[i])}, p90 ${
-            fmt(band.p90[i])} over ${band.seeds[i]} seeds`),
-          hovertemplate: "%{customdata}<extra></extra>" });
+          customdata: band.steps.map((step, i) => [step, fmt(band.p10[i]), fmt(band.p90[i]), band.seeds[i]]),
+          hovertemplate: "step %{customdata[0]}: median %{y:.3g}, p10 %{customdata[1]}, p90 %{customdata[2]}"
+            + " over %{customdata[3]} seeds<extra></extra>" });
     }
     const traces = chart.curves.map((r) => {
       const y = positive(r[key]);

@@ -143,8 +143,10 @@ def test_schedule_commands_from_create_to_delete(server: Server, tmp_path: Path)
 
 def test_on_a_terminal_the_wait_is_a_live_bar_with_a_rate_and_an_eta(server: Server, tmp_path: Path) -> None:
     spec = tmp_path / "tiny.yaml"
-    spec.write_text("name: cli-live\ntask: {name: quadratic}\nlearning_rates: [0.001, 0.002]\nseeds: 2\n"
-                    "budget: {max_steps: 2000}\nresources: {max_seeds_per_trial: 1}\n")
+    # 16 one-seed trials, two at a time: results land in several writes, so the bar moves several
+    # times and has a pace (rich estimates it from the bar's own advances).
+    spec.write_text("name: cli-live\ntask: {name: quadratic}\nlearning_rates: [0.001, 0.002, 0.003, 0.004]\n"
+                    "seeds: 2\nbudget: {max_steps: 3000}\nresources: {max_seeds_per_trial: 1}\n")
     controller, terminal = pty.openpty()  # a real terminal for the CLI: isatty() is true
     env = {**os.environ, "CLIPSWEEP_SERVER_URL": server.url, "COLUMNS": "160", "TERM": "xterm"}
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "submit", str(spec), "--wait", "--poll", "0.2"],
@@ -162,7 +164,7 @@ def test_on_a_terminal_the_wait_is_a_live_bar_with_a_rate_and_an_eta(server: Ser
     os.close(controller)
     assert process.wait(timeout=120) == 0
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))  # colours and cursor moves
-    assert "sweep " in text and "8/8 runs" in text and "100%" in text, text
+    assert "sweep " in text and "16/16 runs" in text and "100%" in text, text
     # The pace and the time left, as the dashboard writes them, while it trained.
     assert re.search(r"[\d,.]+ steps/s", text) and re.search(r"about \d+ (s|min) left", text), text
     assert "succeeded" in text and "lr" in text  # the bar's last state, then the summary table
