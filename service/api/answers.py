@@ -10,34 +10,11 @@ of reading and bootstrapping every run.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Hashable
+from service.kept import Kept
 
 
-class AnswerCache:
-    """A least-recently-used map of keys to encoded bodies, bounded by their total size."""
+class AnswerCache(Kept[bytes]):
+    """Encoded answers by key, bounded by their total size in bytes."""
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()  # handlers run on a thread pool
-
-    def get(self, key: Hashable) -> bytes | None:
-        with self._lock:
-            body = self._bodies.get(key)
-            if body is not None:
-                self._bodies.move_to_end(key)
-            return body
-
-    def put(self, key: Hashable, body: bytes) -> None:
-        if len(body) > self.max_bytes // 4:  # one huge answer must not flush every other
-            return
-        with self._lock:
-            old = self._bodies.pop(key, None)
-            self._size += len(body) - (len(old) if old is not None else 0)
-            self._bodies[key] = body
-            while self._size > self.max_bytes:
-                _, evicted = self._bodies.popitem(last=False)
-                self._size -= len(evicted)
+        super().__init__(max_bytes, len)

@@ -12,9 +12,7 @@ runs of the sweep; a finished sweep's cells are all kept after its first summary
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from typing import Hashable, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,34 +20,16 @@ from sqlalchemy.orm import Session
 from service.analysis.summary import CellSummary, summarize
 from service.db.models import Cell, Run
 from service.db.rows import OutcomeRow, read_runs, select_runs
+from service.kept import Kept
 from trainers.clipping import BASELINE
 
 
-class KeptCells:
-    """A least-recently-used map of cell keys to cell summaries, bounded by the runs they
-    summarize (a summary's size grows with its cell's runs: a point per step where one converged)."""
+class KeptCells(Kept[CellSummary]):
+    """Cell summaries by key, bounded by the runs they summarize (a summary's size grows with its
+    cell's runs: a point per step where one converged)."""
 
     def __init__(self, max_runs: int) -> None:
-        self.max_runs = max_runs
-        self._cells: OrderedDict[Hashable, CellSummary] = OrderedDict()
-        self._runs = 0
-        self._lock = threading.Lock()  # handlers run on a thread pool
-
-    def get(self, key: Hashable) -> CellSummary | None:
-        with self._lock:
-            cell = self._cells.get(key)
-            if cell is not None:
-                self._cells.move_to_end(key)
-            return cell
-
-    def put(self, key: Hashable, cell: CellSummary) -> None:
-        with self._lock:
-            old = self._cells.pop(key, None)
-            self._runs += cell.runs - (old.runs if old is not None else 0)
-            self._cells[key] = cell
-            while self._runs > self.max_runs and len(self._cells) > 1:
-                _, evicted = self._cells.popitem(last=False)
-                self._runs -= evicted.runs
+        super().__init__(max_runs, lambda cell: cell.runs)
 
 
 class _Counts(NamedTuple):

@@ -46,7 +46,7 @@ def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: ses
     for sweep_seed in range(3):
         rng = random.Random(sweep_seed)
         sweep_id = make_sweep(session_factory, RANDOM_SPEC)
-        kept, tiny = KeptCells(max_runs=10_000), KeptCells(max_runs=30)  # tiny: cells evicted all along
+        kept, tiny = KeptCells(max_runs=10_000), KeptCells(max_runs=60)  # tiny: five cells, evicted all along
         pending = [(cell, seed) for cell in range(9) for seed in range(12)]
         rng.shuffle(pending)
         while pending:
