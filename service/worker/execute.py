@@ -3,10 +3,10 @@
 Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome; the
 TrialRunner asks for a round when the last one has ended (all of a sweep's rounds are one run of
 the runner). After a round an adaptive sweep may add seeds where its questions are still open
-(service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py). Runs lost to
-infrastructure are trained again in the next round, up to `max_infra_retries` times; a trial
-whose code raises ends its runs `failed`; divergence is an outcome like any other and is never
-retried.
+(service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py).
+Runs lost to infrastructure are trained again in the next round, up to `max_infra_retries` times;
+a trial whose code raises ends its runs `failed`; divergence is an outcome like any other and is
+never retried.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ class TuneRunner:
                      "threads": resources.cpus_per_trial, "keep_freed_memory": self.keep_freed_memory}
                     for t in trials]
 
-        rounds = _Rounds(chunks(first), lambda: chunks(next_round()))
+        rounds = _RoundSearcher(chunks(first), lambda: chunks(next_round()))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -233,7 +233,7 @@ class TuneRunner:
                 raise rounds.error
 
 
-class _Rounds(_LiveOnly, Searcher):
+class _RoundSearcher(_LiveOnly, Searcher):
     """Hands Tune the trials of one round, one per `suggest`, and asks `next_round` for more only
     when every trial it handed out has ended (the worker plans a round from stored outcomes).
     An exception while planning ends the run and is raised again after it."""

@@ -20,7 +20,7 @@ from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.loop import Worker, lease_for
 from service.worker.runner import waiting_for
-from service.worker.tune_runner import Searcher, _Rounds, is_infrastructure_error
+from service.worker.tune_runner import Searcher, _RoundSearcher, is_infrastructure_error
 from tests.factories import make_sweep
 from trainers.allocator import allocator_environment
 
@@ -129,7 +129,7 @@ def test_a_crashed_driver_gives_its_sweep_back_at_once_and_a_clean_one_leaves_it
 def test_tunes_searcher_hands_out_one_round_at_a_time_and_keeps_a_planning_error() -> None:
     """The Searcher behind TuneRunner.run_rounds, driven as Tune's loop drives it."""
     planned = [[{"chunk": 3}], []]
-    rounds = _Rounds([{"chunk": 1}, {"chunk": 2}], lambda: planned.pop(0))
+    rounds = _RoundSearcher([{"chunk": 1}, {"chunk": 2}], lambda: planned.pop(0))
     assert rounds.suggest("a") == {"chunk": {"chunk": 1}} and rounds.suggest("b") == {"chunk": {"chunk": 2}}
     assert rounds.suggest("c") is None  # the round is handed out; the next waits for both to end
     rounds.on_trial_complete("a")
@@ -142,6 +142,6 @@ def test_tunes_searcher_hands_out_one_round_at_a_time_and_keeps_a_planning_error
     def database_down() -> list:
         raise RuntimeError("the database went away")
 
-    failing = _Rounds([], database_down)
+    failing = _RoundSearcher([], database_down)
     assert failing.suggest("a") == Searcher.FINISHED  # ends the run; run_rounds raises it after
     assert isinstance(failing.error, RuntimeError)
