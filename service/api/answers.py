@@ -5,7 +5,9 @@ written once (every write to it is guarded by `outcome IS NULL`), so a summary k
 sweep, its status, how many of its runs have an outcome and the tolerance is the same answer for
 as long as that key holds. The dashboard polls the summary of the sweeps people watch; with this
 cache the polls that find nothing new cost one small query (queries.sweeps.sweep_state) instead
-of reading and bootstrapping every run.
+of reading and bootstrapping every run. The same holds, with keys of their own, for a cell's chart
+(its counts of runs and runs with an outcome), a sweep's counts by outcome and node (its runs with
+an outcome) and a comparison of two sweeps (routes/alerts.py): `app.state.answers` keeps them all.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from service.spec import SweepSpec, registry_errors
 from service.spec_errors import format_validation_errors
 from service.web import STATIC_DIR
 
-# Encoded summaries kept in memory, at most (service/api/answers.py).
+# Encoded answers (summaries, charts, counts) kept in memory, at most (service/api/answers.py).
 SUMMARY_CACHE_BYTES = 32 * 1024 * 1024
 # Cell summaries kept in memory, by the runs they summarize (service/queries/summaries.py): ten
 # sweeps of 100,000 runs.
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="How often does training blow up, and does gradient clipping stop it?")
     app.state.settings = settings
     app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
-    app.state.summaries = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
+    app.state.answers = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
     app.state.cells = KeptCells(max_runs=KEPT_CELL_RUNS)
     app.include_router(plan.router)  # before sweeps: /sweeps/plan is not a sweep's id
     app.include_router(sweeps.router)

@@ -83,7 +83,7 @@ def compare(*, sweep_id: SweepId, baseline_id: Annotated[int, Path(ge=0, le=INT3
     # Kept like a summary: the same two sweeps in the same states give the same answer.
     key = ("compare", sweep_id, sweep_state(session, sweep_id), baseline_id, sweep_state(session, baseline_id),
            alpha, min_effect, min_slowdown, tolerance)
-    answers = request.app.state.summaries
+    answers = request.app.state.answers
     body = answers.get(key)
     if body is None:
         found = compare_sweeps(session, sweep_id, baseline_id, thresholds.thresholds())

@@ -34,7 +34,7 @@ def get_cell_chart(*, sweep_id: SweepId, cell_index: CellIndex, session: Session
     state = cell_state(session, sweep_id, cell_index)
     if not_modified(request, tag := etag("chart", sweep_id, cell_index, *state, width, others)):
         return Response(status_code=304, headers=revalidate(tag))
-    answers = request.app.state.summaries  # kept while the cell's runs are the same
+    answers = request.app.state.answers  # kept while the cell's runs are the same
     body = answers.get(("chart", sweep_id, cell_index, *state, width, others))
     if body is None:
         cell, runs = cell_runs(session, sweep_id, cell_index)

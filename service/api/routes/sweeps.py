@@ -76,7 +76,7 @@ def get_one_sweep(*, sweep_id: SweepId, session: SessionDep, request: Request) -
     """The sweep, its progress, and where its runs trained. (Polled by its page every 2 s: the counts
     by outcome and node are kept until another of its runs has an outcome.)"""
     _, finished = sweep_state(session, sweep_id)
-    answers = request.app.state.summaries
+    answers = request.app.state.answers
     kept = answers.get(("tallies", sweep_id, finished))
     if kept is not None:
         counts, nodes = json.loads(kept)
@@ -100,7 +100,7 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
     tag = etag("summary", sweep_id, status.value, finished, tolerance)
     if not_modified(request, tag):
         return Response(status_code=304, headers=revalidate(tag))
-    answers = request.app.state.summaries  # see service/api/answers.py for why this key is enough
+    answers = request.app.state.answers  # see service/api/answers.py for why this key is enough
     body = answers.get((sweep_id, status, finished, tolerance))
     if body is None:
         cells, finished = cell_summaries(session, sweep_id, request.app.state.cells)
