@@ -52,12 +52,14 @@ from trainers.ray_adapter import train_chunk  # noqa: E402
 # Exceptions that mean the infrastructure went away under a trial (a killed actor or worker
 # process, a lost node, the memory monitor), not that the training code raised: such a trial's
 # unfinished runs are trained again, up to a bound; a code error ends them `failed` at once.
+# AuthenticationError is here because a head that restarted at the same address answers a
+# connected driver "WrongClusterID" through it: the cluster changed under the sweep.
 INFRASTRUCTURE_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                          ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
                          ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
                          ray.exceptions.OutOfDiskError, ray.exceptions.ObjectStoreFullError,
                          ray.exceptions.ActorUnschedulableError, ray.exceptions.RuntimeEnvSetupError,
-                         ray.exceptions.RaySystemError)
+                         ray.exceptions.RaySystemError, ray.exceptions.AuthenticationError)
 
 # With Tune's loggers off, its result summary cannot find per-trial files and warns for each
 # trial; the results are in the database.
@@ -271,12 +273,17 @@ class _RoundSearcher(_LiveOnly, Searcher):
 
 @contextmanager
 def _translated_ray_errors() -> Iterator[None]:
-    """Ray going away under a call is not the sweep's fault: it becomes ClusterUnavailable."""
+    """Ray going away under a call is not the sweep's fault: it becomes ClusterUnavailable, and
+    this process lets go of its connection, which may point at a cluster that is gone or was
+    replaced, so that the next `connect` joins whatever answers at the address then (a worker
+    runs one Tune run per process, so nothing else here is using it)."""
     try:
         yield
     except ConnectionError as exc:
+        ray.shutdown()
         raise ClusterUnavailable(str(exc)) from exc
     except Exception as exc:
         if is_infrastructure_error(exc):
-            raise ClusterUnavailable(type(exc).__name__) from exc
+            ray.shutdown()
+            raise ClusterUnavailable(f"{type(exc).__name__}: {exc}"[:2000]) from exc
         raise

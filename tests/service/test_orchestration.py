@@ -6,6 +6,7 @@ failure are not trained again (each run counts its trainings in `attempts`)."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -270,12 +271,15 @@ class RayCluster:
     """A real Ray cluster on this machine: `ray start --head` and `nodes - 1` more `ray start
     --address=…`, each a blocking process with 1 CPU of its own, in a private temp directory (so no
     other test's local Ray can join it). Ray's token authentication is on, as `ray start` does by
-    default; every process of the cluster and its drivers reads the same token."""
+    default, with a token of this cluster's own: every process of the cluster and its drivers gets
+    it in `RAY_AUTH_TOKEN` (`driver_env`), so nothing depends on a `~/.ray/auth_token` file."""
 
     def __init__(self, tmp: Path, nodes: int = 2) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        self.driver_env = {"CLIPSWEEP_RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token",
+                           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.env = {**os.environ, **self.driver_env}
         self.ray = str(Path(sys.executable).parent / "ray")
         self.common = ["--num-cpus=1", "--disable-usage-stats", "--block"]
         self.temp_dir = Path(tempfile.mkdtemp(prefix="csray-", dir="/tmp"))  # short: Ray's socket paths
@@ -337,7 +341,7 @@ def test_a_sweep_on_a_two_node_ray_cluster_runs_on_both_and_records_where(sqlite
     try:
         sweep_id = submit(factory, {**SPEC, "budget": {"max_steps": 300, "batch_size": 16},
                                     "resources": {"max_seeds_per_trial": 2, "cpus_per_trial": 1}})
-        worker = WorkerProcess(data_dir, {"CLIPSWEEP_RAY_ADDRESS": cluster.address, "RAY_AUTH_MODE": "token"})
+        worker = WorkerProcess(data_dir, cluster.driver_env)
         try:
             wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
         finally:
@@ -379,12 +383,14 @@ def test_a_worker_runs_up_to_its_cap_of_sweeps_at_once_and_the_rest_wait_in_orde
 
 def test_a_ray_head_killed_mid_sweep_and_restarted_loses_nothing(tmp_path: Path) -> None:
     """The Ray head dies whole (SIGKILL) mid-sweep and comes back on the same address. Whatever Ray
-    does to the worker's driver meanwhile (Ray 2.60 aborts the process), serve's supervisor keeps
-    a worker running, and the sweep finishes with the runs stored before the kill kept as they were."""
+    does to the worker's driver meanwhile (Ray 2.60 aborts the process, or, when the new head is
+    up first, answers WrongClusterID, which gives the sweep back to the queue), serve's supervisor
+    keeps a worker running, and the sweep finishes with the runs stored before the kill kept as
+    they were."""
     cluster = RayCluster(tmp_path, nodes=1)
     try:
-        server = Server(tmp_path, env={**FAST_FAILOVER, "CLIPSWEEP_RAY_ADDRESS": cluster.address,
-                                       "RAY_AUTH_MODE": "token", "CLIPSWEEP_RESOURCE_WAIT_SECONDS": "1"})
+        server = Server(tmp_path, env={**FAST_FAILOVER, **cluster.driver_env,
+                                       "CLIPSWEEP_RESOURCE_WAIT_SECONDS": "1"})
         factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'clipsweep.sqlite3'}"))
         try:
             sweep_id = server.http.post("/api/v1/sweeps", json=SPEC).json()["id"]

@@ -7,12 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+import ray
 import ray.exceptions
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Run, Sweep
 from service.db.session import session_scope
+from service.errors import ClusterUnavailable
 from service.lifecycle.queue import claim_next_sweep
 from service.lifecycle.runs import count_attempts, fail_exhausted_runs
 from service.settings import Settings
@@ -20,7 +23,7 @@ from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.loop import Worker, lease_for
 from service.worker.runner import waiting_for
-from service.worker.tune_runner import Searcher, _RoundSearcher, is_infrastructure_error
+from service.worker.tune_runner import Searcher, _RoundSearcher, _translated_ray_errors, is_infrastructure_error
 from tests.factories import make_sweep
 from trainers.allocator import allocator_environment
 
@@ -49,6 +52,21 @@ def test_lost_infrastructure_is_told_apart_from_the_code_raising() -> None:
     assert not is_infrastructure_error(ray.exceptions.RayTaskError("train", "tb", ValueError("bad config")))
     assert not is_infrastructure_error(ValueError("bad config"))
     assert not is_infrastructure_error(None)
+
+
+def test_a_ray_head_that_restarted_under_a_connected_driver_is_not_the_sweeps_fault() -> None:
+    """Ray answers a driver whose head restarted at the same address with an AuthenticationError
+    (WrongClusterID): the sweep waits for Ray and the process lets go of its connection."""
+    wrong_cluster = ray.exceptions.AuthenticationError("RPC error: WrongClusterID: Perhaps the client is "
+                                                       "accessing GCS after it has restarted.")
+    assert is_infrastructure_error(wrong_cluster)
+    with pytest.raises(ClusterUnavailable, match="WrongClusterID"):
+        with _translated_ray_errors():
+            raise wrong_cluster
+    assert not ray.is_initialized()
+    with pytest.raises(ValueError):  # the code's own errors pass through untouched
+        with _translated_ray_errors():
+            raise ValueError("bad config")
 
 
 def test_training_processes_are_started_with_the_allocator_settings(monkeypatch) -> None:
