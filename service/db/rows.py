@@ -2,8 +2,9 @@
 
 NaN is stored as NULL (db/types.NanAsNull), and a run's trigger says which NULLs were NaN; JSON
 gives a histogram's bins back as strings. Every reader of runs and points (the summary, the runs
-list, a run's detail, the series, the exports) goes through `read_runs`/`run_row` and `point_row`,
-so none of them, nor the API schemas or the dashboard, ever sees either detail.
+list, a run's detail, the series) goes through `read_runs`/`run_row` and `point_row`, and the
+export, which reads columns (db/columns.py), through their column twins `run_nans` and
+`point_nans`, so none of them, nor the API schemas or the dashboard, ever sees either detail.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, TypeVar
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
@@ -124,11 +127,41 @@ def select_points(*where: Any) -> Select[Any]:
             .join(Run, RunPoint.run_id == Run.id).where(*where).order_by(RunPoint.run_id, RunPoint.step))
 
 
+def nan_norm_step(trigger: str | None, diverged_at_step: int | None) -> int | None:
+    """The step at which a run's stored norm of None is a NaN: its divergence step if it ended
+    on a non-finite gradient; None if it has no such step."""
+    return diverged_at_step if trigger == Trigger.NONFINITE_GRAD else None
+
+
 def point_row(row: Any) -> PointRow:
     run_id, step, loss, grad_norm, clipped, trigger, diverged_at_step = row
-    if grad_norm is None and trigger == Trigger.NONFINITE_GRAD and step == diverged_at_step:
+    if grad_norm is None and step == nan_norm_step(trigger, diverged_at_step):
         grad_norm = math.nan
     return run_id, step, math.nan if loss is None else loss, grad_norm, clipped
+
+
+def run_nans(runs: pa.Table) -> pa.Table:
+    """`run_row`'s NaN rule for a table of runs (db/columns.stream_runs), column by column."""
+    for name, trigger in NAN_TRIGGERS.items():
+        if name in runs.column_names:
+            column = runs[name]
+            at_nan = pc.fill_null(pc.and_(column.is_null(), pc.equal(runs["trigger"], trigger.value)), False)
+            runs = runs.set_column(runs.column_names.index(name), name, pc.if_else(at_nan, math.nan, column))
+    return runs
+
+
+def nan_norm_steps(triggers: pa.ChunkedArray, diverged_at_steps: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`nan_norm_step` of many runs, column by column."""
+    return pc.if_else(pc.equal(triggers, Trigger.NONFINITE_GRAD.value), diverged_at_steps, None)
+
+
+def point_nans(points: pa.Table, nan_steps: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """`point_row` for a table of stored points (db/points.stream_points), column by column: its
+    loss and grad_norm with their NaNs back. `nan_steps` holds, for each point, its run's
+    `nan_norm_step` (null where it has none)."""
+    loss, grad_norm = points["loss"].combine_chunks(), points["grad_norm"].combine_chunks()
+    at_nan = pc.fill_null(pc.and_(grad_norm.is_null(), pc.equal(points["step"], nan_steps)), False)
+    return pc.fill_null(loss, math.nan), pc.if_else(at_nan, math.nan, grad_norm)
 
 
 def stream(session: Session, query: Select[Any], convert: Callable[[Any], Any],
