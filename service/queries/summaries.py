@@ -8,28 +8,51 @@ stay the same: those counts key a kept summary. One grouped count per request fi
 that changed, and only their runs are read and their statistics computed. A running sweep trains
 a few cells at a time, so its summary costs about the runs of the cells in training, not the
 runs of the sweep; a finished sweep's cells are all kept after its first summary.
+
+A changed cell's runs are kept too (`KeptCells.runs`, bounded by their number), with the ids of
+those that have an outcome: the next time the cell changes, one index-only scan finds the runs
+that got an outcome since, and only those are read. A cell of thousands of seeds in training
+then costs its new runs, not its thousands, to bring up to date. Runs added to a cell (adaptive
+seeds) make it read whole again.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.analysis.summary import CellSummary, summarize
 from service.db.models import Cell, Run
-from service.db.rows import OutcomeRow, read_runs, select_runs
+from service.db.rows import OutcomeRow, run_row, select_runs
 from service.kept import Kept
 from trainers.clipping import BASELINE
 
 
+@dataclass
+class CellRuns:
+    """A cell's runs as read: each by seed, and the ids of those that had an outcome then. Never
+    changed once kept (requests run on a thread pool): an update is a new one."""
+
+    rows: dict[int, OutcomeRow] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+
+    def add(self, run_id: int, row: OutcomeRow) -> None:
+        self.rows[row.seed] = row
+        if row.outcome is not None:
+            self.done.add(run_id)
+
+
 class KeptCells(Kept[CellSummary]):
     """Cell summaries by key, bounded by the runs they summarize (a summary's size grows with its
-    cell's runs: a point per step where one converged)."""
+    cell's runs: a point per step where one converged); and the runs of cells read, bounded by
+    their number (`max_rows`: ~1 KB each)."""
 
-    def __init__(self, max_runs: int) -> None:
+    def __init__(self, max_runs: int, max_rows: int = 100_000) -> None:
         super().__init__(max_runs, lambda cell: cell.runs)
+        self.runs: Kept[CellRuns] = Kept(max_rows, lambda cell: len(cell.rows))
 
 
 class _Counts(NamedTuple):
@@ -60,15 +83,46 @@ def cell_summaries(session: Session, sweep_id: int, kept: KeptCells) -> tuple[li
     if missing:
         baselines = {c.lr: index for index, c in counts.items() if c.baseline}
         need = missing | {baselines[counts[i].lr] for i in missing if counts[i].lr in baselines}
-        where = [Run.sweep_id == sweep_id] + ([Run.cell_index.in_(sorted(need))] if need != set(counts) else [])
-        rows: list[OutcomeRow] = read_runs(session, select_runs(*where, row_type=OutcomeRow), OutcomeRow)
+        runs = _cell_runs(session, sweep_id, need, counts, kept.runs)
         # Keyed by what was read: a run that finished after the count above is in these rows.
-        read: dict[int, _Counts] = {}
-        for row in rows:
-            c = read.get(row.cell_index) or _Counts(row.lr, row.clip_method == BASELINE, 0, 0)
-            read[row.cell_index] = c._replace(runs=c.runs + 1, done=c.done + (row.outcome is not None))
+        read = {index: _Counts(counts[index].lr, counts[index].baseline, len(cell.rows), len(cell.done))
+                for index, cell in runs.items()}
         read_keys = _keys(sweep_id, read)
+        rows = [row for cell in runs.values() for row in cell.rows.values()]
         for cell in summarize(rows, only=missing):  # the baselines read for them are kept already
             kept.put(read_keys[cell.cell_index], cell)
             found[cell.cell_index], done[cell.cell_index] = cell, read[cell.cell_index].done
     return [found[index] for index in sorted(found)], sum(done.values())
+
+
+def _cell_runs(session: Session, sweep_id: int, need: set[int], counts: dict[int, _Counts],
+               kept: Kept[CellRuns]) -> dict[int, CellRuns]:
+    """The runs of the cells in `need`: those kept brought up to date by reading the runs that
+    got an outcome since, the others (and any with runs added since) read whole."""
+    known = {index: cell for index in need
+             if (cell := kept.get((sweep_id, index))) is not None and len(cell.rows) == counts[index].runs}
+    whole = need - set(known)
+    out: dict[int, CellRuns] = {}
+    if known:  # the ids of the runs with an outcome, off the (sweep, cell, outcome) index alone
+        new = [run_id for index, run_id in session.execute(
+            select(Run.cell_index, Run.id).where(Run.sweep_id == sweep_id, Run.cell_index.in_(sorted(known)),
+                                                 Run.outcome.is_not(None)))
+               if run_id not in known[index].done]
+        out = {index: CellRuns(dict(cell.rows), set(cell.done)) for index, cell in known.items()}
+        for start in range(0, len(new), 10_000):  # bounded lists of bound parameters
+            for run_id, row in _read(session, Run.id.in_(new[start:start + 10_000])):
+                out[row.cell_index].add(run_id, row)
+    if whole:
+        every = whole == set(counts)
+        for run_id, row in _read(session, Run.sweep_id == sweep_id,
+                                 *([] if every else [Run.cell_index.in_(sorted(whole))])):
+            out.setdefault(row.cell_index, CellRuns()).add(run_id, row)
+    for index, cell in out.items():
+        kept.put((sweep_id, index), cell)
+    return out
+
+
+def _read(session: Session, *where: Any) -> list[tuple[int, OutcomeRow]]:
+    """The runs matching `where`, each with its id."""
+    return [(row[-1], run_row(row[:-1], OutcomeRow))
+            for row in session.execute(select_runs(*where, row_type=OutcomeRow).add_columns(Run.id))]

@@ -1,13 +1,14 @@
-"""cell_summaries: the summary computed again only for the cells that changed is exactly the one
-computed from every run, on random sweeps as their results arrive (NaN and infinite norms, every
-outcome, failed chunks and a cancelled cell), on SQLite and PostgreSQL."""
+"""cell_summaries: the summary computed again only for the cells that changed, from their kept
+runs and the runs that got an outcome since, is exactly the one computed from every run, on random
+sweeps as their results arrive (NaN and infinite norms, every outcome, failed chunks, a cancelled
+cell, seeds added as adaptive seeds add them), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import math
 import random
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.analysis.summary import summarize
@@ -46,8 +47,10 @@ def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: ses
     for sweep_seed in range(3):
         rng = random.Random(sweep_seed)
         sweep_id = make_sweep(session_factory, RANDOM_SPEC)
-        kept, tiny = KeptCells(max_runs=10_000), KeptCells(max_runs=60)  # tiny: five cells, evicted all along
+        # tiny: five cells' summaries and runs, evicted all along
+        kept, tiny = KeptCells(max_runs=10_000), KeptCells(max_runs=60, max_rows=60)
         pending = [(cell, seed) for cell in range(9) for seed in range(12)]
+        added = False
         rng.shuffle(pending)
         while pending:
             size = rng.randrange(1, 15)
@@ -57,7 +60,14 @@ def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: ses
                 with session_scope(session_factory) as session:
                     for cell, seed in batch:
                         fail_runs(session, sweep_id, cell, [seed], "RuntimeError: boom")
-            elif action < 0.15:  # a cancel: the cell's runs without an outcome end `cancelled`
+            elif action < 0.22 and not added:  # a round of adaptive seeds: two more in every cell
+                added = True
+                more = [(cell, seed) for cell in range(9) for seed in (12, 13)]
+                with session_scope(session_factory) as session:
+                    session.execute(insert(Run), [{"sweep_id": sweep_id, "cell_index": cell, "seed": seed}
+                                                  for cell, seed in more])
+                pending = batch + pending + more
+            elif action < 0.27:  # a cancel: the cell's runs without an outcome end `cancelled`
                 cell = batch[0][0]
                 with session_scope(session_factory) as session:
                     session.execute(update(Run).where(Run.sweep_id == sweep_id, Run.cell_index == cell,
