@@ -330,9 +330,17 @@ def marks(page: Page, chart: str, what: str) -> int:
     return page.locator(f"#{chart} {what}").count()
 
 
+def curve_seeds(page: Page, chart: str) -> list[int]:
+    """The seeds whose curves a seeds chart draws (each point's customdata: seed, step, outcome),
+    in the order drawn, once each; and it draws them in one trace per kind of curve, not per seed."""
+    return page.locator(f"#{chart}").evaluate(
+        "el => [...new Set(el.data.filter((t) => (t.name || '').endsWith(' seeds'))"
+        ".flatMap((t) => t.customdata.filter((c) => c !== null).map((c) => c[0])))]")
+
+
 def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     """Each chart drew one mark per thing it shows: a labelled square per cell, a line and band per
-    arm, a curve per seed and an x per divergence."""
+    arm, a curve per seed (in a trace per kind) and an x per divergence."""
     page.wait_for_selector("html[data-rendered]")
     summary = sweep["summary"]
     cells = summary["cells"]
@@ -359,7 +367,8 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     assert page.locator("#cell-select").input_value() == str(cliff["cell_index"])
     seeds = SPEC["seeds"]
     # the band (p10, p90 shaded between them, the median), every seed's curve, the divergence marks
-    assert marks(page, "losses", ".scatterlayer .trace") == 3 + seeds + 1
+    assert sorted(curve_seeds(page, "losses")) == list(range(seeds))
+    assert marks(page, "losses", ".scatterlayer .trace") <= 3 + 3 * 2 + 1  # band, kinds × (lines, markers), x
     assert marks(page, "losses", ".scatterlayer .trace:last-child .points path") == cliff["diverged"]
     assert marks(page, "norms", ".shapelayer path") == 0  # no clip threshold without clipping
     expect(page.locator("#cell-runs tbody tr")).to_have_count(seeds)
@@ -373,7 +382,7 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     page.select_option("#cell-select", str(clipped["cell_index"]))
     expect(page.locator("#threshold-note")).to_have_text("; dashed: the clip threshold 1")
     assert marks(page, "norms", ".shapelayer path") == 1
-    assert marks(page, "losses", ".scatterlayer .trace") == 3 + seeds + (clipped["diverged"] > 0)
+    assert sorted(curve_seeds(page, "losses")) == list(range(seeds))
     expect(page.locator("#seed-runs summary")).to_have_text(
         f"Per-seed outcomes of lr 0.5 · {clipped['clipping']} ({seeds} runs)")
 
@@ -751,7 +760,8 @@ def test_a_cancelled_sweep_counts_trained_runs_and_spreads_early_divergences(qui
     assert all(b - a >= 16 for a, b in itertools.pairwise(centres)), centres  # marks 11 px wide, apart
     assert centres[-1] - centres[0] > 0.15 * width, (centres, width)
     # Curves hover with their true step, not the shifted position on the axis.
-    assert loss.evaluate("el => el.data[3].customdata.slice(0, 2)") == [0, 2]  # after the band's three
+    # (each point's customdata: seed, step, outcome; the first curve after the band's three traces)
+    assert loss.evaluate("el => el.data[3].customdata.slice(0, 2).map((c) => c[1])") == [0, 2]
     screenshot(page, "dashboard-sweep-cancelled.png")
     # A cell with no divergence keeps a linear step axis.
     page.select_option("#cell-select", "1")
@@ -864,11 +874,16 @@ def test_a_cell_of_many_seeds_shows_its_band_every_divergence_and_a_sample(quiet
     page.wait_for_selector("html[data-rendered]")
     expect(page.locator("#curves-note")).to_have_text("every diverged seed (12), 40 of the 288 others")
     traces = page.locator("#losses").evaluate(
-        "el => el.data.map((t) => ({ name: t.name, fill: t.fill || null, n: t.x.length }))")
+        "el => el.data.map((t) => ({ name: t.name, fill: t.fill || null, n: t.x.length,"
+        " seeds: [...new Set((t.customdata || []).filter((c) => Array.isArray(c) && c.length === 3)"
+        ".map((c) => c[0]))] }))")
     assert [t["fill"] for t in traces[:2]] == [None, "tonexty"] and traces[2]["name"] == "median"
+    # One trace per kind of curve, not one per seed: diverged, then the others (none converged).
     curves = traces[3:-1]
-    assert len(curves) == 12 + 40 and traces[-1]["name"] == "divergence step"
-    assert {t["name"] for t in curves[:12]} == {f"seed {s}" for s in diverged}
+    assert [t["name"] for t in curves] == ["diverged seeds", "other seeds"], curves
+    assert traces[-1]["name"] == "divergence step"
+    assert set(curves[0]["seeds"]) == diverged and len(curves[1]["seeds"]) == 40
+    assert not diverged & set(curves[1]["seeds"])
     median = page.locator("#losses").evaluate("el => el.data[2]")
     assert median["customdata"][0][0] == 0 and median["customdata"][0][3] == 300, median["customdata"][0]
     assert "over %{customdata[3]} seeds" in median["hovertemplate"]

@@ -294,16 +294,30 @@ const clipsweep = (() => {
           hovertemplate: "step %{customdata[0]}: median %{y:.3g}, p10 %{customdata[1]}, p90 %{customdata[2]}"
             + " over %{customdata[3]} seeds<extra></extra>" });
     }
-    const traces = chart.curves.map((r) => {
+    // One trace per kind of curve, its seeds apart by a gap (null), not one per seed: plotly's
+    // cost grows with traces, and a cell of thousands of seeds has thousands of diverged curves.
+    // A curve with a single finite point goes in a trace of markers (a line of one is invisible).
+    const kinds = new Map();
+    for (const r of chart.curves) {
       const y = positive(r[key]);
-      return {
-        x: r.steps.map(at), y, customdata: r.steps, name: `seed ${r.seed}`, showlegend: false,
-        mode: y.filter((v) => v !== null).length > 1 ? "lines" : "markers",
-        line: { width: 1, color: r.outcome === "diverged" ? DIVERGED : r.outcome === "converged" ? "#1a7f37" : "#0969da" },
-        opacity: r.outcome === "diverged" ? 0.9 : 0.55,
-        hovertemplate: `seed ${r.seed} (${text(r.outcome ?? "training")})<br>step %{customdata}: %{y:.3g}<extra></extra>`,
-      };
-    });
+      const kind = r.outcome === "diverged" ? "diverged" : r.outcome === "converged" ? "converged" : "other";
+      const mode = y.filter((v) => v !== null).length > 1 ? "lines" : "markers";
+      const trace = kinds.get(`${kind} ${mode}`) ?? kinds.set(`${kind} ${mode}`, {
+        x: [], y: [], customdata: [], name: `${kind} seeds`, showlegend: false, mode,
+        line: { width: 1, color: kind === "diverged" ? DIVERGED : kind === "converged" ? "#1a7f37" : "#0969da" },
+        marker: { color: kind === "diverged" ? DIVERGED : kind === "converged" ? "#1a7f37" : "#0969da" },
+        opacity: kind === "diverged" ? 0.9 : 0.55,
+        hovertemplate: "seed %{customdata[0]} (%{customdata[2]})<br>step %{customdata[1]}: %{y:.3g}<extra></extra>",
+      }).get(`${kind} ${mode}`);
+      if (trace.x.length) trace.x.push(null), trace.y.push(null), trace.customdata.push(null);
+      const said = text(r.outcome ?? "training");
+      r.steps.forEach((step, i) => {
+        trace.x.push(at(step));
+        trace.y.push(y[i]);
+        trace.customdata.push([r.seed, step, said]);
+      });
+    }
+    const traces = [...kinds.values()];
     // The value at the divergence step: finite, non-finite (NaN or infinite: marked at the top of
     // the chart), or never computed (a norm after the loss exploded: no mark on the norm chart).
     const last = (r) => r[key][r[key].length - 1];
@@ -480,8 +494,12 @@ const clipsweep = (() => {
       const chart = await api(`/api/v1/sweeps/${id}/cells/${ui.cell}/chart?width=${width}`);
       if (chart.cell_index !== ui.cell) return; // another cell was chosen meanwhile
       const threshold = clipThreshold(chart.clip_method, chart.clip_params);
+      let t0 = performance.now();
+      console.log("T chart arrived at", t0);
       drawSeeds("losses", chart, "loss", null);
+      console.log("T losses", performance.now() - t0, chart.curves.length); t0 = performance.now();
       drawSeeds("norms", chart, "grad_norm", threshold);
+      console.log("T norms", performance.now() - t0); t0 = performance.now();
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
       const diverged = chart.curves.filter((c) => c.outcome === "diverged").length;
       const sampled = chart.curves.length - diverged;
@@ -494,6 +512,7 @@ const clipsweep = (() => {
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
         <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
         <td><a href="/runs/${r.run_id}">run ${r.run_id}</a></td></tr>`).join("");
+      console.log("T rest of cell", performance.now() - t0);
     };
     const drawSummary = () => {
       const p = sweep.progress;
@@ -531,7 +550,10 @@ const clipsweep = (() => {
       [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
         api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`), plotlyLoaded()]);
       await drawCompared();
+      let t1 = performance.now();
+      console.log("T data+plotly at", t1);
       drawSummary();
+      console.log("T summary", performance.now() - t1);
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
       document.documentElement.dataset.rendered = "1";
