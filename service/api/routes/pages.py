@@ -3,9 +3,7 @@ so what a page shows is exactly what the API answers, and it updates while a swe
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,22 +16,12 @@ from service.errors import NotFound
 from service.queries.runs import get_run
 from service.queries.schedules import get_schedule
 from service.queries.sweeps import get_sweep
-from service.web import STATIC_DIR, TEMPLATES_DIR
+from service.web import PLOTLY_JS, STATIC_DIR, TEMPLATES_DIR
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 
-def _plotly_js() -> Path:
-    """plotly.js as the `plotly` Python package bundles it (found without importing the package):
-    the charts never load from a CDN."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the `plotly` package (which bundles plotly.js for the dashboard) is not installed")
-    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
-
-
-PLOTLY_JS = _plotly_js()
 
 
 @router.get("/", response_class=HTMLResponse, name="sweeps_page", dependencies=[Depends(READ_PAGE)])

@@ -33,7 +33,10 @@ def test_pages_are_served_and_an_unknown_id_is_a_404_page(api: TestClient,
         missing = api.get(path)
         assert missing.status_code == 404 and "999999" in missing.text
     assert api.get("/").status_code == 200
-    assert api.get("/vendor/plotly.min.js").headers["content-type"].startswith("text/javascript")
+    plotly = api.get("/vendor/plotly.min.js")
+    assert plotly.headers["content-type"].startswith("text/javascript")
+    # the partial bundle scripts/vendor-plotly.sh puts there, not a CDN's or the full one
+    assert plotly.text.startswith("/**\n* plotly.js (cartesian - minified) v") and len(plotly.content) < 2_000_000
 
 
 def test_the_openapi_schema_names_the_contract(api: TestClient) -> None:
