@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +133,21 @@ def matches(got: Any, want: Any, path: str = "") -> list[str]:
     return [] if got == want else [f"{path}: {got!r} != {want!r}"]
 
 
+def csv_values(text: str) -> list[list[Any]]:
+    """A CSV file's rows as values: a number as a float (NaN as "nan"), an empty field None."""
+    def value(field: str) -> Any:
+        if field == "":
+            return None
+        try:
+            number = float(field)
+        except ValueError:
+            return field
+        return "nan" if math.isnan(number) else number
+
+    header, *rows = csv.reader(io.StringIO(text))
+    return [header] + [[value(field) for field in row] for row in rows]
+
+
 def test_a_database_written_at_0004_answers_exactly_as_it_did(db_url: str) -> None:
     """Every sweep of a 0004 database, upgraded: the same summary at two tolerances, the same runs,
     series, run details (the config that reproduces a run) and exports as clipsweep gave before."""
@@ -149,6 +167,13 @@ def test_a_database_written_at_0004_answers_exactly_as_it_did(db_url: str) -> No
             if key.startswith("summary") and not sweep["finished"] and summary["headline"] is not None:
                 assert summary["headline"].startswith("so far "), summary["headline"]
                 summary["headline"] = want[sweep_id][key]["headline"]
+        # Since: the exports are written by pyarrow (floats in their shortest form, 2 for 2.0,
+        # strings quoted in a batch where one must be), and the points file goes by run, then
+        # step. The values must be the same.
+        for answers in (answer, want[sweep_id]):
+            answers["export_runs"] = csv_values(answers["export_runs"])
+            header, *points = csv_values(answers["export_points"])
+            answers["export_points"] = [header, *sorted(points, key=lambda row: (row[0], row[6]))]
     problems = matches(got, want)
     assert problems == [], problems[:20]
     assert all(sweep["sweep"]["finished"] == (sweep["sweep"]["status"] in ("succeeded", "failed", "cancelled"))
