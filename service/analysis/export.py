@@ -9,9 +9,9 @@ was never computed.
 
 Both files are written from pyarrow tables, one per batch of rows: floats in their shortest form
 that reads back to the same double (0.1, 0.00001, 1e+16, 2), booleans True/False, strings quoted
-only in a batch where one of them must be (a comma, a quote or a line break). The points come off the
-database's cursor as columns (db/points.stream_points) and are given their runs' identity by
-lookup, never a Python object per value: a sweep has millions of points.
+only in a batch where one of them must be (a comma, a quote or a line break). The points come off
+the database's cursor as columns (db/columns.py) and are given their runs' identity by lookup,
+never a Python object per value: a sweep has millions of points.
 """
 
 from __future__ import annotations

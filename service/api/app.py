@@ -41,8 +41,10 @@ from service.web import STATIC_DIR
 # Encoded answers (summaries, charts, counts) kept in memory, at most (service/api/answers.py).
 SUMMARY_CACHE_BYTES = 32 * 1024 * 1024
 # Cell summaries kept in memory, by the runs they summarize (service/queries/summaries.py): ten
-# sweeps of 100,000 runs.
+# sweeps of 100,000 runs; and the runs of the cells summarized last, to bring a changed cell up to
+# date from its new runs alone (about 1 KB each: ~100 MB at most).
 KEPT_CELL_RUNS = 1_000_000
+KEPT_RUN_ROWS = 100_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.submit_rate = SubmitRate(settings.submit_rate_per_minute)
     app.state.answers = AnswerCache(max_bytes=SUMMARY_CACHE_BYTES)
-    app.state.cells = KeptCells(max_runs=KEPT_CELL_RUNS)
+    app.state.cells = KeptCells(max_runs=KEPT_CELL_RUNS, max_rows=KEPT_RUN_ROWS)
     app.include_router(plan.router)  # before sweeps: /sweeps/plan is not a sweep's id
     app.include_router(sweeps.router)
     app.include_router(charts.router)

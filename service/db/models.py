@@ -108,6 +108,10 @@ class Cell(Base):
     # TrainConfig.to_dict(): with a seed, it trains any run of the cell again (trainers.run_seed).
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     config_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Its runs, and those with an outcome: kept by triggers on runs in the same transaction
+    # (migration 0013), never written here; what a summary and a poll read instead of counting.
+    run_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    done_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     sweep: Mapped[Sweep] = relationship(back_populates="cells")
 

@@ -4,8 +4,9 @@ A cell's summary (service/analysis/summary.py) is a function of its own runs and
 comparison, of the baseline cell at its learning rate; and a run's outcome is written once (every
 write to it is guarded by `outcome IS NULL`). So a cell's summary stays the same for as long as
 its count of runs, its count of runs with an outcome and its baseline's count with an outcome
-stay the same: those counts key a kept summary. One grouped count per request finds the cells
-that changed, and only their runs are read and their statistics computed. A running sweep trains
+stay the same: those counts key a kept summary. The cells keep both counts (triggers on runs
+update them in the transaction that writes a run: migration 0013), so one read of a row per cell
+finds the cells that changed, and only their runs are read and their statistics computed. A running sweep trains
 a few cells at a time, so its summary costs about the runs of the cells in training, not the
 runs of the sweep; a finished sweep's cells are all kept after its first summary.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.analysis.summary import CellSummary, summarize
@@ -73,9 +74,8 @@ def cell_summaries(session: Session, sweep_id: int, kept: KeptCells) -> tuple[li
     """Every cell's summary, in cell order, as `summarize` gives it from all of the sweep's runs;
     and how many runs with an outcome they were computed from."""
     counts = {index: _Counts(lr, method == BASELINE, runs, done) for index, lr, method, runs, done in session.execute(
-        select(Cell.cell_index, Cell.lr, Cell.clip_method, func.count(), func.count(Run.outcome))
-        .join(Run, (Run.sweep_id == Cell.sweep_id) & (Run.cell_index == Cell.cell_index))
-        .where(Cell.sweep_id == sweep_id).group_by(Cell.cell_index, Cell.lr, Cell.clip_method))}
+        select(Cell.cell_index, Cell.lr, Cell.clip_method, Cell.run_count, Cell.done_count)
+        .where(Cell.sweep_id == sweep_id, Cell.run_count > 0))}
     keys = _keys(sweep_id, counts)
     found = {index: cell for index in counts if (cell := kept.get(keys[index])) is not None}
     done = {index: counts[index].done for index in found}

@@ -27,8 +27,8 @@ def get_sweep(session: Session, sweep_id: int) -> Sweep:
 
 def sweep_state(session: Session, sweep_id: int) -> tuple[SweepStatus, int]:
     """The sweep's status and how many of its runs have an outcome, in one query: what a kept
-    summary is keyed by (service/api/answers.py)."""
-    finished = select(func.count(Run.outcome)).where(Run.sweep_id == Sweep.id).scalar_subquery()
+    summary is keyed by (service/api/answers.py). Its cells keep the counts (migration 0013)."""
+    finished = select(func.coalesce(func.sum(Cell.done_count), 0)).where(Cell.sweep_id == Sweep.id).scalar_subquery()
     row = (session.execute(select(Sweep.status, finished).where(Sweep.id == sweep_id)).one_or_none()
            if 0 <= sweep_id <= INT32_MAX else None)
     if row is None:

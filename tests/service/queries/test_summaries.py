@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 import random
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.analysis.summary import summarize
-from service.db.models import Run
+from service.db.models import Cell, Run
 from service.db.session import session_scope
 from service.lifecycle.runs import fail_runs
 from service.queries.summaries import KeptCells, cell_summaries
@@ -76,6 +76,12 @@ def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: ses
             else:
                 store(session_factory, sweep_id, [random_report(rng, cell, seed) for cell, seed in batch])
             with session_scope(session_factory) as session:
+                # the counts the cells keep (triggers on runs) are the runs' own
+                kept_counts = session.execute(select(Cell.cell_index, Cell.run_count, Cell.done_count)
+                                              .where(Cell.sweep_id == sweep_id).order_by(Cell.cell_index)).all()
+                assert [tuple(c) for c in kept_counts] == [tuple(c) for c in session.execute(
+                    select(Run.cell_index, func.count(), func.count(Run.outcome)).where(Run.sweep_id == sweep_id)
+                    .group_by(Run.cell_index).order_by(Run.cell_index))]
                 everything = summarize(summary_rows(session, sweep_id))
                 done = len(session.scalars(select(Run.seed).where(Run.sweep_id == sweep_id,
                                                                    Run.outcome.is_not(None))).all())
