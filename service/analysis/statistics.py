@@ -150,8 +150,27 @@ def steps_to_target(steps: Sequence[int | None], *, resamples: int = 2000, seed:
     values = np.array([math.inf if s is None else float(s) for s in steps])
     # All resamples at once: a summary bootstraps every cell of a sweep on each request.
     draws = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    ordered = np.sort(np.median(values[draws], axis=1)).tolist()
+    ordered = np.sort(resample_medians(values, draws)).tolist()
     return Estimate(value, percentile(ordered, 0.025), percentile(ordered, 0.975))
+
+
+def resample_medians(values: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """`np.median(values[draws], axis=1)`, the same numbers. Steps to target repeat (they are
+    multiples of the evaluation interval, or infinite), so where each value comes four times or
+    more on average, each resample's middle order statistics are read off its counts of each
+    distinct value, which costs a third of sorting thousands of seeds 2,000 times over."""
+    distinct, of = np.unique(values, return_inverse=True)  # sorted; each value's place in them
+    resamples, n = draws.shape
+    if 4 * len(distinct) > n:
+        return np.median(values[draws], axis=1)
+    offsets = (np.arange(resamples) * len(distinct))[:, None]
+    counts = np.bincount((of[draws] + offsets).ravel(), minlength=resamples * len(distinct))
+    at_most = np.cumsum(counts.reshape(resamples, len(distinct)), axis=1)  # values ≤ each distinct one
+
+    def smallest(i: int) -> np.ndarray:  # each resample's i-th smallest value, from 0
+        return distinct[(at_most <= i).sum(axis=1)]
+
+    return smallest(n // 2) if n % 2 else (smallest(n // 2 - 1) + smallest(n // 2)) / 2
 
 
 def median_steps_converged_only(steps: Sequence[int | None]) -> float | Unavailable:

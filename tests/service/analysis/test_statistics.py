@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from service.analysis.statistics import (
@@ -25,6 +26,7 @@ from service.analysis.statistics import (
     merge_histograms,
     min_runs_for_tolerance,
     paired_comparison,
+    resample_medians,
     stable_learning_rate,
     steps_to_target,
     wilson_interval,
@@ -114,6 +116,21 @@ def test_steps_to_target_needs_half_converged_and_bootstraps_reproducibly() -> N
     assert isinstance(estimate, Estimate) and estimate.value == 250.0
     assert estimate.low == 100.0 and estimate.high == math.inf
     assert steps_to_target([100, 200, 300, None], seed=7) == estimate
+
+
+def test_resample_medians_from_counts_are_numpys_medians() -> None:
+    """The counting path gives np.median's numbers exactly, odd and even sizes, infinities (runs
+    that never converged), a single distinct value, and where the values barely repeat."""
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 7, 8, 40, 41, 500, 501, 2500):
+        for _ in range(4 if n < 1000 else 1):
+            never = rng.random()
+            values = np.array([math.inf if rng.random() < never else float(rng.integers(1, 60) * 50)
+                               for _ in range(n)])
+            draws = rng.integers(0, n, size=(300, n))
+            assert np.array_equal(resample_medians(values, draws), np.median(values[draws], axis=1))
+    same = np.full(9, 150.0)
+    assert np.array_equal(resample_medians(same, rng.integers(0, 9, size=(5, 9))), np.full(5, 150.0))
 
 
 def test_median_over_converged_runs_only() -> None:
