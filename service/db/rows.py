@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,18 +156,9 @@ def nan_norm_steps(triggers: pa.ChunkedArray, diverged_at_steps: pa.ChunkedArray
 
 
 def point_nans(points: pa.Table, nan_steps: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """`point_row` for a table of stored points (db/points.stream_points), column by column: its
+    """`point_row` for a table of stored points (db/columns.stream_points), column by column: its
     loss and grad_norm with their NaNs back. `nan_steps` holds, for each point, its run's
     `nan_norm_step` (null where it has none)."""
     loss, grad_norm = points["loss"].combine_chunks(), points["grad_norm"].combine_chunks()
     at_nan = pc.fill_null(pc.and_(grad_norm.is_null(), pc.equal(points["step"], nan_steps)), False)
     return pc.fill_null(loss, math.nan), pc.if_else(at_nan, math.nan, grad_norm)
-
-
-def stream(session: Session, query: Select[Any], convert: Callable[[Any], Any],
-           batch: int = 10_000) -> Iterator[list[Any]]:
-    """`query`'s rows, converted, in batches from the database's cursor (server-side on
-    PostgreSQL), for readers that must not hold a whole sweep in memory."""
-    result = session.execute(query.execution_options(yield_per=batch))
-    for partition in result.partitions():
-        yield [convert(row) for row in partition]

@@ -5,10 +5,11 @@ comparison, of the baseline cell at its learning rate; and a run's outcome is wr
 write to it is guarded by `outcome IS NULL`). So a cell's summary stays the same for as long as
 its count of runs, its count of runs with an outcome and its baseline's count with an outcome
 stay the same: those counts key a kept summary. The cells keep both counts (triggers on runs
-update them in the transaction that writes a run: migration 0013), so one read of a row per cell
-finds the cells that changed, and only their runs are read and their statistics computed. A running sweep trains
-a few cells at a time, so its summary costs about the runs of the cells in training, not the
-runs of the sweep; a finished sweep's cells are all kept after its first summary.
+update them in the transaction that writes a run: migration 0013), so one read of a row per
+cell finds the cells that changed, and only their runs are read and their statistics computed.
+A running sweep trains a few cells at a time, so its summary costs about the runs of the cells
+in training, not the runs of the sweep; a finished sweep's cells are all kept after its first
+summary.
 
 A changed cell's runs are kept too (`KeptCells.runs`, bounded by their number), with the ids of
 those that have an outcome: the next time the cell changes, one index-only scan finds the runs
