@@ -20,6 +20,15 @@ if [ "$got" != "$INTEGRITY" ]; then
     exit 1
 fi
 tar -xzf "$tmp/bundle.tgz" -C "$tmp"
-cp "$tmp/package/plotly-cartesian.min.js" service/web/vendor/plotly-cartesian.min.js
+# Two configuration defaults name plotly's servers: the topojson files of map traces (not in this
+# bundle) and Chart Studio's "edit" link (off unless asked). Neither is ever fetched here; pointed
+# at this server instead, no configuration of a page can make it reach outside.
+sed -e 's#dflt:"https://cdn.plot.ly/un/"#dflt:"/vendor/topojson/"#' \
+    -e 's#dflt:"https://cloud.plotly.com/newchart"#dflt:""#' \
+    "$tmp/package/plotly-cartesian.min.js" > service/web/vendor/plotly-cartesian.min.js
+if grep -qE 'dflt:"https?://' service/web/vendor/plotly-cartesian.min.js; then
+    echo "plotly.js $VERSION has another remote default; look at it before shipping" >&2
+    exit 1
+fi
 cp "$tmp/package/LICENSE" service/web/vendor/plotly.js-LICENSE.txt
 echo "service/web/vendor/: plotly.js cartesian $VERSION"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +39,8 @@ def test_pages_are_served_and_an_unknown_id_is_a_404_page(api: TestClient,
     assert plotly.headers["content-type"].startswith("text/javascript")
     # the partial bundle scripts/vendor-plotly.sh puts there, not a CDN's or the full one
     assert plotly.text.startswith("/**\n* plotly.js (cartesian - minified) v") and len(plotly.content) < 2_000_000
+    # and no default in it names a server outside this one (scripts/vendor-plotly.sh)
+    assert not re.search(r'dflt:"https?://', plotly.text)
 
 
 def test_the_openapi_schema_names_the_contract(api: TestClient) -> None:
