@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from functools import lru_cache
 from typing import TypeVar
 
 import numpy as np
@@ -86,7 +87,7 @@ def fewer_divergences(only_baseline: int, only_other: int, alpha: float = 0.05) 
     return bool(log_m >= -math.log(alpha))
 
 
-
+@lru_cache(maxsize=64)
 def fewest_for_stable(tolerance: float, alpha: float = 0.05) -> int:
     """The fewest seeds that, none diverging, show a rate under `tolerance` (88 at 5%, alpha 5%)."""
     low, high = 1, 1
@@ -96,6 +97,19 @@ def fewest_for_stable(tolerance: float, alpha: float = 0.05) -> int:
         mid = (low + high) // 2
         low, high = (low, mid) if log_evidence_below(0, mid, tolerance) >= -math.log(alpha) else (mid, high)
     return high
+
+
+def out_of_reach(diverged: int, seeds: int, tolerance: float, alpha: float, most: int) -> bool:
+    """Whether an undecided cell, diverging from here on at the rate it has so far, would still be
+    undecided at `most` seeds: then the seeds up to `most` would most likely be spent for nothing,
+    and the cell stops where it is, undecided (stochastic curtailment). Only once it has had the
+    seeds that show a cell with no divergence stable (fewest_for_stable), so that one early
+    divergence does not end it. Stopping early never makes a verdict wrong: a cell that stops
+    declares nothing, and every test here holds whenever the sweep stops."""
+    if seeds < fewest_for_stable(tolerance, alpha) or seeds >= most:
+        return False
+    projected = round(diverged * most / seeds)
+    return stability(projected, most, tolerance, alpha) is Verdict.UNDECIDED
 
 
 def next_batch(diverged: N, seen: N, tolerance: float, alpha: float, batch: int) -> N:

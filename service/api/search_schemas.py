@@ -18,7 +18,11 @@ class ProbeOut(ApiModel):
     cell_index: int
     diverged: int
     trained: int
-    verdict: Verdict = Field(description="By the anytime-valid test; undecided while it trains or at `max` seeds.")
+    verdict: Verdict = Field(description=(
+        "By the anytime-valid test; undecided while it trains, at `max` seeds, or out of reach."))
+    out_of_reach: bool = Field(description=(
+        "Left undecided before `max` seeds: diverging at the rate it has so far, it would still be undecided "
+        "at `max`, so the seeds up to it were not spent."))
 
 
 class ArmSearchOut(ApiModel):
@@ -55,6 +59,7 @@ class SearchOut(ApiModel):
                 clipping=s.arm, highest_stable_lr=grid[s.lo] if s.lo >= 0 else None,
                 next_lr_not_stable=grid[s.hi] if done and s.hi < len(grid) else None, searching=not done,
                 breaks=s.breaks, probes=[ProbeOut(lr=p.lr, cell_index=p.cell_index, diverged=p.diverged,
-                                                  trained=p.trained, verdict=p.verdict) for p in s.probes]))
+                                                  trained=p.trained, verdict=p.verdict,
+                                                  out_of_reach=p.out_of_reach) for p in s.probes]))
         return cls(tolerance=rule.tolerance, alpha=rule.alpha, grid=grid, runs=runs,
                    grid_runs=len(grid) * len(spec.clipping) * min_runs_for_tolerance(rule.tolerance), arms=arms)

@@ -10,7 +10,10 @@ memory. The questions at one learning rate, each decided by an anytime-valid tes
   (Where their verdicts differ, the difference is already shown; where both are stable, it does
   not matter for the question of stability.)
 
-A seed added at a learning rate is added to every arm there, so the comparison stays paired.
+A seed added at a learning rate is added to every arm there, so the comparison stays paired. A
+cell stops asking for seeds, undecided, when at the rate it has diverged so far even `max` seeds
+would not decide it (sequential.out_of_reach): a rate near the tolerance takes far more seeds than
+one far from it, and those would be spent for nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from service.analysis.sequential import Verdict, fewer_divergences, next_batch, stability
+from service.analysis.sequential import Verdict, fewer_divergences, next_batch, out_of_reach, stability
 from service.db.models import Cell, Run, Sweep
 from service.spec_seeds import Adaptive, adaptive_rule
 from service.states import RunOutcome
@@ -44,18 +47,26 @@ class LearningRateState:
         outcomes = self.diverged[arm]
         return stability(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha)
 
+    def wants_seeds(self, arm: str, rule: Adaptive) -> bool:
+        """Whether the arm's cell still wants seeds: undecided, under `max`, and within reach of a
+        verdict by then at the rate it has diverged so far."""
+        outcomes = self.diverged[arm]
+        return (self.verdict(arm, rule) is Verdict.UNDECIDED and len(self.seeds) < rule.max
+                and not out_of_reach(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.max))
+
     def next_batch(self, rule: Adaptive) -> int:
-        """Seeds to add: the most any undecided cell here wants (sequential.next_batch); `batch`
-        when only a paired difference is open."""
+        """Seeds to add: the most any open cell here wants (sequential.next_batch); `batch` when
+        only a paired difference is open."""
         wants = [next_batch(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.batch)
-                 for arm, outcomes in self.diverged.items() if self.verdict(arm, rule) is Verdict.UNDECIDED]
+                 for arm, outcomes in self.diverged.items() if self.wants_seeds(arm, rule)]
         return max(wants, default=rule.batch)
 
     def decided(self, rule: Adaptive) -> bool:
-        """Whether every question at this learning rate has its answer."""
-        verdicts = {arm: self.verdict(arm, rule) for arm in self.cells}
-        if Verdict.UNDECIDED in verdicts.values():
+        """Whether every question at this learning rate has its answer, or is out of reach (a cell
+        left undecided because `max` seeds would not decide it)."""
+        if any(self.wants_seeds(arm, rule) for arm in self.cells):
             return False
+        verdicts = {arm: self.verdict(arm, rule) for arm in self.cells}
         if BASELINE not in verdicts:
             return True
         for arm, verdict in verdicts.items():
@@ -95,8 +106,8 @@ def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:
 def add_seeds(session: Session, sweep_id: int) -> int:
     """Plan the next round: more seeds (`batch`, or what a cell without divergence needs to be
     shown stable; at most up to `max`) in every arm of each learning rate whose questions are
-    still open and whose runs all have outcomes. Returns how many runs
-    were added (0: the sweep is done). The caller commits."""
+    still open and whose runs all have outcomes. Returns how many runs were added (0: the sweep is
+    done). The caller commits."""
     sweep = session.get_one(Sweep, sweep_id)
     rule = adaptive_rule(sweep.spec)
     if rule is None:

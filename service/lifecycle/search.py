@@ -1,10 +1,11 @@
 """The search for each arm's highest stable learning rate: bracketing and bisection on a log grid.
 
 Per arm, the probes decided so far split the grid (service/spec_rates.py): `lo`, the highest point
-shown stable, and `hi`, the lowest point above it shown unstable or left undecided at `max` seeds
-(not shown stable, so never claimed). While a point lies between them, the middle one is probed
-next: a new cell of that arm, trained with adaptive seeds until its verdict is in. The answer is
-`lo`, backed by its own verdict and the one of the point just above it.
+shown stable, and `hi`, the lowest point above it shown unstable or left undecided (at `max`
+seeds, or out of reach of a verdict by then: not shown stable, so never claimed). While a point
+lies between them, the middle one is probed next: a new cell of that arm, trained with adaptive
+seeds until its verdict is in. The answer is `lo`, backed by its own verdict and the one of the
+point just above it.
 
 The state is the stored cells and outcomes alone, so a restarted worker continues the search
 where the database says it is. A probe at a learning rate another arm has probed takes the seeds
@@ -42,6 +43,7 @@ class Probe:
     diverged: int
     trained: int
     verdict: Verdict
+    out_of_reach: bool = False  # left undecided short of `max`: at its rate so far, `max` would not decide it
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,11 @@ def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSe
         for state in states:
             if arm not in state.cells or state.lr not in index:
                 continue
-            verdict = state.verdict(arm, rule)
+            verdict, wants = state.verdict(arm, rule), state.wants_seeds(arm, rule)
             outcomes = state.diverged[arm]
-            probes.append(Probe(state.lr, state.cells[arm], sum(outcomes.values()), len(outcomes), verdict))
-            if state.pending or (verdict is Verdict.UNDECIDED and len(state.seeds) < rule.max):
+            short = verdict is Verdict.UNDECIDED and not wants and len(state.seeds) < rule.max
+            probes.append(Probe(state.lr, state.cells[arm], sum(outcomes.values()), len(outcomes), verdict, short))
+            if state.pending or wants:
                 still_open = True
             else:
                 verdicts[index[state.lr]] = verdict

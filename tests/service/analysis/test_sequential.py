@@ -16,6 +16,7 @@ from service.analysis.sequential import (
     log_evidence_above,
     log_evidence_below,
     next_batch,
+    out_of_reach,
     stability,
 )
 from service.analysis.statistics import wilson_interval
@@ -26,23 +27,36 @@ SEQUENCES, MIN, BATCH, MAX, TOLERANCE, ALPHA = 10_000, 16, 16, 512, 0.05, 0.05
 ALLOWED = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / SEQUENCES)
 
 
-def declared_stable(rate: float, upper_bound_under: object, adaptive_batches: bool = False) -> float:
-    """The share of SEQUENCES simulated sequences of seeds, each diverging with `rate`, that a
-    sweep looking after every round declares stable, stopping at the first verdict. Rounds add
-    BATCH seeds, or with `adaptive_batches` what the sweep's own rule adds (sequential.next_batch)."""
+def simulate(rate: float, upper_bound_under: object, adaptive_batches: bool = False,
+             curtailed: bool = False) -> tuple[float, float]:
+    """SEQUENCES simulated sequences of seeds, each diverging with `rate`, looked at after every
+    round and stopped at the first verdict: the share declared stable and the mean seeds trained.
+    Rounds add BATCH seeds, or with `adaptive_batches` what the sweep's own rule adds
+    (sequential.next_batch); with `curtailed` a sequence also stops where the sweep stops a cell
+    whose verdict is out of reach by MAX (sequential.out_of_reach)."""
     rng = np.random.default_rng(20261205)
     diverged_by = np.cumsum(rng.random((SEQUENCES, MAX)) < rate, axis=1)  # after 1, 2, ... seeds
     seen = np.full(SEQUENCES, MIN)
     stable = np.zeros(SEQUENCES, dtype=bool)
     open_ = np.ones(SEQUENCES, dtype=bool)
+    reach: dict[tuple[int, int], bool] = {}
     while open_.any():
         diverged = diverged_by[np.arange(SEQUENCES), seen - 1]
         says_stable, says_unstable = upper_bound_under(diverged, seen)
         stable |= open_ & says_stable
         open_ &= ~(says_stable | says_unstable) & (seen < MAX)
+        if curtailed:
+            pairs = list(zip(diverged.tolist(), seen.tolist()))
+            for d, n in set(pairs) - reach.keys():
+                reach[d, n] = out_of_reach(d, n, TOLERANCE, ALPHA, MAX)
+            open_ &= ~np.array([reach[p] for p in pairs])
         more = next_batch(diverged, seen, TOLERANCE, ALPHA, BATCH) if adaptive_batches else BATCH
         seen = np.where(open_, np.minimum(seen + more, MAX), seen)
-    return float(stable.mean())
+    return float(stable.mean()), float(seen.mean())
+
+
+def declared_stable(rate: float, upper_bound_under: object, adaptive_batches: bool = False) -> float:
+    return simulate(rate, upper_bound_under, adaptive_batches)[0]
 
 
 def anytime(diverged: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,3 +98,31 @@ def test_a_cell_that_never_diverges_is_decided_stable_and_a_cliff_unstable() -> 
                                                                  (14, 2, True), (0, 7, False)])
 def test_a_paired_difference_needs_enough_discordant_seeds(only_none: int, only_clipped: int, real: bool) -> None:
     assert fewer_divergences(only_none, only_clipped) is real
+
+
+def test_a_cell_stops_when_max_seeds_would_not_decide_it_at_its_rate_so_far() -> None:
+    # 3 of 96 (3.1%) carried to 512 is 16 of 512, still undecided; 2 of 96 carried is 11, stable.
+    assert stability(16, MAX, TOLERANCE) is Verdict.UNDECIDED and stability(11, MAX, TOLERANCE) is Verdict.STABLE
+    assert out_of_reach(3, 96, TOLERANCE, ALPHA, MAX) and not out_of_reach(2, 96, TOLERANCE, ALPHA, MAX)
+    # Not before the seeds that show a cell without divergence stable (88): one early divergence
+    # in 16 is 6%, yet says little. Not at max, where the cell stops anyway.
+    assert not out_of_reach(1, 16, TOLERANCE, ALPHA, MAX) and not out_of_reach(2, 80, TOLERANCE, ALPHA, MAX)
+    assert not out_of_reach(30, MAX, TOLERANCE, ALPHA, MAX)
+    # A larger max keeps the same cell going: 3.1% is decided within 4,096 seeds.
+    assert not out_of_reach(3, 96, TOLERANCE, ALPHA, 4096)
+    # docs/adaptive.md: at exactly 2.7% a cell is shown stable from 573 seeds, at 3/96 from 971.
+    for rate, fewest in ((0.027, 573), (3 / 96, 971)):
+        assert stability(round(rate * fewest), fewest, TOLERANCE) is Verdict.STABLE
+        assert stability(round(rate * (fewest - 1)), fewest - 1, TOLERANCE) is Verdict.UNDECIDED
+
+
+def test_stopping_cells_out_of_reach_keeps_the_guarantee_and_spends_a_fraction_of_the_seeds() -> None:
+    """At the tolerance, stopping cells whose verdict is out of reach still declares "stable" at
+    most alpha of the time (it only ever stops a sequence sooner), and trains far fewer seeds
+    where they would have been spent for nothing; a cell far below the tolerance is still shown
+    stable about as often."""
+    at_tolerance, seeds_at = simulate(TOLERANCE, anytime, adaptive_batches=True, curtailed=True)
+    assert at_tolerance <= ALLOWED
+    assert seeds_at < 0.3 * simulate(TOLERANCE, anytime, adaptive_batches=True)[1], seeds_at
+    low_rate = simulate(0.005, anytime, adaptive_batches=True, curtailed=True)[0]
+    assert low_rate >= 0.97, low_rate

@@ -66,6 +66,23 @@ def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Se
     assert sweep.status == "succeeded" and all(seeds == set(range(40)) for seeds in seeds_by_cell(runs).values())
 
 
+def test_a_cell_whose_verdict_is_out_of_reach_stops_short_of_max(session_factory: sessionmaker[Session]) -> None:
+    """Every 25th seed diverges in every cell (4%, just under the tolerance): 4 of 96 carried on to
+    512 seeds would still be undecided, so each learning rate stops at 96, undecided, instead of
+    training up to 512 for nothing."""
+    def four_percent(trial: TrialPlan, sink: TrialSink) -> None:
+        sink.start_chunk(trial.cell_index, trial.seeds)
+        for seed in trial.seeds:
+            diverges = seed % 25 == 0
+            sink.add(report(trial.cell_index, seed, *(("diverged",) if diverges else ()),
+                            **({"trigger": "loss_explosion", "diverged_at_step": 2} if diverges else {})))
+
+    sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 512, "batch": 16}}, resources=CHUNKS)
+    execute(session_factory, sweep_id, ScriptedRunner(*[four_percent] * 40))
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and all(seeds == set(range(96)) for seeds in seeds_by_cell(runs).values())
+
+
 def test_a_worker_stopped_between_rounds_resumes_from_the_database(session_factory: sessionmaker[Session]) -> None:
     stop = threading.Event()
 

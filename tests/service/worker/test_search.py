@@ -61,6 +61,32 @@ def test_bisection_finds_each_arms_highest_stable_rate(session_factory: sessionm
     assert len(at_first) == 2
 
 
+def test_a_probe_out_of_reach_of_a_verdict_bounds_the_answer_without_being_claimed(
+        session_factory: sessionmaker[Session]) -> None:
+    """Unclipped runs at 0.008 diverge at 4%, just under the tolerance: after 96 seeds (4 diverged)
+    even `max` would not decide it, so the probe stops there, undecided, and the answer is the
+    point below it, 0.004, shown stable; the search does not spend 512 seeds on that point."""
+    def near_the_tolerance(trial: TrialPlan, sink: TrialSink) -> None:
+        if trial.train_config["lr"] != 0.008 or trial.train_config["clipping"]["method"] != "none":
+            return cliff(trial, sink)
+        sink.start_chunk(trial.cell_index, trial.seeds)
+        for seed in trial.seeds:
+            diverges = seed % 25 == 0
+            sink.add(report(trial.cell_index, seed, *(("diverged",) if diverges else ()),
+                            **({"trigger": "loss_explosion", "diverged_at_step": 3} if diverges else {})))
+
+    seeds = {"adaptive": {"min": 16, "max": 512, "batch": 16}}
+    sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=seeds, resources={"max_seeds_per_trial": 64})
+    execute(session_factory, sweep_id, ScriptedRunner(*[near_the_tolerance] * 40))
+    assert state(session_factory, sweep_id)[0].status == "succeeded"
+    with session_scope(session_factory) as session:
+        spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
+        none = arm_searches(spec, learning_rates(session, sweep_id))[0]
+    probe = next(p for p in none.probes if p.lr == 0.008)
+    assert (probe.diverged, probe.trained, probe.verdict, probe.out_of_reach) == (4, 96, Verdict.UNDECIDED, True)
+    assert none.points[none.lo] == 0.004 and none.points[none.hi] == 0.008 and none.next_probe() is None
+
+
 def test_a_restarted_worker_continues_the_search(session_factory: sessionmaker[Session]) -> None:
     stop = threading.Event()
     rounds = 0
