@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,15 @@ def test_trainers_import_nothing_of_the_service() -> None:
     graph = import_graph()
     assert {(a, b) for a, deps in graph.items() if a.startswith("trainers") for b in deps
             if b.startswith("service")} == set()
+
+
+def test_the_cli_starts_without_torch_or_the_database_layer() -> None:
+    """The commands that talk to the API (submit, status, schedule, alerts) start in a fraction
+    of a second: importing torch alone takes a second or more. Commands that need more (serve,
+    token) import it when they run."""
+    code = "import sys, service.cli; print(sorted({'torch', 'sqlalchemy', 'ray', 'fastapi'} & sys.modules.keys()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

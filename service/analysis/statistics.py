@@ -11,7 +11,6 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from service.analysis.numbers import percent
-from trainers.norm_histogram import bin_centre
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.959963984540054
 
@@ -240,6 +239,10 @@ def histogram_quantile(histogram: Mapping[int, int], q: float) -> float:
     total = sum(histogram.values())
     if total <= 0:
         raise ValueError("the histogram is empty")
+    # Imported here, not above: `trainers` imports torch (a second at start), and the CLI, which
+    # imports this module for MIN_TOLERANCE and talks to the API only, must start at once.
+    from trainers.norm_histogram import bin_centre
+
     rank = max(1, math.ceil(q * total))
     seen = 0
     for index in sorted(histogram):
