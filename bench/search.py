@@ -79,10 +79,12 @@ def compare(url: str, name: str) -> dict[str, Any]:
                               "seeds": GRID_SEEDS})
     found, search_s = _run(url, {**common, "name": f"bench-search-{name}", "learning_rates": {"search": search},
                                  "seeds": {"adaptive": ADAPTIVE}})
-    answers = {}
+    answers, paths = {}, {}
     for frontier, arm in zip(grid["frontier"], found["search"]["arms"]):
         answers[frontier["clipping"]] = (frontier["stable_lr"]["value"], arm["highest_stable_lr"], arm["breaks"])
-    return {"task": name, "answers": answers, "grid_runs": sum(c["runs"] for c in grid["cells"]),
+        paths[arm["clipping"]] = [f"{p['lr']:.4g} {p['diverged']}/{p['trained']} {p['verdict']}"
+                                  + (" (out of reach)" if p["out_of_reach"] else "") for p in arm["probes"]]
+    return {"task": name, "answers": answers, "paths": paths, "grid_runs": sum(c["runs"] for c in grid["cells"]),
             "search_runs": found["search"]["runs"], "grid_s": grid_s, "search_s": search_s}
 
 
@@ -106,6 +108,10 @@ def main() -> None:
             print(f"| {r['task']} | {arm} | {grid_lr} | {search_lr} | {breaks or '-'} | {r['grid_runs']:,} "
                   f"| {r['search_runs']:,} | {r['grid_runs'] / r['search_runs']:.1f}× | {r['grid_s']:.0f} "
                   f"| {r['search_s']:.0f} | {r['grid_s'] / r['search_s']:.1f}× |")
+    print("\nEach arm's probes in the order they ran (learning rate, diverged/trained, verdict):")
+    for r in results:
+        for arm, path in r["paths"].items():
+            print(f"- {r['task']}, {arm}: " + "; ".join(path))
     if "quadratic" in args.tasks:
         boundary = max(p for p in Search(**TASKS["quadratic"]["search"]).points() if p < 0.02)
         unclipped = next(r for r in results if r["task"] == "quadratic")["answers"]["none"]
