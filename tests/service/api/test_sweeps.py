@@ -15,6 +15,7 @@ from service.db.models import Sweep
 from service.db.session import session_scope
 from service.environment import environment
 from service.lifecycle.queue import claim_next_sweep, finish_sweep, record_live_steps
+from service.lifecycle.report import RunReport
 from service.states import SweepStatus
 from tests.factories import SPEC, hand_made_sweep, make_sweep, report, store
 
@@ -243,17 +244,21 @@ def test_a_running_sweep_is_flagged_for_its_worker(api: TestClient, session_fact
 
 def test_an_adaptive_sweeps_summary_judges_stability_by_the_anytime_valid_test(
         api: TestClient, session_factory: sessionmaker[Session]) -> None:
-    """80 seeds without a divergence clear a 5% tolerance by Wilson's bound, not by the anytime-valid
-    test an adaptive sweep's looks require (it takes 96): the frontier waits, the cell says undecided."""
-    spec = {**SPEC, "seeds": {"adaptive": {"min": 80, "max": 160, "batch": 16}}}
+    """One divergence in 120 seeds clears a 5% tolerance by Wilson's bound, not by the anytime-valid
+    test an adaptive sweep's looks require (it takes 153): the frontier waits, the cell says undecided."""
+    def one_diverged(cell: int, seed: int) -> RunReport:
+        return report(cell, seed, "diverged", trigger="loss_explosion", diverged_at_step=3) if seed == 0 else report(
+            cell, seed)
+
+    spec = {**SPEC, "seeds": {"adaptive": {"min": 120, "max": 240, "batch": 16}}}
     sweep_id = make_sweep(session_factory, spec)
-    store(session_factory, sweep_id, [report(c, s) for c in range(4) for s in range(80)])
+    store(session_factory, sweep_id, [one_diverged(c, s) for c in range(4) for s in range(120)])
     summary = api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()
     assert {c["verdict"] for c in summary["cells"]} == {"undecided"}
     assert all(f["stable_lr"]["value"] is None and "anytime-valid" in f["stable_lr"]["reason"]
                for f in summary["frontier"]), summary["frontier"]
-    fixed = make_sweep(session_factory, {**SPEC, "seeds": 80})
-    store(session_factory, fixed, [report(c, s) for c in range(4) for s in range(80)])
+    fixed = make_sweep(session_factory, {**SPEC, "seeds": 120})
+    store(session_factory, fixed, [one_diverged(c, s) for c in range(4) for s in range(120)])
     summary = api.get(f"/api/v1/sweeps/{fixed}/summary").json()
     assert {c["verdict"] for c in summary["cells"]} == {None}
     assert {f["stable_lr"]["value"] for f in summary["frontier"]} == {0.5}
