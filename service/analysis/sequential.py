@@ -14,8 +14,8 @@ its weight on a rate of exactly 0 and spreads the other half uniformly under the
 a cliff most cells never diverge at all, and that half shows such a cell stable from 68 seeds at
 5% instead of 88, fewer than the 73 a fixed grid needs by Wilson's bound; a cell that diverges
 even once keeps only the uniform half and needs somewhat more seeds (153 instead of 134 with one
-divergence). The other mixtures are uniform. Mixed over one side only, it
-is a supermartingale under every rate of the null side, not just at the boundary: for a rate p on
+divergence). The other mixtures are uniform. Mixed over one side only (q = 0 is on it), each is
+a supermartingale under every rate of the null side, not just at the boundary: for a rate p on
 the null side and any q on the other, E[(q/p0)^X ((1-q)/(1-p0))^(1-X)] <= 1. The mixtures have
 closed forms in the regularized incomplete beta function (SciPy), so each look costs a few
 special-function calls however many seeds have been trained.
