@@ -84,6 +84,11 @@ def compare(url: str, name: str) -> dict[str, Any]:
         answers[frontier["clipping"]] = (frontier["stable_lr"]["value"], arm["highest_stable_lr"], arm["breaks"])
         paths[arm["clipping"]] = [f"{p['lr']:.4g} {p['diverged']}/{p['trained']} {p['verdict']}"
                                   + (" (out of reach)" if p["out_of_reach"] else "") for p in arm["probes"]]
+        # Where the two answers differ, the grid's own cells between them: why it stopped lower.
+        low, high = sorted(x or 0.0 for x in answers[frontier["clipping"]][:2])
+        paths[arm["clipping"]] += [
+            f"grid at {c['lr']:.4g}: {c['diverged']}/{c['finished']} (Wilson upper {c['divergence_ci95'][1]:.1%})"
+            for c in grid["cells"] if c["clipping"] == frontier["clipping"] and low < c["lr"] <= high]
     return {"task": name, "answers": answers, "paths": paths, "grid_runs": sum(c["runs"] for c in grid["cells"]),
             "search_runs": found["search"]["runs"], "grid_s": grid_s, "search_s": search_s}
 
