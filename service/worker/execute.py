@@ -27,7 +27,7 @@ from service.settings import Settings
 from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.planning import TrialPlan, plan_trials
-from service.worker.runner import TrialRunner, trial_slots, waiting_for
+from service.worker.runner import TrialRunner, waiting_for
 
 log = logging.getLogger("clipsweep.worker")
 T = TypeVar("T")
@@ -79,13 +79,11 @@ class _Rounds:
                 configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
             if exhausted:
                 log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
-            if pending:
-                nodes = self.runner.node_resources()
-                self.waiting = waiting_for(self.resources, nodes)
+            trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial)
+            if trials:
+                self.waiting = waiting_for(self.resources, self.runner.node_resources())
                 if self.waiting:
                     return []
-                trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial,
-                                     trial_slots(self.resources, nodes))
                 log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
                 self.buffer.new_round()
                 return trials

@@ -49,17 +49,6 @@ class TrialRunner(Protocol):
         into `sink`."""
 
 
-def trial_slots(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> int:
-    """How many of these trials the cluster runs at once (at least 1): what fits on each node by
-    CPU and GPU, within `max_concurrent_trials`."""
-    fits = 0
-    for node in nodes:
-        per_node = [node[kind] // need for kind, need in (("CPU", resources.cpus_per_trial),
-                                                          ("GPU", resources.gpus_per_trial)) if need > 0]
-        fits += int(min(per_node))
-    return max(1, min(fits, resources.max_concurrent_trials or fits))
-
-
 def waiting_for(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> str | None:
     """Why the cluster cannot place one trial (on one node), or None when it can."""
     needs = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
