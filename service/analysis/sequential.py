@@ -96,17 +96,15 @@ def fewer_divergences(only_baseline: int, only_other: int, alpha: float = 0.05) 
     return bool(log_m >= -math.log(alpha))
 
 
-@lru_cache(maxsize=1024)
-def fewest_for_stable(tolerance: float, alpha: float = 0.05, diverged: int = 0) -> int:
-    """The fewest seeds that, `diverged` of them diverging, show a rate under `tolerance` (at 5%,
-    alpha 5%: 68 with none diverging, 153 with one)."""
-    enough = -math.log(alpha)
-    low, high = diverged, diverged + 1
-    while log_evidence_below(diverged, high, tolerance) < enough:
+@lru_cache(maxsize=64)
+def fewest_for_stable(tolerance: float, alpha: float = 0.05) -> int:
+    """The fewest seeds that, none diverging, show a rate under `tolerance` (68 at 5%, alpha 5%)."""
+    low, high = 1, 1
+    while log_evidence_below(0, high, tolerance) < -math.log(alpha):
         low, high = high, 2 * high
-    while high - low > 1:  # with the divergences fixed, every seed more that did not diverge adds evidence
+    while high - low > 1:  # the evidence at no divergence grows with the seeds
         mid = (low + high) // 2
-        low, high = (low, mid) if log_evidence_below(diverged, mid, tolerance) >= enough else (mid, high)
+        low, high = (low, mid) if log_evidence_below(0, mid, tolerance) >= -math.log(alpha) else (mid, high)
     return high
 
 
@@ -125,23 +123,11 @@ def out_of_reach(diverged: int, seeds: int, tolerance: float, alpha: float, most
     return stability(projected, most, tolerance, alpha) is Verdict.UNDECIDED
 
 
-def next_batch(diverged: N, seen: N, tolerance: float, alpha: float, batch: int, most: int) -> N:
-    """How many seeds an undecided cell should get next: `batch`, or exactly as many as it needs
-    to be shown stable if none of the new ones diverges, where that is the likely end: always
-    while none of its seeds has diverged, and, once it has had the seeds a clean cell needs, when
-    the rate it has diverged at so far (one divergence taken as luck, as in out_of_reach) would be
-    shown stable within `most`. So a cell that keeps not diverging is decided at the next look
-    instead of many rounds later; a cell heading for "unstable" or out of reach goes on in
-    batches. The tests stay valid: they hold for any rule of when to look, this one included."""
-    if isinstance(diverged, np.ndarray):
-        looks = list(zip(diverged.tolist(), np.broadcast_to(seen, diverged.shape).tolist()))
-        return np.array([_next_batch(d, n, tolerance, alpha, batch, most) for d, n in looks])
-    return _next_batch(int(diverged), int(seen), tolerance, alpha, batch, most)
-
-
-@lru_cache(maxsize=4096)
-def _next_batch(diverged: int, seen: int, tolerance: float, alpha: float, batch: int, most: int) -> int:
-    clean = fewest_for_stable(tolerance, alpha)
-    likely_stable = diverged == 0 or (seen >= clean and stability(
-        round((diverged - 1) * most / seen), most, tolerance, alpha) is Verdict.STABLE)
-    return max(batch, fewest_for_stable(tolerance, alpha, diverged) - seen) if likely_stable else batch
+def next_batch(diverged: N, seen: N, tolerance: float, alpha: float, batch: int) -> N:
+    """How many seeds an undecided cell should get next: `batch`, or, while none of its seeds has
+    diverged, exactly as many as it then needs to be shown stable, so a cell that keeps not
+    diverging is decided at the next look instead of several rounds later. The tests stay valid:
+    they hold for any rule of when to look, this one included."""
+    jump = np.maximum(batch, fewest_for_stable(tolerance, alpha) - seen)
+    return np.where(diverged == 0, jump, batch) if isinstance(diverged, np.ndarray) else (
+        int(jump) if diverged == 0 else batch)

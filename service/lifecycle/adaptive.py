@@ -57,7 +57,7 @@ class LearningRateState:
     def next_batch(self, rule: Adaptive) -> int:
         """Seeds to add: the most any open cell here wants (sequential.next_batch); `batch` when
         only a paired difference is open."""
-        wants = [next_batch(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.batch, rule.max)
+        wants = [next_batch(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.batch)
                  for arm, outcomes in self.diverged.items() if self.wants_seeds(arm, rule)]
         return max(wants, default=rule.batch)
 

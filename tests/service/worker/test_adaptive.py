@@ -59,25 +59,6 @@ def test_a_divergence_slows_the_rounds_to_batch(session_factory: sessionmaker[Se
     assert [sorted({s for _, seeds in r for s in seeds})[0] for r in runner.planned] == [0, 16, 32, 48]
 
 
-def test_a_cell_with_one_late_divergence_gets_what_it_then_needs_at_once(
-        session_factory: sessionmaker[Session]) -> None:
-    """Seed 20 diverges in every cell, no other: the first 16 are clean, so each cell jumps to the
-    68 a clean cell needs; 1 of 68 would be shown stable well within `max` at that rate, so it
-    jumps again to the 153 that one divergence needs, instead of 16 at a time (seven rounds)."""
-    def seed_20_diverges(trial: TrialPlan, sink: TrialSink) -> None:
-        sink.start_chunk(trial.cell_index, trial.seeds)
-        for seed in trial.seeds:
-            sink.add(report(trial.cell_index, seed, *(("diverged",) if seed == 20 else ()),
-                            **({"trigger": "loss_explosion", "diverged_at_step": 2} if seed == 20 else {})))
-
-    sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 512, "batch": 16}}, resources=CHUNKS)
-    runner = ScriptedRunner(*[seed_20_diverges] * 10)
-    execute(session_factory, sweep_id, runner)
-    sweep, runs = state(session_factory, sweep_id)
-    assert sweep.status == "succeeded" and all(seeds == set(range(153)) for seeds in seeds_by_cell(runs).values())
-    assert len(runner.planned) == 3
-
-
 def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Session]) -> None:
     sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 40, "batch": 16}}, resources=CHUNKS)
     execute(session_factory, sweep_id, ScriptedRunner())
