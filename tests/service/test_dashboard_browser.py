@@ -40,7 +40,7 @@ from service.states import AlertState, RunOutcome, SweepStatus
 from tests.factories import make_sweep, report, store
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, Server, free_port
 from tests.service.worker.test_execute import ScriptedRunner, execute
-from tests.service.worker.test_search import SEARCH, SEEDS, cliff
+from tests.service.worker.test_search import SEARCH, SEEDS, near_the_tolerance
 
 pytestmark = pytest.mark.slow
 
@@ -829,19 +829,26 @@ def test_the_dashboard_writes_numbers_as_the_cli_and_the_api_do(quiet: Quiet, wa
 
 def test_a_searched_sweeps_frontier_shows_the_path_and_what_it_saved(quiet: Quiet, watched: Watched) -> None:
     """Trained by the scripted runner (no Ray): each arm's probes are numbered in the order they
-    ran on the frontier chart, and the note compares the runs with the grid's."""
+    ran on the frontier chart, the one left undecided out of reach says so, and the note compares
+    the runs with the grid's."""
     sweep_id = make_sweep(quiet.factory, {**NIGHTLY, "name": "searched", "learning_rates": SEARCH, "seeds": SEEDS,
                                           "resources": {"max_seeds_per_trial": 64}})
     with session_scope(quiet.factory) as session:
         assert claim_next_sweep(session, "w1", heartbeat_timeout=60) == sweep_id
-    execute(quiet.factory, sweep_id, ScriptedRunner(*[cliff] * 40))
+    execute(quiet.factory, sweep_id, ScriptedRunner(*[near_the_tolerance] * 40))
     search = quiet.http.get(f"/api/v1/sweeps/{sweep_id}/summary").json()["search"]
+    [short] = [p for arm in search["arms"] for p in arm["probes"] if p["out_of_reach"]]
+    assert (short["lr"], short["verdict"]) == (0.008, "undecided")
     page = watched.page
     page.goto(f"{quiet.url}/sweeps/{sweep_id}")
     page.wait_for_selector("html[data-rendered]")
     labels = page.locator("#frontier").evaluate("el => el.data.filter((t) => t.text).map((t) => [t.name, t.text])")
     assert {name.split("(")[0]: sorted(int(t) for t in texts if t) for name, texts in labels} == {
         arm["clipping"].split("(")[0]: list(range(1, len(arm["probes"]) + 1)) for arm in search["arms"]}
+    hovers = page.locator("#frontier").evaluate(
+        "el => el.data.filter((t) => t.name === 'none').flatMap((t) => t.x.map((x, i) => [x, t.customdata[i]]))")
+    at_short = [text for lr, text in hovers if lr == 0.008]
+    assert len(at_short) == 1 and [text for _, text in hovers if "out of reach" in text] == at_short, hovers
     expect(page.locator("#frontier-note")).to_contain_text(
         f"Searched (numbers: the order of the probes): {search['runs']:,} runs; a grid of the same 10 points with "
         f"the 73 seeds per cell a fixed grid needs at 5% would take {search['grid_runs']:,}")
