@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Collection, Sequence
 
 from service.analysis.numbers import percent
-from service.analysis.sequential import Verdict, stability
+from service.analysis.sequential import Verdict, out_of_reach, stability
 from service.analysis.statistics import (
     Estimate,
     PairedComparison,
@@ -164,6 +164,13 @@ def stability_frontier(cells: Sequence[CellSummary], tolerance: float,
 def anytime_verdict(cell: CellSummary, tolerance: float, alpha: float) -> Verdict:
     """The cell's verdict at `tolerance` by the anytime-valid test (service/analysis/sequential.py)."""
     return stability(cell.diverged, cell.finished, tolerance, alpha)
+
+
+def cell_out_of_reach(cell: CellSummary, tolerance: float, alpha: float, most: int) -> bool:
+    """Whether the cell stopped undecided short of `most` seeds because `most` would not have
+    decided it (sequential.out_of_reach), by the rule its sweep's rounds were planned with."""
+    return (stability(cell.diverged, cell.finished, tolerance, alpha) is Verdict.UNDECIDED
+            and out_of_reach(cell.diverged, cell.finished, tolerance, alpha, most))
 
 
 def _anytime_stable_lr(arm: Sequence[CellSummary], tolerance: float, alpha: float) -> float | Unavailable:

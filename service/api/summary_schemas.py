@@ -104,13 +104,16 @@ class CellOut(ApiModel):
         "A sweep with adaptive seeds only: stable, unstable or undecided at the summary's tolerance, by the "
         "anytime-valid test its rounds were planned with (valid however often it looked)."))
 
+    out_of_reach: bool | None = Field(None, description=(
+        "A finished sweep with adaptive seeds only: true for a cell left undecided before `max` seeds because, "
+        "diverging at the rate it had, `max` would not have decided it either (stochastic curtailment)."))
     seeds_to_settle: int | None = Field(None, description=(
         "A finished sweep with a fixed number of seeds: for a cell whose interval still straddles the "
         "tolerance, the seeds in all it would need if its observed rate held; null otherwise."))
 
     @classmethod
     def build(cls, cell: CellSummary, running: bool = False, verdict: Verdict | None = None,
-              seeds_to_settle: int | None = None) -> CellOut:
+              seeds_to_settle: int | None = None, out_of_reach: bool | None = None) -> CellOut:
         return cls(cell_index=cell.cell_index, lr=cell.lr, clipping=cell.clipping,
                    clip_method=cell.clip_method, runs=cell.runs, finished=cell.finished,
                    too_early=too_early(cell, running),
@@ -121,7 +124,8 @@ class CellOut(ApiModel):
                    median_steps_converged_only=StatOut.of(cell.median_steps_converged_only),
                    expected_steps_with_restarts=StatOut.of(cell.expected_steps_with_restarts),
                    vs_none=_paired(cell.vs_baseline), converged_by_step=cell.converged_by_step,
-                   telemetry=TelemetryOut.of(cell.telemetry), verdict=verdict, seeds_to_settle=seeds_to_settle)
+                   telemetry=TelemetryOut.of(cell.telemetry), verdict=verdict, seeds_to_settle=seeds_to_settle,
+                   out_of_reach=out_of_reach)
 
 
 def _paired(result: PairedComparison | Unavailable | None) -> PairedOut | StatOut | None:

@@ -29,7 +29,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         ci = c["divergence_ci95"]
         divergence = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
         if c.get("verdict"):  # adaptive seeds: the anytime-valid verdict
-            divergence += f" {c['verdict']}"
+            divergence += f" {c['verdict']}" + (" (out of reach)" if c.get("out_of_reach") else "")
         median = c["median_steps_to_target"]
         rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], divergence,
                      c["converged"], "-" if median is None else steps(median)])

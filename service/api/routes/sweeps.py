@@ -15,7 +15,7 @@ from service.analysis.headline import headline
 from service.analysis.numbers import count, percent
 from service.analysis.planning import seeds_to_settle
 from service.analysis.statistics import MIN_TOLERANCE
-from service.analysis.summary import anytime_verdict, stability_frontier
+from service.analysis.summary import anytime_verdict, cell_out_of_reach, stability_frontier
 from service.api.auth import READ, Writer, require_owner
 from service.api.conditional import etag, not_modified, revalidate
 from service.api.deps import CellIndex, Limit, Offset, SessionDep, SettingsDep, SweepId
@@ -113,6 +113,9 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
         running = not status.is_finished()
         settle = [None if running or alpha is not None else seeds_to_settle(c.diverged, c.finished, tolerance)
                   for c in cells]
+        # Judged by the spec's own rule, which decided when each cell stopped getting seeds.
+        short = [None if rule is None or running else cell_out_of_reach(c, rule.tolerance, rule.alpha, rule.max)
+                 for c in cells]
         search = _search(session, sweep)
         said = headline(cells, frontier, tolerance, running=running)
         if said and search is not None and not running:  # how sure, and what it took
@@ -120,7 +123,8 @@ def get_summary(*, sweep_id: SweepId, session: SessionDep, request: Request,
                      f"search looked; it took {count(search.runs)} runs, a grid of the same points "
                      f"{count(search.grid_runs)}.")
         body = SummaryOut(sweep_id=sweep_id, status=status, tolerance=tolerance, headline=said,
-                          cells=[CellOut.build(c, running, v, n) for c, v, n in zip(cells, verdicts, settle)],
+                          cells=[CellOut.build(c, running, v, n, r)
+                                 for c, v, n, r in zip(cells, verdicts, settle, short)],
                           frontier=[FrontierOut(clipping=f.clipping, clip_method=f.clip_method,
                                                 stable_lr=StatOut.of(f.stable_lr))
                                     for f in frontier],

@@ -150,9 +150,6 @@ const clipsweep = (() => {
     const arms = unique(summary.cells.map((c) => c.clipping));
     const probeOrder = new Map((summary.search?.arms ?? []).map((a) => [a.clipping,
       new Map(a.probes.map((p, i) => [p.cell_index, i + 1]))]));
-    // Probes left undecided because `max` seeds would not have decided them at their rate so far.
-    const outOfReach = new Set((summary.search?.arms ?? []).flatMap((a) => a.probes)
-      .filter((p) => p.out_of_reach).map((p) => p.cell_index));
     const traces = [];
     for (const arm of arms) {
       const own = cells.filter((c) => c.clipping === arm).sort((a, b) => a.lr - b.lr);
@@ -171,7 +168,7 @@ const clipsweep = (() => {
         text: own.map((c) => (order.has(c.cell_index) ? String(order.get(c.cell_index)) : "")),
         textposition: "top center", textfont: { color, size: 11 },
         customdata: own.map((c) => `${c.diverged}/${c.finished} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`
-          + (c.verdict ? ` ${c.verdict}` : "") + (outOfReach.has(c.cell_index) ? " (out of reach by max seeds)" : "")
+          + (c.verdict ? ` ${c.verdict}` : "") + (c.out_of_reach ? " (out of reach by max seeds)" : "")
           + (order.has(c.cell_index) ? `, probe ${order.get(c.cell_index)}` : "")),
         hovertemplate: `${text(arm)}<br>lr %{x}: %{y:.0%} %{customdata}<extra></extra>`,
       });

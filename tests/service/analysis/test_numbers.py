@@ -12,6 +12,9 @@ def test_2_of_80_is_3_percent_on_every_screen() -> None:
     cell = {"divergence_rate": 2 / 80, "divergence_ci95": [0.005, 0.087], "lr": 0.1, "clipping": "none",
             "finished": 80, "runs": 80, "diverged": 2, "converged": 0, "median_steps_to_target": None}
     assert "3% [1%-9%]" in summary_table({"cells": [cell], "headline": None})
+    # adaptive seeds: the verdict, and why a cell stopped undecided short of `max`
+    short = {**cell, "verdict": "undecided", "out_of_reach": True}
+    assert "3% [1%-9%] undecided (out of reach)" in summary_table({"cells": [short], "headline": None})
 
 
 def test_counts_steps_paces_and_spans_of_time() -> None:

@@ -262,3 +262,27 @@ def test_an_adaptive_sweeps_summary_judges_stability_by_the_anytime_valid_test(
     summary = api.get(f"/api/v1/sweeps/{fixed}/summary").json()
     assert {c["verdict"] for c in summary["cells"]} == {None}
     assert {f["stable_lr"]["value"] for f in summary["frontier"]} == {0.5}
+
+
+def test_a_finished_adaptive_sweep_says_which_cells_stopped_out_of_reach(
+        api: TestClient, session_factory: sessionmaker[Session]) -> None:
+    """4 of 80 seeds diverged (every 25th): 3 of 80, one taken as luck, carried to `max` (512) would
+    still be undecided, so that cell stopped short of it, and the summary says so; a clean cell is
+    stable and an all-diverged one unstable, neither out of reach; a fixed sweep has no such field."""
+    def run(cell: int, seed: int) -> RunReport:
+        diverges = cell >= 2 or (cell == 0 and seed % 25 == 0)
+        return report(cell, seed, "diverged", trigger="loss_explosion", diverged_at_step=3) if diverges else report(
+            cell, seed)
+
+    sweep_id = make_sweep(session_factory, {**SPEC, "seeds": {"adaptive": {"min": 80, "max": 512}}})
+    with session_scope(session_factory) as session:
+        claim_next_sweep(session, "w", heartbeat_timeout=60)
+    store(session_factory, sweep_id, [run(c, s) for c in range(4) for s in range(80)])
+    assert {c["out_of_reach"] for c in api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()["cells"]} == {None}
+    with session_scope(session_factory) as session:
+        finish_sweep(session, sweep_id)
+    cells = api.get(f"/api/v1/sweeps/{sweep_id}/summary").json()["cells"]
+    assert [(c["verdict"], c["out_of_reach"]) for c in cells] == [
+        ("undecided", True), ("stable", False), ("unstable", False), ("unstable", False)]
+    fixed = make_sweep(session_factory, {**SPEC, "seeds": 3})
+    assert {c["out_of_reach"] for c in api.get(f"/api/v1/sweeps/{fixed}/summary").json()["cells"]} == {None}
