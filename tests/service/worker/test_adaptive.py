@@ -59,6 +59,25 @@ def test_a_divergence_slows_the_rounds_to_batch(session_factory: sessionmaker[Se
     assert [sorted({s for _, seeds in r for s in seeds})[0] for r in runner.planned] == [0, 16, 32, 48]
 
 
+def test_one_divergence_after_the_seeds_a_clean_cell_needs_gets_what_it_then_needs(
+        session_factory: sessionmaker[Session]) -> None:
+    """Seed 20 diverges in every cell: after 16 clean seeds each jumps to 68, and 1 of 68, the
+    divergence taken as bad luck, gets at once the 153 that show it stable if no other diverges,
+    instead of six more batches."""
+    def seed_20_diverges(trial: TrialPlan, sink: TrialSink) -> None:
+        sink.start_chunk(trial.cell_index, trial.seeds)
+        for seed in trial.seeds:
+            sink.add(report(trial.cell_index, seed, *(("diverged",) if seed == 20 else ()),
+                            **({"trigger": "loss_explosion", "diverged_at_step": 2} if seed == 20 else {})))
+
+    sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources={"max_seeds_per_trial": 128})
+    runner = ScriptedRunner(*[seed_20_diverges] * 10)
+    execute(session_factory, sweep_id, runner)
+    assert [sorted({s for _, seeds in r for s in seeds})[0] for r in runner.planned] == [0, 16, 68]
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and all(seeds == set(range(153)) for seeds in seeds_by_cell(runs).values())
+
+
 def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Session]) -> None:
     sweep_id = claimed(session_factory, seeds={"adaptive": {"min": 16, "max": 40, "batch": 16}}, resources=CHUNKS)
     execute(session_factory, sweep_id, ScriptedRunner())
