@@ -1,9 +1,9 @@
-"""Adaptive seeds: after each round, more seeds where a learning rate's questions are still open.
+"""Adaptive seeds: once a learning rate's runs are back, more seeds if its questions are still open.
 
 Everything is read from stored outcomes and every new seed becomes stored runs, so a worker that
-crashes or restarts plans the next round exactly as the last one would have: nothing lives only in
-memory. The questions at one learning rate, each decided by an anytime-valid test
-(service/analysis/sequential.py), so looking after every round costs no validity:
+crashes or restarts plans exactly what the last one would have: nothing lives only in memory. The
+questions at one learning rate, each decided by an anytime-valid test
+(service/analysis/sequential.py), so looking every time costs no validity:
 
 - each arm's cell: is its divergence rate under the tolerance (stable) or over it (unstable)?
 - each clipping arm against `none`, where both are unstable: does one diverge less, seed for seed?
@@ -41,7 +41,7 @@ class LearningRateState:
     seeds: list[int]
     cells: dict[str, int]  # arm label -> cell index
     diverged: dict[str, dict[int, bool]]  # arm label -> seed -> diverged (trained runs only)
-    pending: int  # runs without an outcome yet
+    pending: dict[str, int]  # arm label -> its runs without an outcome yet
 
     def verdict(self, arm: str, rule: Adaptive) -> Verdict:
         outcomes = self.diverged[arm]
@@ -91,30 +91,30 @@ def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:
     seeds: dict[float, set[int]] = defaultdict(set)
     cells: dict[float, dict[str, int]] = defaultdict(dict)
     diverged: dict[float, dict[str, dict[int, bool]]] = defaultdict(lambda: defaultdict(dict))
-    pending: dict[float, int] = defaultdict(int)
+    pending: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for lr, arm, cell_index, seed, outcome in rows:
         seeds[lr].add(seed)
         cells[lr][arm] = cell_index
         if outcome is None:
-            pending[lr] += 1
+            pending[lr][arm] += 1
         elif outcome in _OBSERVED:  # failed and cancelled runs say nothing about divergence
             diverged[lr][arm][seed] = _OBSERVED[outcome]
     return [LearningRateState(lr, sorted(seeds[lr]), cells[lr], {arm: dict(diverged[lr][arm]) for arm in cells[lr]},
-                              pending[lr]) for lr in sorted(seeds)]
+                              dict(pending[lr])) for lr in sorted(seeds)]
 
 
 def add_seeds(session: Session, sweep_id: int) -> int:
-    """Plan the next round: more seeds (`batch`, or what a cell without divergence needs to be
-    shown stable; at most up to `max`) in every arm of each learning rate whose questions are
-    still open and whose runs all have outcomes. Returns how many runs were added (0: the sweep is
-    done). The caller commits."""
+    """More seeds (`batch`, or what a cell that looks like it never diverges needs to be shown
+    stable; at most up to `max`) in every arm of each learning rate whose questions are still open
+    and whose runs all have outcomes. Returns how many runs were added (0: the sweep is done). The
+    caller commits."""
     sweep = session.get_one(Sweep, sweep_id)
     rule = adaptive_rule(sweep.spec)
     if rule is None:
         return 0
     new_runs = []
     for state in learning_rates(session, sweep_id):
-        if state.pending or len(state.seeds) >= rule.max or state.decided(rule):
+        if any(state.pending.values()) or len(state.seeds) >= rule.max or state.decided(rule):
             continue
         start = max(state.seeds) + 1
         more = range(start, start + min(state.next_batch(rule), rule.max - len(state.seeds)))

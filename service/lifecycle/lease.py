@@ -82,7 +82,7 @@ class SweepLease:
             log.exception("sweep %s: could not give it back; it will be claimed again", self.sweep_id)
 
     def end(self, started: Sequence[Chunk]) -> None:
-        """After the last round: end the sweep cancelled or finished, or, if it was stopped on
+        """After the last trial: end the sweep cancelled or finished, or, if it was stopped on
         purpose before every run had an outcome, give it back with the `started` chunks' attempts
         returned, so another worker (or this one, restarted) resumes exactly the runs still missing,
         their retry budget intact. Writes nothing once the sweep is someone else's."""

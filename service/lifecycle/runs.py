@@ -8,7 +8,7 @@ in with the same transaction as the outcome that guards them.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -121,10 +121,15 @@ def count_attempts(session: Session, sweep_id: int, chunks: Sequence[Chunk], del
                         .values(attempts=Run.attempts + delta))
 
 
-def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, error: str) -> int:
-    """Runs still without an outcome after `max_attempts` trainings end `failed` with `error`."""
-    result = session.execute(
-        update(Run).where(Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts >= max_attempts)
-        .values(outcome=RunOutcome.FAILED, error=error, finished_at=now())
-    )
-    return result.rowcount or 0
+def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, error: str,
+                        in_flight: Collection[Chunk] = ()) -> int:
+    """Runs still without an outcome after `max_attempts` trainings end `failed` with `error`;
+    not those `in_flight`, whose last attempt is training now."""
+    training = {(cell_index, seed) for cell_index, seeds in in_flight for seed in seeds}
+    rows = session.execute(select(Run.id, Run.cell_index, Run.seed).where(
+        Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts >= max_attempts)).all()
+    ids = [run_id for run_id, cell_index, seed in rows if (cell_index, seed) not in training]
+    for start in range(0, len(ids), 500):
+        session.execute(update(Run).where(Run.id.in_(ids[start:start + 500]))
+                        .values(outcome=RunOutcome.FAILED, error=error, finished_at=now()))
+    return len(ids)

@@ -9,7 +9,7 @@ point just above it.
 
 The state is the stored cells and outcomes alone, so a restarted worker continues the search
 where the database says it is. A probe at a learning rate another arm has probed takes the seeds
-that arm has there, and later rounds add seeds to both: paired, as in a grid.
+that arm has there, and the seeds added later go to both: paired, as in a grid.
 
 Divergence usually grows with the learning rate, but not always. A probe below `lo` that is
 unstable, or above `hi` that is stable, breaks that order; `breaks` names them so the summary
@@ -95,7 +95,9 @@ def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSe
             outcomes = state.diverged[arm]
             short = verdict is Verdict.UNDECIDED and not wants and len(state.seeds) < rule.max
             probes.append(Probe(state.lr, state.cells[arm], sum(outcomes.values()), len(outcomes), verdict, short))
-            if state.pending or wants:
+            # Open while it wants seeds, or while its own runs train with no verdict yet. A verdict
+            # already in stands while seeds another arm here wants (paired) are trained for it.
+            if wants or (verdict is Verdict.UNDECIDED and state.pending.get(arm)):
                 still_open = True
             else:
                 verdicts[index[state.lr]] = verdict

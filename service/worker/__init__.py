@@ -1,7 +1,7 @@
 """The worker runtime: claims queued sweeps and trains them on Ray Tune.
 
     loop.py         Worker: the claim loop, and a driver process per sweep beyond the first
-    execute.py      execute_sweep: rounds of trials until every run of one sweep has an outcome
+    execute.py      execute_sweep: trials planned from what is stored until every run has an outcome
     buffer.py       ResultBuffer: what the trials report, written in batches
     planning.py     plan_trials: one trial per (cell, chunk of seeds)
     runner.py       the TrialRunner and TrialSink protocols; where a trial fits

@@ -1,8 +1,8 @@
 """The worker's result buffer: what a sweep's trials report, written in batches.
 
-A batch is written when its oldest entry has waited `flush_seconds`, when a trial fails, and at
-the end of a round, in one transaction. While the database is away the buffer keeps what it has
-and tries again; nothing is lost.
+A batch is written when its oldest entry has waited `flush_seconds`, when a trial fails, and
+before the worker plans more trials, in one transaction. While the database is away the buffer
+keeps what it has and tries again; nothing is lost.
 
 The trials' progress reports (the steps their unfinished runs have made) go into the same batch:
 the sweep's `live_steps` is written with the results of the same moment, so a run moves from
@@ -25,7 +25,7 @@ log = logging.getLogger("clipsweep.worker")
 
 class ResultBuffer:
     """A TrialSink for one leased sweep. Besides results it keeps the attempts to count (a run
-    spends one when a trial starts it) and the chunks lost to infrastructure in this round."""
+    spends one when a trial starts it) and the chunks lost to infrastructure."""
 
     def __init__(self, lease: SweepLease, flush_seconds: float) -> None:
         self.lease = lease
@@ -34,9 +34,9 @@ class ResultBuffer:
         self.failures: list[tuple[int, Sequence[int], str]] = []  # chunks whose code raised
         self.to_count: list[Chunk] = []  # chunks whose trial started, attempt not yet written
         self.oldest: float | None = None
-        self.lost: list[str] = []  # errors of trials lost to infrastructure, every round
-        # Chunks started this round and not lost: a clean stop gives their attempt back (a lost
-        # chunk's attempt stands, so restarts cannot reset the retry budget).
+        self.lost: list[str] = []  # errors of trials lost to infrastructure
+        # Chunks started and not yet ended, nor lost: a clean stop gives their attempt back (a
+        # lost chunk's attempt stands, so restarts cannot reset the retry budget).
         self.started: set[Chunk] = set()
         # Progress of the chunks training now: steps made by their unfinished runs, as last
         # reported less the steps of the runs that finished since; and each run's chunk.
@@ -44,9 +44,6 @@ class ResultBuffer:
         self.left: dict[Chunk, int] = {}  # runs of the chunk still without a result
         self.chunk_of: dict[tuple[int, int], Chunk] = {}
         self.live_dirty = False
-
-    def new_round(self) -> None:
-        self.started = set()
 
     def _waiting(self) -> None:
         self.oldest = self.oldest or time.monotonic()
@@ -82,6 +79,7 @@ class ResultBuffer:
         self._waiting()
 
     def _end_live(self, chunk: Chunk) -> None:
+        self.started.discard(chunk)
         if self.live.pop(chunk, None) is not None:
             self.left.pop(chunk, None)
             for seed in chunk[1]:
@@ -98,10 +96,9 @@ class ResultBuffer:
                     self.lease.sweep_id, cell_index, error)
         self.lost.append(error)
         chunk = (cell_index, tuple(seeds))
+        started = chunk in self.started
         self._end_live(chunk)
-        if chunk in self.started:
-            self.started.discard(chunk)
-        else:
+        if not started:
             # Lost before it started (its actor could not be created): that still spends an
             # attempt, or a cluster that never places it would be retried forever.
             self.to_count.append(chunk)

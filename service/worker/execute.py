@@ -1,26 +1,28 @@
-"""Running one claimed sweep to its end: rounds of trials until every run has an outcome.
+"""Running one claimed sweep to its end: trials planned from what is stored until every run has
+an outcome.
 
-Each round plans one trial per (cell, chunk of seeds) over the runs still without an outcome; the
-TrialRunner asks for a round when the last one has ended (all of a sweep's rounds are one run of
-the runner). After a round an adaptive sweep may add seeds where its questions are still open
-(service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py).
-Runs lost to infrastructure are trained again in the next round, up to `max_infra_retries` times;
-a trial whose code raises ends its runs `failed`; divergence is an outcome like any other and is
-never retried.
+The worker plans one trial per (cell, chunk of seeds) over the runs still without an outcome and
+not in flight; the TrialRunner asks it again whenever a trial has ended (all of a sweep's trials
+are one run of the runner). Once every run it can plan is in flight or done, an adaptive sweep may
+add seeds where a learning rate's runs have all come back and its questions are still open
+(service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py): each
+learning rate moves at its own pace, never waiting for the trials of another. Runs lost to
+infrastructure are trained again, up to `max_infra_retries` times; a trial whose code raises ends
+its runs `failed`; divergence is an outcome like any other and is never retried.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, TypeVar
+from typing import Callable, Collection, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.errors import ClusterUnavailable
 from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.lease import SweepLease
-from service.lifecycle.runs import fail_exhausted_runs, pending_runs
+from service.lifecycle.runs import Chunk, fail_exhausted_runs, pending_runs
 from service.lifecycle.search import add_probes
 from service.queries.sweeps import get_sweep, sweep_cells
 from service.settings import Settings
@@ -47,16 +49,17 @@ def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: 
 
 
 def _more_runs(lease: SweepLease) -> int:
-    """Runs added for another round: seeds where questions are open, probes where a search moves."""
+    """Runs added: seeds where questions are open, probes where a search moves."""
     with lease.session() as session:
         return add_seeds(session, lease.sweep_id) + add_probes(session, lease.sweep_id)
 
 
-class _Rounds:
-    """The worker's side of the rounds: called by the runner when a round has ended, it stores
-    what the round reported and plans the next from what is stored now (the runs still without
-    an outcome, lost ones included, else the runs an adaptive sweep adds); no trials when the
-    sweep is done, cancelled, stopped, taken over, or waiting for resources (`waiting`)."""
+class _Planner:
+    """The worker's side of the runner: called whenever a trial has ended (and at the start), it
+    stores what has been reported and plans trials from what is stored now, leaving out the runs
+    in flight (the runs without an outcome, lost ones included, else the runs an adaptive sweep
+    adds); none when the sweep is done, cancelled, stopped, taken over, or waiting for resources
+    (`waiting`)."""
 
     def __init__(self, lease: SweepLease, runner: TrialRunner, buffer: ResultBuffer, settings: Settings,
                  resources: ResourcesSpec, stop: threading.Event) -> None:
@@ -64,31 +67,34 @@ class _Rounds:
         self.resources, self.stop = resources, stop
         self.waiting: str | None = None
 
-    def __call__(self) -> list[TrialPlan]:
+    def __call__(self, in_flight: Collection[Chunk]) -> list[TrialPlan]:
         sweep_id, stop = self.lease.sweep_id, self.stop
         _retrying(f"sweep {sweep_id}: storing results", self.buffer.flush, stop)
         max_attempts = 1 + self.settings.max_infra_retries
+        training = {(cell_index, seed) for cell_index, seeds in in_flight for seed in seeds}
         while not (self.lease.cancelled or stop.is_set() or self.lease.lost):
             with self.lease.session() as session:
                 exhausted = fail_exhausted_runs(
                     session, sweep_id, max_attempts,
                     f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
-                    + (self.buffer.lost[-1] if self.buffer.lost else "the worker training it stopped heartbeating"))
-                pending = pending_runs(session, sweep_id)
-                # Read every round: a search adds cells as it goes.
+                    + (self.buffer.lost[-1] if self.buffer.lost else "the worker training it stopped heartbeating"),
+                    in_flight)
+                pending = [run for run in pending_runs(session, sweep_id) if run not in training]
+                # Read every time: a search adds cells as it goes.
                 configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
             if exhausted:
                 log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
             trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial)
             if trials:
-                self.waiting = waiting_for(self.resources, self.runner.node_resources())
+                # With trials in flight the cluster can evidently place one.
+                self.waiting = None if in_flight else waiting_for(self.resources, self.runner.node_resources())
                 if self.waiting:
                     return []
                 log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
-                self.buffer.new_round()
                 return trials
-            # Every run has its outcome (a resumed sweep's, too): an adaptive sweep may add runs.
-            if not _retrying(f"sweep {sweep_id}: planning another round", lambda: _more_runs(self.lease), stop):
+            # Every run is in flight or has its outcome: an adaptive sweep may add runs where a
+            # learning rate's have all come back (a resumed sweep's, too).
+            if not _retrying(f"sweep {sweep_id}: planning more runs", lambda: _more_runs(self.lease), stop):
                 break
         return []
 
@@ -104,13 +110,13 @@ def execute_sweep(lease: SweepLease, runner: TrialRunner, settings: Settings, st
         with lease.session() as session:
             resources = ResourcesSpec.model_validate(get_sweep(session, sweep_id).spec["resources"])
         lease.cancelled = lease.cancel_requested()
-        rounds = _Rounds(lease, runner, buffer, settings, resources, stop)
-        runner.run_rounds(rounds, sink=buffer, should_stop=lambda: stop.is_set() or lease.poll(),
+        planner = _Planner(lease, runner, buffer, settings, resources, stop)
+        runner.run_trials(planner, sink=buffer, should_stop=lambda: stop.is_set() or lease.poll(),
                           resources=resources, name=f"sweep-{sweep_id}")
         _retrying(f"sweep {sweep_id}: storing results", buffer.flush, stop)
-        if rounds.waiting:
-            lease.release(detail=rounds.waiting, wait_seconds=settings.resource_wait_seconds)
-            log.info("sweep %s %s; back in the queue", sweep_id, rounds.waiting)
+        if planner.waiting:
+            lease.release(detail=planner.waiting, wait_seconds=settings.resource_wait_seconds)
+            log.info("sweep %s %s; back in the queue", sweep_id, planner.waiting)
             return
         _retrying(f"sweep {sweep_id}: ending it", lambda: lease.end(list(buffer.started)), stop)
     except DBAPIError:

@@ -6,9 +6,10 @@ Ray, so its control flow (cancel, a lost claim, lost infrastructure, retries) is
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Collection, Protocol, Sequence
 
 from service.lifecycle.report import RunReport
+from service.lifecycle.runs import Chunk
 from service.spec import ResourcesSpec
 from service.worker.planning import TrialPlan
 
@@ -42,11 +43,11 @@ class TrialRunner(Protocol):
     def node_resources(self) -> list[dict[str, float]]:
         """CPU and GPU of every live node ({"CPU": .., "GPU": ..}); a trial must fit on one."""
 
-    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+    def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
                    should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
-        """Run round after round: `next_round()` gives a round's trials, asked again once every
-        one of them has ended, until it gives none (or until `should_stop()`). Results flow
-        into `sink`."""
+        """Train the trials `next_trials(in_flight)` plans, asking it again whenever a trial has
+        ended, with the chunks still in flight (handed out and not ended), until it plans none
+        and none is in flight (or until `should_stop()`). Results flow into `sink`."""
 
 
 def waiting_for(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> str | None:

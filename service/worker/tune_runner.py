@@ -1,13 +1,13 @@
 """The Ray Tune runner: the only service module that imports Ray.
 
-One trial per (cell, chunk of seeds), and one Tune run for all of a sweep's rounds: a Searcher hands
-Tune a round's trials and, when all of them have ended, asks the worker for the next round (which
-it plans from what is stored). A round costs no new Tune run and no new actors (each would cost
-seconds, and an adaptive sweep or a search has many short rounds). A Tune callback on the driver
-hands every reported seed to the TrialSink as it arrives, checked against RunReport, so outcomes
-reach the database while the sweep runs; a Stopper ends the experiment when the worker is asked to
-stop. Ray's own errors are translated here: lost infrastructure becomes ClusterUnavailable (or a
-lost chunk, for one trial).
+One trial per (cell, chunk of seeds), and one Tune run for all of a sweep's trials: a Searcher hands
+Tune the trials the worker plans and, whenever one has ended, asks the worker for more (planned
+from what is stored, leaving out the runs still in flight). No new Tune run and no new actors
+for later trials (each would cost seconds, and an adaptive sweep or a search plans many times).
+A Tune callback on the driver hands every reported seed to the TrialSink as it arrives, checked
+against RunReport, so outcomes reach the database while the sweep runs; a Stopper ends the
+experiment when the worker is asked to stop. Ray's own errors are translated here: lost
+infrastructure becomes ClusterUnavailable (or a lost chunk, for one trial).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 # Read by Tune in this (driver) process. Results carry whole point series: Tune's own CSV/JSON/
 # TensorBoard loggers would write them all a second time, and the database is the record.
@@ -27,7 +27,7 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 # Progress is the database's and the dashboard's job; Tune's console tables would repeat it.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Tune lets a custom Searcher (the rounds below) have one trial waiting for placement at a time:
+# Tune lets a custom Searcher (the one below) have one trial waiting for placement at a time:
 # trials would start one by one, each on whichever actor is free first, and a cluster's other
 # nodes would idle. Allow what Tune allows a grid search at least.
 os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "200")
@@ -42,6 +42,7 @@ from ray.tune.search import Searcher  # noqa: E402
 
 from service.errors import ClusterUnavailable, ReportError  # noqa: E402
 from service.lifecycle.report import parse_progress, parse_report  # noqa: E402
+from service.lifecycle.runs import Chunk  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.spec import ResourcesSpec  # noqa: E402
 from service.worker.planning import TrialPlan  # noqa: E402
@@ -190,12 +191,13 @@ class TuneRunner:
         return [{"CPU": float(node["Resources"].get("CPU", 0.0)), "GPU": float(node["Resources"].get("GPU", 0.0))}
                 for node in nodes if node.get("Alive")]
 
-    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+    def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
                    should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
-        """Run round after round of trials, each asked of `next_round()` when the last has ended,
-        until it has none (or until `should_stop()`); results flow into `sink`."""
+        """Run the trials `next_trials` plans, asking it again whenever a trial has ended (with
+        the chunks still in flight), until it has none and none is training (or until
+        `should_stop()`); results flow into `sink`."""
         self.connect()
-        first = next_round()
+        first = next_trials(())
         if not first:
             return
         trainable = tune.with_resources(train_chunk, {"cpu": resources.cpus_per_trial,
@@ -206,12 +208,12 @@ class TuneRunner:
                      "threads": resources.cpus_per_trial, "keep_freed_memory": self.keep_freed_memory}
                     for t in trials]
 
-        rounds = _RoundSearcher(chunks(first), lambda: chunks(next_round()))
+        searcher = _PlanningSearcher(chunks(first), lambda in_flight: chunks(next_trials(in_flight)))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=rounds,
-                num_samples=-1,  # as many trials as the rounds bring
+                search_alg=searcher,
+                num_samples=-1,  # as many trials as the worker plans
                 # A fresh actor per trial costs over a second; the chunks of a sweep share one kind.
                 reuse_actors=True,
                 max_concurrent_trials=resources.max_concurrent_trials,
@@ -231,38 +233,58 @@ class TuneRunner:
         )
         with _translated_ray_errors():
             tuner.fit()
-            if rounds.error is not None:  # raised while planning a round, inside Tune's loop
-                raise rounds.error
+            if searcher.error is not None:  # raised while planning, inside Tune's loop
+                raise searcher.error
 
 
-class _RoundSearcher(_LiveOnly, Searcher):
-    """Hands Tune the trials of one round, one per `suggest`, and asks `next_round` for more only
-    when every trial it handed out has ended (the worker plans a round from stored outcomes).
+class _PlanningSearcher(_LiveOnly, Searcher):
+    """Hands Tune the trials the worker planned, one per `suggest`, and asks `next_trials` for
+    more as soon as a trial's last seed has reported (or the trial ended without), passing the
+    chunks still in flight: a cell's next seeds or a search's next probe need not wait for trials
+    of other cells. Asking before the trial has ended matters: Tune keeps an ended trial's actor
+    only for a trial already waiting for one (and one idle actor besides), so trials planned only
+    after the end would start one by one on a single actor, the others stopped.
     An exception while planning ends the run and is raised again after it."""
 
-    def __init__(self, first: list[dict[str, Any]], next_round: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, first: list[dict[str, Any]],
+                 next_trials: Callable[[Collection[Chunk]], list[dict[str, Any]]]) -> None:
         super().__init__()
         self.queue = list(first)
-        self.next_round = next_round
-        self.live = 0
+        self.next_trials = next_trials
+        self.in_flight: dict[str, Chunk] = {}  # trial id -> (cell_index, seeds) still to report
+        self.left: dict[str, int] = {}  # trial id -> its seeds not reported yet
+        self.ended = False  # a trial is done since the last plan
         self.error: BaseException | None = None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if not self.queue and not self.live:
+        if not self.queue and self.ended:
+            self.ended = False
             try:
-                self.queue = self.next_round()
+                self.queue = self.next_trials(list(self.in_flight.values()))
             except BaseException as exc:
                 self.error = exc
                 return Searcher.FINISHED
-            if not self.queue:
-                return Searcher.FINISHED
         if not self.queue:
-            return None  # the round's last trials are still training
-        self.live += 1
-        return {"chunk": self.queue.pop(0)}
+            return None if self.in_flight else Searcher.FINISHED
+        chunk = self.queue.pop(0)
+        self.in_flight[trial_id] = (chunk["cell_index"], tuple(chunk["seeds"]))
+        self.left[trial_id] = len(chunk["seeds"])
+        return {"chunk": chunk}
+
+    def _done(self, trial_id: str) -> None:
+        if self.in_flight.pop(trial_id, None) is not None:
+            self.left.pop(trial_id, None)
+            self.ended = True
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Called before the callbacks get the result; the plan comes at Tune's next step, after."""
+        if "report/seed" in result and trial_id in self.left:  # a seed's outcome (flattened), not progress
+            self.left[trial_id] -= 1
+            if self.left[trial_id] <= 0:
+                self._done(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        self.live -= 1
+        self._done(trial_id)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to keep: the database is the record of where a sweep stands."""

@@ -1,17 +1,22 @@
 """An adaptive sweep through execute_sweep, with the scripted runner of test_execute: seeds are
 added round by round where a learning rate's questions are open, paired across its arms, planned
-from the database alone (a worker stopped between rounds resumes where it was), up to `max`."""
+from the database alone (a worker stopped between rounds resumes where it was), up to `max`; and
+with a runner that asks for more after every trial, as Tune does, each learning rate at its own
+pace while others' trials are in flight."""
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
+from typing import Callable, Collection, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.session import session_scope
 from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.queue import claim_next_sweep
+from service.lifecycle.runs import Chunk
+from service.spec import ResourcesSpec
 from service.worker.planning import TrialPlan
 from service.worker.runner import TrialSink
 from tests.factories import report
@@ -76,6 +81,42 @@ def test_one_divergence_after_the_seeds_a_clean_cell_needs_gets_what_it_then_nee
     assert [sorted({s for _, seeds in r for s in seeds})[0] for r in runner.planned] == [0, 16, 68]
     sweep, runs = state(session_factory, sweep_id)
     assert sweep.status == "succeeded" and all(seeds == set(range(153)) for seeds in seeds_by_cell(runs).values())
+
+
+class OneByOne(ScriptedRunner):
+    """Trains the trials one at a time and asks for more after each, with the rest still in
+    flight, as Tune does when its slots free up one by one; counts what each run was trained."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trained: Counter[tuple[int, int]] = Counter()
+        self.asked_with: list[set[int]] = []  # the cells in flight each time more were planned
+
+    def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
+                   should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
+        queue = list(next_trials(()))
+        while queue:
+            trial = queue.pop(0)
+            train(trial, sink)
+            self.trained.update((trial.cell_index, seed) for seed in trial.seeds)
+            more = next_trials([(t.cell_index, tuple(t.seeds)) for t in queue])
+            if more:
+                self.planned.append([(t.cell_index, t.seeds) for t in more])
+                self.asked_with.append({t.cell_index for t in queue})
+            queue += more
+
+
+def test_each_learning_rate_gets_its_seeds_while_another_still_trains(session_factory: sessionmaker[Session]) -> None:
+    """With trials of lr 0.5 still in flight, lr 0.1's runs all back get their next seeds at once;
+    no run in flight is planned again, and the sweep ends as it does round by round."""
+    sweep_id = claimed(session_factory, seeds={"adaptive": ADAPTIVE}, resources=CHUNKS)
+    runner = OneByOne()
+    execute(session_factory, sweep_id, runner)
+    sweep, runs = state(session_factory, sweep_id)
+    assert sweep.status == "succeeded" and sweep.runs_total == len(runs) == 4 * 68
+    assert set(runner.trained.values()) == {1}  # every run trained once
+    assert runner.planned[0] and {cell for cell, _ in runner.planned[0]} == {0, 1}  # lr 0.1's cells
+    assert runner.asked_with[0] == {2, 3}  # while lr 0.5's first trials were still in flight
 
 
 def test_a_learning_rate_stops_at_max_undecided(session_factory: sessionmaker[Session]) -> None:

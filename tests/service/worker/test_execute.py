@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +17,7 @@ from service.db.models import Run, Sweep
 from service.db.session import session_scope
 from service.errors import ClusterUnavailable
 from service.lifecycle.queue import claim_next_sweep, request_cancel
+from service.lifecycle.runs import Chunk
 from service.settings import Settings
 from service.spec import ResourcesSpec
 from service.worker.execute import execute_sweep
@@ -56,8 +57,8 @@ def lose(cells: set[int], *, reporting_first: bool = False) -> Behaviour:
 
 class ScriptedRunner:
     """A TrialRunner without Ray: round k runs every trial through `rounds[k]` (then `train`),
-    asking `should_stop` before each, as Tune's stopper does; rounds come from `next_round` until
-    it has none, as Tune's run asks its searcher."""
+    asking `should_stop` before each, as Tune's stopper does; a round is what `next_trials`
+    plans once every trial before it has ended (nothing in flight), until it plans none."""
 
     def __init__(self, *rounds: Behaviour, nodes: list[dict[str, float]] | None = None,
                  fails_with: Exception | None = None) -> None:
@@ -69,14 +70,14 @@ class ScriptedRunner:
     def node_resources(self) -> list[dict[str, float]]:
         return self.nodes
 
-    def run_rounds(self, next_round: Callable[[], Sequence[TrialPlan]], *, sink: TrialSink,
+    def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
                    should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
-        while trials := next_round():
+        while trials := next_trials(()):
             self.planned.append([(t.cell_index, t.seeds) for t in trials])
             if self.fails_with is not None:
                 raise self.fails_with
             self.run_round(trials, sink, should_stop)
-            if should_stop():  # Tune's stopper ends the run before the next round is asked for
+            if should_stop():  # Tune's stopper ends the run before more trials are asked for
                 return
 
     def run_round(self, trials: Sequence[TrialPlan], sink: TrialSink, should_stop: Callable[[], bool]) -> None:

@@ -23,8 +23,8 @@ from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.loop import Worker, lease_for
 from service.worker.runner import waiting_for
-from service.worker.tune_runner import Searcher, _RoundSearcher, _translated_ray_errors, is_infrastructure_error
-from tests.factories import make_sweep
+from service.worker.tune_runner import Searcher, _PlanningSearcher, _translated_ray_errors, is_infrastructure_error
+from tests.factories import make_sweep, report
 from trainers.allocator import allocator_environment
 
 
@@ -93,34 +93,36 @@ def test_every_lost_trial_spends_an_attempt_even_one_that_never_started(
     cost nothing, a cluster that never places it would be retried forever."""
     sweep_id = make_sweep(session_factory)
     buffer = buffer_of(session_factory, sweep_id)
-    buffer.new_round()
     buffer.start_chunk(0, [0, 1])
     buffer.lose_chunk(0, [0, 1], "RayActorError")  # started, then lost: its one attempt stands
     buffer.lose_chunk(1, [0], "RuntimeEnvSetupError")  # never started
     buffer.flush()
     assert attempts(session_factory, sweep_id)[(0, 0)] == 1 and attempts(session_factory, sweep_id)[(1, 0)] == 1
-    buffer.new_round()
     buffer.lose_chunk(1, [0], "RuntimeEnvSetupError")
     buffer.flush()
+    with session_scope(session_factory) as session:  # not while its last attempt is in flight
+        assert fail_exhausted_runs(session, sweep_id, max_attempts=2, error="lost twice", in_flight=[(1, (0,))]) == 0
     with session_scope(session_factory) as session:
         assert fail_exhausted_runs(session, sweep_id, max_attempts=2, error="lost twice") == 1
     assert buffer.started == set()
 
 
-def test_a_clean_stop_gives_back_only_this_rounds_unlost_attempts(session_factory: sessionmaker[Session]) -> None:
+def test_a_clean_stop_gives_back_only_the_attempts_of_trials_still_training(
+        session_factory: sessionmaker[Session]) -> None:
     sweep_id = make_sweep(session_factory)
     buffer = buffer_of(session_factory, sweep_id)
-    buffer.new_round()
     buffer.start_chunk(0, [0])
     buffer.lose_chunk(0, [0], "NodeDiedError")
-    buffer.new_round()
     buffer.start_chunk(0, [0])
     buffer.start_chunk(2, [1])
+    buffer.start_chunk(1, [0])
+    buffer.add(report(1, 0))  # that trial ended: its run has its outcome
     buffer.flush()
+    assert buffer.started == {(0, (0,)), (2, (1,))}
     with session_scope(session_factory) as session:
         count_attempts(session, sweep_id, list(buffer.started), delta=-1)  # what a clean stop does
     counted = attempts(session_factory, sweep_id)
-    assert counted[(0, 0)] == 1  # the lost round's attempt stands
+    assert counted[(0, 0)] == 1  # the lost trial's attempt stands
     assert counted[(2, 1)] == 0
 
 
@@ -144,22 +146,41 @@ def test_a_crashed_driver_gives_its_sweep_back_at_once_and_a_clean_one_leaves_it
         assert (kept.status, kept.worker_id) == ("running", worker.id)  # a clean driver ended it itself
 
 
-def test_tunes_searcher_hands_out_one_round_at_a_time_and_keeps_a_planning_error() -> None:
-    """The Searcher behind TuneRunner.run_rounds, driven as Tune's loop drives it."""
-    planned = [[{"chunk": 3}], []]
-    rounds = _RoundSearcher([{"chunk": 1}, {"chunk": 2}], lambda: planned.pop(0))
-    assert rounds.suggest("a") == {"chunk": {"chunk": 1}} and rounds.suggest("b") == {"chunk": {"chunk": 2}}
-    assert rounds.suggest("c") is None  # the round is handed out; the next waits for both to end
-    rounds.on_trial_complete("a")
-    assert rounds.suggest("c") is None and len(planned) == 2
-    rounds.on_trial_complete("b", error=True)  # an errored trial has ended too
-    assert rounds.suggest("c") == {"chunk": {"chunk": 3}}
-    rounds.on_trial_complete("c")
-    assert rounds.suggest("d") == Searcher.FINISHED and rounds.error is None
+def test_tunes_searcher_asks_for_more_as_soon_as_a_trial_is_done_and_keeps_a_planning_error() -> None:
+    """The Searcher behind TuneRunner.run_trials, driven as Tune's loop drives it: it asks the
+    worker for more trials as soon as one trial's seeds have all reported (before Tune ends the
+    trial, so that its actor goes to the next one) or it ended without, telling the worker which
+    chunks are still in flight; it ends the run only when nothing is planned and nothing is in
+    flight."""
+    asked: list[list] = []
+    planned = [[{"cell_index": 3, "seeds": [0]}], [], []]
 
-    def database_down() -> list:
+    def plan(in_flight: list) -> list:
+        asked.append(sorted(in_flight))
+        return planned.pop(0)
+
+    searcher = _PlanningSearcher([{"cell_index": 1, "seeds": [0, 1]}, {"cell_index": 2, "seeds": [0]}], plan)
+    assert searcher.suggest("a") == {"chunk": {"cell_index": 1, "seeds": [0, 1]}}
+    assert searcher.suggest("b") == {"chunk": {"cell_index": 2, "seeds": [0]}}
+    assert searcher.suggest("c") is None and asked == []  # both in flight, nothing reported yet
+    searcher.on_trial_result("a", {"progress/steps": 10})  # progress is not an outcome
+    searcher.on_trial_result("a", {"report/seed": 0, "report/cell_index": 1})
+    assert searcher.suggest("c") is None and asked == []
+    searcher.on_trial_result("a", {"report/seed": 1, "report/cell_index": 1})  # a's last seed: a is done
+    assert searcher.suggest("c") == {"chunk": {"cell_index": 3, "seeds": [0]}}  # without waiting for b
+    assert asked == [[(2, (0,))]]
+    searcher.on_trial_complete("a")  # Tune ends it after: nothing more to plan for it
+    searcher.on_trial_complete("b", error=True)  # an errored trial is done too
+    assert searcher.suggest("d") is None and asked[-1] == [(3, (0,))]  # nothing more yet, c trains
+    searcher.on_trial_complete("c")
+    assert searcher.suggest("d") == Searcher.FINISHED and asked[-1] == [] and searcher.error is None
+    assert len(asked) == 3
+
+    def database_down(in_flight: list) -> list:
         raise RuntimeError("the database went away")
 
-    failing = _RoundSearcher([], database_down)
-    assert failing.suggest("a") == Searcher.FINISHED  # ends the run; run_rounds raises it after
+    failing = _PlanningSearcher([{"cell_index": 1, "seeds": [0]}], database_down)
+    failing.suggest("a")
+    failing.on_trial_complete("a")
+    assert failing.suggest("b") == Searcher.FINISHED  # ends the run; run_trials raises it after
     assert isinstance(failing.error, RuntimeError)
