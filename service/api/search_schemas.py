@@ -23,6 +23,9 @@ class ProbeOut(ApiModel):
     out_of_reach: bool = Field(description=(
         "Left undecided before `max` seeds: diverging at the rate it has so far, it would still be undecided "
         "at `max`, so the seeds up to it were not spent."))
+    left_behind: bool = Field(description=(
+        "Started ahead of the probe before it, on the bet that probe's first seeds made; it decided the other "
+        "way, so this point fell outside the bracket and got no seeds beyond its first. Never counts."))
 
 
 class ArmSearchOut(ApiModel):
@@ -60,6 +63,7 @@ class SearchOut(ApiModel):
                 next_lr_not_stable=grid[s.hi] if done and s.hi < len(grid) else None, searching=not done,
                 breaks=s.breaks, probes=[ProbeOut(lr=p.lr, cell_index=p.cell_index, diverged=p.diverged,
                                                   trained=p.trained, verdict=p.verdict,
-                                                  out_of_reach=p.out_of_reach) for p in s.probes]))
+                                                  out_of_reach=p.out_of_reach, left_behind=p.left_behind)
+                                         for p in s.probes]))
         return cls(tolerance=rule.tolerance, alpha=rule.alpha, grid=grid, runs=runs,
                    grid_runs=len(grid) * len(spec.clipping) * min_runs_for_tolerance(rule.tolerance), arms=arms)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Collection
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -54,17 +55,18 @@ class LearningRateState:
         return (self.verdict(arm, rule) is Verdict.UNDECIDED and len(self.seeds) < rule.max
                 and not out_of_reach(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.max))
 
-    def next_batch(self, rule: Adaptive) -> int:
-        """Seeds to add: the most any open cell here wants (sequential.next_batch); `batch` when
-        only a paired difference is open."""
+    def next_batch(self, rule: Adaptive, held: Collection[str] = ()) -> int:
+        """Seeds to add: the most any open cell here wants (sequential.next_batch), leaving out
+        the `held` arms' cells; `batch` when only a paired difference is open."""
         wants = [next_batch(sum(outcomes.values()), len(outcomes), rule.tolerance, rule.alpha, rule.batch)
-                 for arm, outcomes in self.diverged.items() if self.wants_seeds(arm, rule)]
+                 for arm, outcomes in self.diverged.items() if arm not in held and self.wants_seeds(arm, rule)]
         return max(wants, default=rule.batch)
 
-    def decided(self, rule: Adaptive) -> bool:
+    def decided(self, rule: Adaptive, held: Collection[str] = ()) -> bool:
         """Whether every question at this learning rate has its answer, or is out of reach (a cell
-        left undecided because `max` seeds would not decide it)."""
-        if any(self.wants_seeds(arm, rule) for arm in self.cells):
+        left undecided because `max` seeds would not decide it), or is the question of a `held`
+        arm's cell (a search's probe that waits)."""
+        if any(self.wants_seeds(arm, rule) for arm in self.cells if arm not in held):
             return False
         verdicts = {arm: self.verdict(arm, rule) for arm in self.cells}
         if BASELINE not in verdicts:
@@ -103,21 +105,22 @@ def learning_rates(session: Session, sweep_id: int) -> list[LearningRateState]:
                               dict(pending[lr])) for lr in sorted(seeds)]
 
 
-def add_seeds(session: Session, sweep_id: int) -> int:
+def add_seeds(session: Session, sweep_id: int, held: Collection[tuple[float, str]] = ()) -> int:
     """More seeds (`batch`, or what a cell that looks like it never diverges needs to be shown
     stable; at most up to `max`) in every arm of each learning rate whose questions are still open
-    and whose runs all have outcomes. Returns how many runs were added (0: the sweep is done). The
-    caller commits."""
+    and whose runs all have outcomes; the cells `held` ((lr, arm): a search's probes that wait)
+    ask for none. Returns how many runs were added (0: the sweep is done). The caller commits."""
     sweep = session.get_one(Sweep, sweep_id)
     rule = adaptive_rule(sweep.spec)
     if rule is None:
         return 0
     new_runs = []
     for state in learning_rates(session, sweep_id):
-        if any(state.pending.values()) or len(state.seeds) >= rule.max or state.decided(rule):
+        waiting = {arm for lr, arm in held if lr == state.lr}
+        if any(state.pending.values()) or len(state.seeds) >= rule.max or state.decided(rule, waiting):
             continue
         start = max(state.seeds) + 1
-        more = range(start, start + min(state.next_batch(rule), rule.max - len(state.seeds)))
+        more = range(start, start + min(state.next_batch(rule, waiting), rule.max - len(state.seeds)))
         new_runs += [{"sweep_id": sweep_id, "cell_index": cell, "seed": seed}
                      for cell in state.cells.values() for seed in more]
     if new_runs:

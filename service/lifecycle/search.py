@@ -7,6 +7,13 @@ lies between them, the middle one is probed next: a new cell of that arm, traine
 seeds until its verdict is in. The answer is `lo`, backed by its own verdict and the one of the
 point just above it.
 
+Bisection is a chain: each probe waits for the one before. So once an open probe's seeds so far
+lean one way (under the tolerance: towards stable; over it: towards unstable), the next probe
+starts on that bet, one ahead at most, with its first seeds only: it gets more once the probe
+it was started ahead of is decided, if the bracket still holds it. A bet lost costs those first
+seeds; the probe is left behind (`left_behind`), undecided, and never counts. A bet won saves a
+look's wait on every probe after a stable one.
+
 The state is the stored cells and outcomes alone, so a restarted worker continues the search
 where the database says it is. A probe at a learning rate another arm has probed takes the seeds
 that arm has there, and the seeds added later go to both: paired, as in a grid.
@@ -18,7 +25,7 @@ shows them instead of hiding them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -44,6 +51,14 @@ class Probe:
     trained: int
     verdict: Verdict
     out_of_reach: bool = False  # left undecided short of `max`: at its rate so far, `max` would not decide it
+    left_behind: bool = False  # started ahead on a bet the probe before it lost: no longer needed
+
+
+def _bracket(verdicts: dict[int, Verdict], size: int) -> tuple[int, int]:
+    """(lo, hi): the highest index shown stable (-1 for none) and the lowest above it not shown
+    stable (`size` for none)."""
+    lo = max((i for i, v in verdicts.items() if v is Verdict.STABLE), default=-1)
+    return lo, min((i for i, v in verdicts.items() if v is not Verdict.STABLE and i > lo), default=size)
 
 
 @dataclass(frozen=True)
@@ -53,31 +68,58 @@ class ArmSearch:
     arm: str
     points: list[float]
     verdicts: dict[int, Verdict]  # grid index -> the probe's verdict (final ones only)
-    open: bool  # a probe is still training or still getting seeds
+    # Grid index -> the verdict an open probe leans to so far (UNDECIDED before any seed is
+    # back), in the order the probes were started.
+    leaning: dict[int, Verdict] = field(default_factory=dict)
     probes: tuple[Probe, ...] = ()  # every probe, in the order they were started
 
     @property
     def lo(self) -> int:
         """The highest grid index shown stable; -1 for none."""
-        return max((i for i, v in self.verdicts.items() if v is Verdict.STABLE), default=-1)
+        return _bracket(self.verdicts, len(self.points))[0]
 
     @property
     def hi(self) -> int:
         """The lowest index above `lo` not shown stable; len(points) for none probed."""
-        return min((i for i, v in self.verdicts.items() if v is not Verdict.STABLE and i > self.lo),
-                   default=len(self.points))
+        return _bracket(self.verdicts, len(self.points))[1]
+
+    @property
+    def inside(self) -> list[int]:
+        """The open probes the bracket still holds, the one being decided first."""
+        return [i for i in self.leaning if self.lo < i < self.hi]
+
+    @property
+    def open(self) -> bool:
+        """A probe is still training or getting seeds."""
+        return bool(self.inside)
+
+    @property
+    def waiting(self) -> list[int]:
+        """Open probes that get no seeds now: one started ahead, until the probe before it is
+        decided, and those the bracket no longer holds (left behind)."""
+        inside = self.inside
+        return inside[1:] + [i for i in self.leaning if i not in inside]
 
     def next_probe(self) -> int | None:
-        """The grid index to probe next, or None: waiting for an open probe, or the bracket closed."""
-        if self.open or self.hi - self.lo <= 1:
+        """The grid index to probe next, or None: the bracket closed, or waiting for an open probe
+        (one that leans neither way yet, or one already started ahead of it)."""
+        inside = self.inside
+        if len(inside) > 1 or any(self.leaning[i] is Verdict.UNDECIDED for i in inside):
             return None
-        return (self.lo + self.hi) // 2
+        lo, hi = _bracket({**self.verdicts, **{i: self.leaning[i] for i in inside}}, len(self.points))
+        return (lo + hi) // 2 if hi - lo > 1 else None
 
     @property
     def breaks(self) -> list[float]:
         """Probed learning rates that break "divergence grows with the learning rate"."""
         return [self.points[i] for i, v in sorted(self.verdicts.items())
                 if (i < self.lo and v is Verdict.UNSTABLE) or (i > self.hi and v is Verdict.STABLE)]
+
+
+def _lean(diverged: int, trained: int, tolerance: float) -> Verdict:
+    if not trained:
+        return Verdict.UNDECIDED
+    return Verdict.STABLE if diverged < tolerance * trained else Verdict.UNSTABLE
 
 
 def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSearch]:
@@ -87,22 +129,35 @@ def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSe
     index = {lr: i for i, lr in enumerate(points)}
     out = []
     for arm in (arm_label(ClippingConfig(a.method, a.params)) for a in spec.clipping):
-        verdicts, still_open, probes = {}, False, []
+        verdicts, leaning, probes = {}, [], []
         for state in states:
             if arm not in state.cells or state.lr not in index:
                 continue
             verdict, wants = state.verdict(arm, rule), state.wants_seeds(arm, rule)
             outcomes = state.diverged[arm]
+            diverged, trained = sum(outcomes.values()), len(outcomes)
             short = verdict is Verdict.UNDECIDED and not wants and len(state.seeds) < rule.max
-            probes.append(Probe(state.lr, state.cells[arm], sum(outcomes.values()), len(outcomes), verdict, short))
+            probes.append(Probe(state.lr, state.cells[arm], diverged, trained, verdict, short))
             # Open while it wants seeds, or while its own runs train with no verdict yet. A verdict
             # already in stands while seeds another arm here wants (paired) are trained for it.
             if wants or (verdict is Verdict.UNDECIDED and state.pending.get(arm)):
-                still_open = True
+                leaning.append((state.cells[arm], index[state.lr], _lean(diverged, trained, rule.tolerance)))
             else:
                 verdicts[index[state.lr]] = verdict
-        out.append(ArmSearch(arm, points, verdicts, still_open, tuple(sorted(probes, key=lambda p: p.cell_index))))
+        search = ArmSearch(arm, points, verdicts, {i: lean for _, i, lean in sorted(leaning)})
+        behind = {points[i] for i in search.leaning if i not in search.inside}
+        probes = [replace(p, left_behind=p.lr in behind) for p in sorted(probes, key=lambda p: p.cell_index)]
+        out.append(replace(search, probes=tuple(probes)))
     return out
+
+
+def waiting_probes(session: Session, sweep_id: int) -> set[tuple[float, str]]:
+    """(lr, arm) of the open probes that get no more seeds now (ArmSearch.waiting); none for a
+    sweep that does not search."""
+    spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
+    if not isinstance(spec.learning_rates, RateSearch) or not isinstance(spec.seeds, AdaptiveSeeds):
+        return set()
+    return {(s.points[i], s.arm) for s in arm_searches(spec, learning_rates(session, sweep_id)) for i in s.waiting}
 
 
 def add_probes(session: Session, sweep_id: int) -> int:

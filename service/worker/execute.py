@@ -23,7 +23,7 @@ from service.errors import ClusterUnavailable
 from service.lifecycle.adaptive import add_seeds
 from service.lifecycle.lease import SweepLease
 from service.lifecycle.runs import Chunk, fail_exhausted_runs, pending_runs
-from service.lifecycle.search import add_probes
+from service.lifecycle.search import add_probes, waiting_probes
 from service.queries.sweeps import get_sweep, sweep_cells
 from service.settings import Settings
 from service.spec import ResourcesSpec
@@ -51,7 +51,8 @@ def _retrying(what: str, step: Callable[[], T], stop: threading.Event, *, wait: 
 def _more_runs(lease: SweepLease) -> int:
     """Runs added: seeds where questions are open, probes where a search moves."""
     with lease.session() as session:
-        return add_seeds(session, lease.sweep_id) + add_probes(session, lease.sweep_id)
+        held = waiting_probes(session, lease.sweep_id)
+        return add_seeds(session, lease.sweep_id, held) + add_probes(session, lease.sweep_id)
 
 
 class _Planner:

@@ -150,6 +150,8 @@ const clipsweep = (() => {
     const arms = unique(summary.cells.map((c) => c.clipping));
     const probeOrder = new Map((summary.search?.arms ?? []).map((a) => [a.clipping,
       new Map(a.probes.map((p, i) => [p.cell_index, i + 1]))]));
+    const leftBehind = new Set((summary.search?.arms ?? []).flatMap((a) => a.probes.filter((p) => p.left_behind)
+      .map((p) => p.cell_index)));
     const traces = [];
     for (const arm of arms) {
       const own = cells.filter((c) => c.clipping === arm).sort((a, b) => a.lr - b.lr);
@@ -169,6 +171,7 @@ const clipsweep = (() => {
         textposition: "top center", textfont: { color, size: 11 },
         customdata: own.map((c) => `${c.diverged}/${c.finished} [${pct(c.divergence_ci95[0])}–${pct(c.divergence_ci95[1])}]`
           + (c.verdict ? ` ${c.verdict}` : "") + (c.out_of_reach ? " (out of reach by max seeds)" : "")
+          + (leftBehind.has(c.cell_index) ? " (started ahead on a bet lost: left behind)" : "")
           + (order.has(c.cell_index) ? `, probe ${order.get(c.cell_index)}` : "")),
         hovertemplate: `${text(arm)}<br>lr %{x}: %{y:.0%} %{customdata}<extra></extra>`,
       });

@@ -89,6 +89,33 @@ def test_a_probe_out_of_reach_of_a_verdict_bounds_the_answer_without_being_claim
     assert none.points[none.lo] == 0.004 and none.points[none.hi] == 0.008 and none.next_probe() is None
 
 
+def test_a_probe_started_ahead_on_a_lost_bet_is_left_behind_with_its_first_seeds(
+        session_factory: sessionmaker[Session]) -> None:
+    """Unclipped runs at 0.004 do not diverge in their first 16 seeds but every other one after:
+    leaning stable, 0.004 gets a probe started ahead of it at 0.008 (16 seeds, all clean); then
+    0.004 is shown unstable, so 0.008 falls outside the bracket. It gets no more seeds, is marked
+    left behind and never counts: the answer is 0.002, and 0.008 is no break of the order."""
+    def trap(trial: TrialPlan, sink: TrialSink) -> None:
+        if trial.train_config["lr"] != 0.004 or trial.train_config["clipping"]["method"] != "none":
+            return cliff(trial, sink)
+        sink.start_chunk(trial.cell_index, trial.seeds)
+        for seed in trial.seeds:
+            diverges = seed >= 16 and seed % 2 == 0
+            sink.add(report(trial.cell_index, seed, *(("diverged",) if diverges else ()),
+                            **({"trigger": "loss_explosion", "diverged_at_step": 3} if diverges else {})))
+
+    sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=SEEDS, resources={"max_seeds_per_trial": 64})
+    execute(session_factory, sweep_id, ScriptedRunner(*[trap] * 40))
+    assert state(session_factory, sweep_id)[0].status == "succeeded"
+    with session_scope(session_factory) as session:
+        spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
+        none = arm_searches(spec, learning_rates(session, sweep_id))[0]
+    assert none.points[none.lo] == 0.002 and none.points[none.hi] == 0.004 and not none.open
+    behind = [p for p in none.probes if p.left_behind]
+    assert [(p.lr, p.trained, p.verdict) for p in behind] == [(0.008, 16, Verdict.UNDECIDED)]
+    assert none.breaks == [] and none.next_probe() is None
+
+
 def test_a_restarted_worker_continues_the_search(session_factory: sessionmaker[Session]) -> None:
     stop = threading.Event()
     rounds = 0
@@ -120,9 +147,8 @@ def test_points_that_break_the_order_are_named_not_hidden() -> None:
     """Unstable at 0.004 but stable at 0.016 and unstable at 0.032: the answer is 0.016 (shown
     stable, the point above shown not), and 0.004 is reported as breaking the order."""
     points = [0.001 * 2**k for k in range(10)]
-    search = ArmSearch("none", points, {2: Verdict.UNSTABLE, 4: Verdict.STABLE, 5: Verdict.UNSTABLE, 8: Verdict.STABLE},
-                       open=False)
+    search = ArmSearch("none", points, {2: Verdict.UNSTABLE, 4: Verdict.STABLE, 5: Verdict.UNSTABLE, 8: Verdict.STABLE})
     assert (search.lo, search.hi, search.next_probe()) == (8, 10, 9)
-    closed = ArmSearch("none", points, {2: Verdict.UNSTABLE, 4: Verdict.STABLE, 5: Verdict.UNSTABLE}, open=False)
+    closed = ArmSearch("none", points, {2: Verdict.UNSTABLE, 4: Verdict.STABLE, 5: Verdict.UNSTABLE})
     assert (closed.lo, closed.hi, closed.next_probe()) == (4, 5, None)
     assert closed.breaks == [0.004]
