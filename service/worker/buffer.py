@@ -1,7 +1,7 @@
 """The worker's result buffer: what a sweep's trials report, written in batches.
 
-A batch is written when its oldest entry has waited `flush_seconds`, when a trial fails, and
-before the worker plans more trials, in one transaction. While the database is away the buffer
+A batch is written when its oldest entry has waited `flush_seconds`, when a trial starts or
+fails, and before the worker plans more trials, in one transaction. While the database is away the buffer
 keeps what it has and tries again; nothing is lost.
 
 The trials' progress reports (the steps their unfinished runs have made) go into the same batch:
@@ -76,7 +76,11 @@ class ResultBuffer:
         self.started.add(chunk)
         self.live[chunk], self.left[chunk] = 0, len(chunk[1])
         self.chunk_of.update({(cell_index, seed): chunk for seed in chunk[1]})
-        self._waiting()
+        # Written at once, not with the next batch: a worker killed mid-trial (the process, or
+        # the Ray head under it) has then spent the attempt, so a chunk that kills its worker
+        # is not retried forever. More trials are planned as soon as one is done, so the next
+        # batch would often be this trial's own results.
+        self._try_flush()
 
     def _end_live(self, chunk: Chunk) -> None:
         self.started.discard(chunk)

@@ -1,13 +1,11 @@
 """The Ray Tune runner: the only service module that imports Ray.
 
-One trial per (cell, chunk of seeds), and one Tune run for all of a sweep's trials: a Searcher hands
-Tune the trials the worker plans and, whenever one has ended, asks the worker for more (planned
-from what is stored, leaving out the runs still in flight). No new Tune run and no new actors
-for later trials (each would cost seconds, and an adaptive sweep or a search plans many times).
-A Tune callback on the driver hands every reported seed to the TrialSink as it arrives, checked
-against RunReport, so outcomes reach the database while the sweep runs; a Stopper ends the
-experiment when the worker is asked to stop. Ray's own errors are translated here: lost
-infrastructure becomes ClusterUnavailable (or a lost chunk, for one trial).
+One trial per (cell, chunk of seeds), one Tune run per sweep: a Searcher hands Tune the trials the
+worker plans from what is stored and, as each is done, asks for more (no new Tune run or actors,
+each of which would cost seconds). A Tune callback hands every reported seed to the TrialSink as
+it arrives, checked against RunReport, so outcomes reach the database while the sweep runs; a
+Stopper ends the experiment when the worker is asked to stop. Ray's own errors are translated
+here: lost infrastructure becomes ClusterUnavailable (or a lost chunk, for one trial).
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 # Progress is the database's and the dashboard's job; Tune's console tables would repeat it.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# Tune lets a custom Searcher (the one below) have one trial waiting for placement at a time:
-# trials would start one by one, each on whichever actor is free first, and a cluster's other
-# nodes would idle. Allow what Tune allows a grid search at least.
+# Tune lets a custom Searcher have one trial waiting for placement at a time: trials would start
+# one by one and a cluster's other nodes would idle. Allow what Tune allows a grid search at least.
 os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "200")
 
 import ray  # noqa: E402
@@ -239,20 +236,17 @@ class TuneRunner:
 
 class _PlanningSearcher(_LiveOnly, Searcher):
     """Hands Tune the trials the worker planned, one per `suggest`, and asks `next_trials` for
-    more as soon as a trial's last seed has reported (or the trial ended without), passing the
-    chunks still in flight: a cell's next seeds or a search's next probe need not wait for trials
-    of other cells. Asking before the trial has ended matters: Tune keeps an ended trial's actor
-    only for a trial already waiting for one (and one idle actor besides), so trials planned only
-    after the end would start one by one on a single actor, the others stopped.
-    An exception while planning ends the run and is raised again after it."""
+    more, with the chunks still in flight, as soon as a trial's last seed has reported (or it
+    ended without): before Tune ends the trial, because Tune keeps an ended trial's actor only for
+    a trial already waiting (and one idle actor besides); planned after, trials would run one by
+    one on a single actor. An exception while planning ends the run; it is raised again after."""
 
     def __init__(self, first: list[dict[str, Any]],
                  next_trials: Callable[[Collection[Chunk]], list[dict[str, Any]]]) -> None:
         super().__init__()
         self.queue = list(first)
         self.next_trials = next_trials
-        self.in_flight: dict[str, Chunk] = {}  # trial id -> (cell_index, seeds) still to report
-        self.left: dict[str, int] = {}  # trial id -> its seeds not reported yet
+        self.in_flight: dict[str, tuple[Chunk, int]] = {}  # trial id -> (its chunk, its seeds yet to report)
         self.ended = False  # a trial is done since the last plan
         self.error: BaseException | None = None
 
@@ -260,31 +254,26 @@ class _PlanningSearcher(_LiveOnly, Searcher):
         if not self.queue and self.ended:
             self.ended = False
             try:
-                self.queue = self.next_trials(list(self.in_flight.values()))
+                self.queue = self.next_trials([chunk for chunk, _ in self.in_flight.values()])
             except BaseException as exc:
                 self.error = exc
                 return Searcher.FINISHED
         if not self.queue:
             return None if self.in_flight else Searcher.FINISHED
         chunk = self.queue.pop(0)
-        self.in_flight[trial_id] = (chunk["cell_index"], tuple(chunk["seeds"]))
-        self.left[trial_id] = len(chunk["seeds"])
+        self.in_flight[trial_id] = ((chunk["cell_index"], tuple(chunk["seeds"])), len(chunk["seeds"]))
         return {"chunk": chunk}
-
-    def _done(self, trial_id: str) -> None:
-        if self.in_flight.pop(trial_id, None) is not None:
-            self.left.pop(trial_id, None)
-            self.ended = True
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Called before the callbacks get the result; the plan comes at Tune's next step, after."""
-        if "report/seed" in result and trial_id in self.left:  # a seed's outcome (flattened), not progress
-            self.left[trial_id] -= 1
-            if self.left[trial_id] <= 0:
-                self._done(trial_id)
+        if "report/seed" in result and trial_id in self.in_flight:  # a seed's outcome (flattened), not progress
+            chunk, left = self.in_flight[trial_id]
+            self.in_flight[trial_id] = (chunk, left - 1)
+            if left <= 1:
+                self.on_trial_complete(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        self._done(trial_id)
+        self.ended |= self.in_flight.pop(trial_id, None) is not None
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to keep: the database is the record of where a sweep stands."""

@@ -394,8 +394,16 @@ def test_a_ray_head_killed_mid_sweep_and_restarted_loses_nothing(tmp_path: Path)
         factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'clipsweep.sqlite3'}"))
         try:
             sweep_id = server.http.post("/api/v1/sweeps", json=SPEC).json()["id"]
-            wait_for(lambda: done_count(factory, sweep_id) >= 6, 120, "6 runs done", server.log)
+            seen: list[Run] = []
+
+            def training() -> bool:  # 6 runs done and a trial in flight (its attempt is stored at its start)
+                seen[:] = runs_of(factory, sweep_id)
+                return sum(r.outcome is not None for r in seen) >= 6 and any(r.attempts and r.outcome is None
+                                                                              for r in seen)
+
+            wait_for(training, 120, "6 runs done and a trial in flight", server.log)
             cluster.kill_head()
+            in_flight = {r.id for r in seen if r.attempts and r.outcome is None}
             before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
             assert 6 <= len(before) < RUNS, "the kill came too late to test a recovery"
             time.sleep(3)  # the head stays away a while: the worker's driver notices
@@ -406,4 +414,6 @@ def test_a_ray_head_killed_mid_sweep_and_restarted_loses_nothing(tmp_path: Path)
     finally:
         cluster.stop()
     runs = assert_finished_once(factory, sweep_id, before)
-    assert any(r.attempts == 2 for r in runs), "no run was in flight at the kill?"
+    # The trial in flight at the kill either finished (Ray lets a running actor report to its
+    # driver for a while) or was trained again: once or twice, never lost.
+    assert in_flight and all(r.attempts in (1, 2) for r in runs if r.id in in_flight), in_flight
