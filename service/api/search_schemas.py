@@ -25,7 +25,8 @@ class ProbeOut(ApiModel):
         "at `max`, so the seeds up to it were not spent."))
     left_behind: bool = Field(description=(
         "Started ahead of the probe before it, on the bet that probe's first seeds made; it decided the other "
-        "way, so this point fell outside the bracket and got no seeds beyond its first. Never counts."))
+        "way, so this point fell outside the bracket and asked for no seeds beyond its first. Undecided, so it "
+        "bounds nothing."))
 
 
 class ArmSearchOut(ApiModel):

@@ -9,10 +9,11 @@ point just above it.
 
 Bisection is a chain: each probe waits for the one before. So once an open probe's seeds so far
 lean one way (under the tolerance: towards stable; over it: towards unstable), the next probe
-starts on that bet, one ahead at most, with its first seeds only: it gets more once the probe
-it was started ahead of is decided, if the bracket still holds it. A bet lost costs those first
-seeds; the probe is left behind (`left_behind`), undecided, and never counts. A bet won saves a
-look's wait on every probe after a stable one.
+starts on that bet, one ahead at most and only at a point no arm has yet, with its first seeds:
+it asks for more once the probe it was started ahead of is decided, if the bracket still holds
+it. A bet lost costs those first seeds; the probe is left behind (`left_behind`): it asks for no
+more, and its verdict stays undecided unless another arm's probe later brings seeds to the same
+point (paired), which then count like any other. A bet won saves a look's wait per probe.
 
 The state is the stored cells and outcomes alone, so a restarted worker continues the search
 where the database says it is. A probe at a learning rate another arm has probed takes the seeds
@@ -139,7 +140,8 @@ def arm_searches(spec: SweepSpec, states: list[LearningRateState]) -> list[ArmSe
             short = verdict is Verdict.UNDECIDED and not wants and len(state.seeds) < rule.max
             probes.append(Probe(state.lr, state.cells[arm], diverged, trained, verdict, short))
             # Open while it wants seeds, or while its own runs train with no verdict yet. A verdict
-            # already in stands while seeds another arm here wants (paired) are trained for it.
+            # already in is used while seeds another arm here wants (paired) train for it too;
+            # should they take it back, the point is open again and the search waits for it.
             if wants or (verdict is Verdict.UNDECIDED and state.pending.get(arm)):
                 leaning.append((state.cells[arm], index[state.lr], _lean(diverged, trained, rule.tolerance)))
             else:
@@ -177,6 +179,10 @@ def add_probes(session: Session, sweep_id: int) -> int:
         if probe is None:
             continue
         lr = search.points[probe]
+        if search.inside and lr in by_lr:
+            # A probe started ahead waits with its first seeds only; at a point another arm
+            # has, it would take all of that arm's seeds (paired). Bisection gets there in turn.
+            continue
         seeds = by_lr[lr].seeds if lr in by_lr else first_seeds(spec.seeds)
         made = cell(spec, next_index, lr, arms[search.arm])
         next_index += 1

@@ -50,16 +50,20 @@ class ResultBuffer:
 
     def add(self, report: RunReport) -> None:
         self.results.append(report)
-        chunk = self.chunk_of.pop((report.cell_index, report.seed), None)
+        self._ended(report.cell_index, report.seed, report.run.steps_done)
+        self._waiting()
+        self.tick()
+
+    def _ended(self, cell_index: int, seed: int, steps: int) -> None:
+        """One run of a live chunk has its outcome: the chunk ends with its last."""
+        chunk = self.chunk_of.pop((cell_index, seed), None)
         if chunk in self.live:
             self.left[chunk] -= 1
             if self.left[chunk] <= 0:
                 self._end_live(chunk)
             else:
-                self.live[chunk] = max(0, self.live[chunk] - report.run.steps_done)
+                self.live[chunk] = max(0, self.live[chunk] - steps)
                 self.live_dirty = True
-        self._waiting()
-        self.tick()
 
     def progress(self, cell_index: int, seeds: Sequence[int], steps: int) -> None:
         """A trial's runs still training have made `steps` steps in all."""
@@ -91,8 +95,11 @@ class ResultBuffer:
             self.live_dirty = True
 
     def fail_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:
+        """These runs end `failed`: a whole trial's, or one seed's whose report was malformed (its
+        trial goes on, one run fewer to wait for)."""
         self.failures.append((cell_index, seeds, error))
-        self._end_live((cell_index, tuple(seeds)))
+        for seed in seeds:
+            self._ended(cell_index, seed, 0)
         self._try_flush()
 
     def lose_chunk(self, cell_index: int, seeds: Sequence[int], error: str) -> None:

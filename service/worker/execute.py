@@ -2,7 +2,7 @@
 an outcome.
 
 The worker plans one trial per (cell, chunk of seeds) over the runs still without an outcome and
-not in flight; the TrialRunner asks it again whenever a trial has ended (all of a sweep's trials
+not in flight; the TrialRunner asks it again as soon as a trial is done (all of a sweep's trials
 are one run of the runner). Once every run it can plan is in flight or done, an adaptive sweep may
 add seeds where a learning rate's runs have all come back and its questions are still open
 (service/lifecycle/adaptive.py), and a search its next probes (service/lifecycle/search.py): each
@@ -56,7 +56,7 @@ def _more_runs(lease: SweepLease) -> int:
 
 
 class _Planner:
-    """The worker's side of the runner: called whenever a trial has ended (and at the start), it
+    """The worker's side of the runner: called as trials are done (and at the start), it
     stores what has been reported and plans trials from what is stored now, leaving out the runs
     in flight (the runs without an outcome, lost ones included, else the runs an adaptive sweep
     adds); none when the sweep is done, cancelled, stopped, taken over, or waiting for resources

@@ -45,9 +45,10 @@ class TrialRunner(Protocol):
 
     def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
                    should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
-        """Train the trials `next_trials(in_flight)` plans, asking it again whenever a trial has
-        ended, with the chunks still in flight (handed out and not ended), until it plans none
-        and none is in flight (or until `should_stop()`). Results flow into `sink`."""
+        """Train the trials `next_trials(in_flight)` plans, asking it again once a trial is done
+        (its seeds all reported, or it ended) and every trial planned before is handed out, with
+        the chunks still in flight, until it plans none and none is in flight (or until
+        `should_stop()`). Results flow into `sink`."""
 
 
 def waiting_for(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> str | None:

@@ -190,9 +190,7 @@ class TuneRunner:
 
     def run_trials(self, next_trials: Callable[[Collection[Chunk]], Sequence[TrialPlan]], *, sink: TrialSink,
                    should_stop: Callable[[], bool], resources: ResourcesSpec, name: str) -> None:
-        """Run the trials `next_trials` plans, asking it again whenever a trial has ended (with
-        the chunks still in flight), until it has none and none is training (or until
-        `should_stop()`); results flow into `sink`."""
+        """TrialRunner.run_trials on Ray Tune: one Tune run, the Searcher below asking for more."""
         self.connect()
         first = next_trials(())
         if not first:

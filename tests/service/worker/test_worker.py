@@ -117,6 +117,10 @@ def test_a_clean_stop_gives_back_only_the_attempts_of_trials_still_training(
     buffer.start_chunk(2, [1])
     buffer.start_chunk(1, [0])
     buffer.add(report(1, 0))  # that trial ended: its run has its outcome
+    buffer.start_chunk(3, [0, 1])
+    buffer.fail_chunk(3, [0], "ReportError: a malformed report")  # one seed's: the trial goes on
+    assert (3, (0, 1)) in buffer.started
+    buffer.add(report(3, 1))  # and ends with its other seed
     buffer.flush()
     assert buffer.started == {(0, (0,)), (2, (1,))}
     with session_scope(session_factory) as session:
