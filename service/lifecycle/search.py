@@ -163,8 +163,9 @@ def waiting_probes(session: Session, sweep_id: int) -> set[tuple[float, str]]:
 
 
 def add_probes(session: Session, sweep_id: int) -> int:
-    """Start each arm's next probe where its last one is decided; returns the runs added (0 for a
-    sweep that does not search). The caller commits."""
+    """Start each arm's next probe (ArmSearch.next_probe): where its last one is decided, or one
+    ahead on the bet its seeds so far make; returns the runs added (0 for a sweep that does not
+    search). The caller commits."""
     sweep = session.get_one(Sweep, sweep_id)
     spec = SweepSpec.model_validate(sweep.spec)
     if not isinstance(spec.learning_rates, RateSearch) or not isinstance(spec.seeds, AdaptiveSeeds):

@@ -1,8 +1,8 @@
 """The worker's result buffer: what a sweep's trials report, written in batches.
 
 A batch is written when its oldest entry has waited `flush_seconds`, when a trial starts or
-fails, and before the worker plans more trials, in one transaction. While the database is away the buffer
-keeps what it has and tries again; nothing is lost.
+fails, and before the worker plans more trials, in one transaction. While the database is away
+the buffer keeps what it has and tries again; nothing is lost.
 
 The trials' progress reports (the steps their unfinished runs have made) go into the same batch:
 the sweep's `live_steps` is written with the results of the same moment, so a run moves from
@@ -84,6 +84,7 @@ class ResultBuffer:
         # the Ray head under it) has then spent the attempt, so a chunk that kills its worker
         # is not retried forever. More trials are planned as soon as one is done, so the next
         # batch would often be this trial's own results.
+        self._waiting()  # should the database be away, the next tick tries again
         self._try_flush()
 
     def _end_live(self, chunk: Chunk) -> None:
