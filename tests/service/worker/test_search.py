@@ -19,7 +19,7 @@ from service.spec import SweepSpec
 from service.worker.planning import TrialPlan
 from service.worker.runner import TrialSink
 from tests.factories import report
-from tests.service.worker.test_execute import ScriptedRunner, claimed, execute, state
+from tests.service.worker.test_execute import Behaviour, ScriptedRunner, claimed, execute, state
 
 # Points 0.001, 0.002, ... 0.512 (ratio 2): unclipped runs diverge above 0.01, clipped above 0.1.
 SEARCH = {"search": {"low": 0.001, "high": 1.0, "ratio": 2.0}}
@@ -54,6 +54,16 @@ def searched(factory: sessionmaker[Session], sweep_id: int) -> dict[str, tuple[f
                                   {s.points[i]: v for i, v in s.verdicts.items()}) for s in found}
 
 
+def unclipped_search(factory: sessionmaker[Session], behave: Behaviour, seeds: dict = SEEDS) -> ArmSearch:
+    """A search trained through execute_sweep with `behave`, to its end: the unclipped arm's."""
+    sweep_id = claimed(factory, learning_rates=SEARCH, seeds=seeds, resources={"max_seeds_per_trial": 64})
+    execute(factory, sweep_id, ScriptedRunner(*[behave] * 40))
+    assert state(factory, sweep_id)[0].status == "succeeded"
+    with session_scope(factory) as session:
+        spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
+        return arm_searches(spec, learning_rates(session, sweep_id))[0]
+
+
 def test_bisection_finds_each_arms_highest_stable_rate(session_factory: sessionmaker[Session]) -> None:
     sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=SEEDS, resources={"max_seeds_per_trial": 64})
     execute(session_factory, sweep_id, ScriptedRunner(*[cliff] * 40))
@@ -77,13 +87,7 @@ def test_a_probe_out_of_reach_of_a_verdict_bounds_the_answer_without_being_claim
     """Unclipped runs at 0.008 diverge at 4%, just under the tolerance: after 80 seeds (4 diverged)
     even `max` would not decide it, so the probe stops there, undecided, and the answer is the
     point below it, 0.004, shown stable; the search does not spend 512 seeds on that point."""
-    seeds = {"adaptive": {"min": 16, "max": 512, "batch": 16}}
-    sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=seeds, resources={"max_seeds_per_trial": 64})
-    execute(session_factory, sweep_id, ScriptedRunner(*[near_the_tolerance] * 40))
-    assert state(session_factory, sweep_id)[0].status == "succeeded"
-    with session_scope(session_factory) as session:
-        spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
-        none = arm_searches(spec, learning_rates(session, sweep_id))[0]
+    none = unclipped_search(session_factory, near_the_tolerance, {"adaptive": {"min": 16, "max": 512, "batch": 16}})
     probe = next(p for p in none.probes if p.lr == 0.008)
     assert (probe.diverged, probe.trained, probe.verdict, probe.out_of_reach) == (4, 80, Verdict.UNDECIDED, True)
     assert none.points[none.lo] == 0.004 and none.points[none.hi] == 0.008 and none.next_probe() is None
@@ -104,12 +108,7 @@ def test_a_probe_started_ahead_on_a_lost_bet_is_left_behind_with_its_first_seeds
             sink.add(report(trial.cell_index, seed, *(("diverged",) if diverges else ()),
                             **({"trigger": "loss_explosion", "diverged_at_step": 3} if diverges else {})))
 
-    sweep_id = claimed(session_factory, learning_rates=SEARCH, seeds=SEEDS, resources={"max_seeds_per_trial": 64})
-    execute(session_factory, sweep_id, ScriptedRunner(*[trap] * 40))
-    assert state(session_factory, sweep_id)[0].status == "succeeded"
-    with session_scope(session_factory) as session:
-        spec = SweepSpec.model_validate(session.get_one(Sweep, sweep_id).spec)
-        none = arm_searches(spec, learning_rates(session, sweep_id))[0]
+    none = unclipped_search(session_factory, trap)
     assert none.points[none.lo] == 0.002 and none.points[none.hi] == 0.004 and not none.open
     behind = [p for p in none.probes if p.left_behind]
     assert [(p.lr, p.trained, p.verdict) for p in behind] == [(0.008, 16, Verdict.UNDECIDED)]
