@@ -25,11 +25,15 @@ def _percent(x: float | None) -> str:
 def summary_table(summary: dict[str, Any]) -> str:
     """The summary's cells, one line each, then its headline."""
     rows = []
+    # A search's probes started ahead on a bet lost: undecided with their first seeds, and why.
+    behind = {p["cell_index"] for arm in (summary.get("search") or {}).get("arms", []) for p in arm["probes"]
+              if p.get("left_behind")}
     for c in summary["cells"]:
         ci = c["divergence_ci95"]
         divergence = _percent(c["divergence_rate"]) + (f" [{_percent(ci[0])}-{_percent(ci[1])}]" if ci else "")
         if c.get("verdict"):  # adaptive seeds: the anytime-valid verdict
             divergence += f" {c['verdict']}" + (" (out of reach)" if c.get("out_of_reach") else "")
+            divergence += " (left behind)" if c.get("cell_index") in behind else ""
         median = c["median_steps_to_target"]
         rows.append([c["lr"], c["clipping"], f"{c['finished']}/{c['runs']}", c["diverged"], divergence,
                      c["converged"], "-" if median is None else steps(median)])

@@ -15,6 +15,12 @@ def test_2_of_80_is_3_percent_on_every_screen() -> None:
     # adaptive seeds: the verdict, and why a cell stopped undecided short of `max`
     short = {**cell, "verdict": "undecided", "out_of_reach": True}
     assert "3% [1%-9%] undecided (out of reach)" in summary_table({"cells": [short], "headline": None})
+    # a search's probe started ahead on a bet that the probe before it then lost
+    ahead = {**cell, "cell_index": 7, "verdict": "undecided", "out_of_reach": False}
+    search = {"arms": [{"probes": [{"cell_index": 7, "left_behind": True}, {"cell_index": 3, "left_behind": False}]}]}
+    assert "undecided (left behind)" in summary_table({"cells": [ahead], "headline": None, "search": search})
+    assert "left behind" not in summary_table({"cells": [{**ahead, "cell_index": 3}], "headline": None,
+                                               "search": search})
 
 
 def test_counts_steps_paces_and_spans_of_time() -> None:
