@@ -102,14 +102,20 @@ def fail_runs(session: Session, sweep_id: int, cell_index: int, seeds: Sequence[
     return result.rowcount or 0
 
 
-def pending_runs(session: Session, sweep_id: int) -> list[tuple[int, int]]:
-    """(cell_index, seed) of the runs that still need training, in grid order."""
+def _runs_in(chunks: Collection[Chunk]) -> set[tuple[int, int]]:
+    return {(cell_index, seed) for cell_index, seeds in chunks for seed in seeds}
+
+
+def pending_runs(session: Session, sweep_id: int, in_flight: Collection[Chunk] = ()) -> list[tuple[int, int]]:
+    """(cell_index, seed) of the runs that still need training, in grid order; not those
+    `in_flight`, being trained now."""
+    training = _runs_in(in_flight)
     rows = session.execute(
         select(Run.cell_index, Run.seed)
         .where(Run.sweep_id == sweep_id, Run.outcome.is_(None))
         .order_by(Run.cell_index, Run.seed)
     )
-    return [(cell, seed) for cell, seed in rows]
+    return [(cell, seed) for cell, seed in rows if (cell, seed) not in training]
 
 
 def count_attempts(session: Session, sweep_id: int, chunks: Sequence[Chunk], delta: int = 1) -> None:
@@ -125,7 +131,7 @@ def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, erro
                         in_flight: Collection[Chunk] = ()) -> int:
     """Runs still without an outcome after `max_attempts` trainings end `failed` with `error`;
     not those `in_flight`, whose last attempt is training now."""
-    training = {(cell_index, seed) for cell_index, seeds in in_flight for seed in seeds}
+    training = _runs_in(in_flight)
     rows = session.execute(select(Run.id, Run.cell_index, Run.seed).where(
         Run.sweep_id == sweep_id, Run.outcome.is_(None), Run.attempts >= max_attempts)).all()
     ids = [run_id for run_id, cell_index, seed in rows if (cell_index, seed) not in training]

@@ -72,7 +72,6 @@ class _Planner:
         sweep_id, stop = self.lease.sweep_id, self.stop
         _retrying(f"sweep {sweep_id}: storing results", self.buffer.flush, stop)
         max_attempts = 1 + self.settings.max_infra_retries
-        training = {(cell_index, seed) for cell_index, seeds in in_flight for seed in seeds}
         while not (self.lease.cancelled or stop.is_set() or self.lease.lost):
             with self.lease.session() as session:
                 exhausted = fail_exhausted_runs(
@@ -80,7 +79,7 @@ class _Planner:
                     f"lost to infrastructure {max_attempts} time(s) (a worker, Ray actor or node died); last: "
                     + (self.buffer.lost[-1] if self.buffer.lost else "the worker training it stopped heartbeating"),
                     in_flight)
-                pending = [run for run in pending_runs(session, sweep_id) if run not in training]
+                pending = pending_runs(session, sweep_id, in_flight)
                 # Read every time: a search adds cells as it goes.
                 configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
             if exhausted:
