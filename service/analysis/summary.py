@@ -8,7 +8,7 @@ and cancelled runs say nothing about divergence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection, Sequence
+from typing import Collection, Mapping, Sequence
 
 from service.analysis.numbers import percent
 from service.analysis.sequential import Verdict, out_of_reach, stability
@@ -76,9 +76,12 @@ def _diverged_by_seed(runs: Sequence[OutcomeRow]) -> dict[int, bool]:
     return {r.seed: r.outcome is RunOutcome.DIVERGED for r in runs}
 
 
-def summarize(rows: Sequence[OutcomeRow], only: Collection[int] | None = None) -> list[CellSummary]:
+def summarize(rows: Sequence[OutcomeRow], only: Collection[int] | None = None,
+              estimates: Mapping[int, tuple[int, Estimate | Unavailable]] | None = None) -> list[CellSummary]:
     """One entry per cell, in cell order, from every run of a sweep; with `only`, for those cells
-    alone (the rows of the others serve as their baselines)."""
+    alone (the rows of the others serve as their baselines). `estimates`: steps to target already
+    computed from a finished cell's runs, with their number (service/lifecycle/estimates.py),
+    used instead of bootstrapping again while the cell has that many runs."""
     by_cell: dict[int, list[OutcomeRow]] = {}
     for row in sorted(rows, key=lambda r: (r.cell_index, r.seed)):
         by_cell.setdefault(row.cell_index, []).append(row)
@@ -116,7 +119,7 @@ def summarize(rows: Sequence[OutcomeRow], only: Collection[int] | None = None) -
             divergence_rate=diverged / len(done) if done else None,
             divergence_ci=wilson_interval(diverged, len(done)) if done else None,
             median_steps_to_target=median_steps_to_target(steps) if all_done else None,
-            steps_to_target=steps_to_target(steps, seed=index) if all_done else unfinished,
+            steps_to_target=_steps_to_target(steps, index, len(runs), estimates or {}) if all_done else unfinished,
             median_steps_converged_only=median_steps_converged_only(steps) if all_done else unfinished,
             expected_steps_with_restarts=(expected_steps_to_success([r.steps_done or 0 for r in done], converged)
                                           if all_done else unfinished),
@@ -125,6 +128,12 @@ def summarize(rows: Sequence[OutcomeRow], only: Collection[int] | None = None) -
             telemetry=_telemetry(done),
         ))
     return out
+
+
+def _steps_to_target(steps: list[int | None], index: int, runs: int,
+                     estimates: Mapping[int, tuple[int, Estimate | Unavailable]]) -> Estimate | Unavailable:
+    for_runs, estimate = estimates.get(index, (None, None))
+    return estimate if for_runs == runs and estimate is not None else steps_to_target(steps, seed=index)
 
 
 def _telemetry(done: Sequence[OutcomeRow]) -> Telemetry | Unavailable:

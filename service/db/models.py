@@ -112,6 +112,14 @@ class Cell(Base):
     # (migration 0013), never written here; what a summary and a poll read instead of counting.
     run_count: Mapped[int] = mapped_column(Integer, server_default="0")
     done_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Steps to target over the cell's runs once they all have an outcome, written by the results
+    # writer that stores the last (lifecycle/estimates.py, migration 0014): the median and its
+    # bootstrap bounds, or why there is none; for `steps_for_runs` runs (stale once runs are added).
+    steps_for_runs: Mapped[int | None] = mapped_column(Integer)
+    steps_median: Mapped[float | None] = mapped_column(Float(precision=53))
+    steps_low: Mapped[float | None] = mapped_column(Float(precision=53))
+    steps_high: Mapped[float | None] = mapped_column(Float(precision=53))
+    steps_unavailable: Mapped[str | None] = mapped_column(String(500))
 
     sweep: Mapped[Sweep] = relationship(back_populates="cells")
 

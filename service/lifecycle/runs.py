@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.clock import now
 from service.db.models import Run
 from service.db.points import PointValues, load_points
+from service.lifecycle.estimates import keep_steps_estimates
 from service.lifecycle.report import RunReport
 from service.states import RunOutcome
 
@@ -36,10 +37,11 @@ def store_results(session: Session, sweep_id: int, reports: Sequence[RunReport])
 
     A batch costs three statements whatever its size: one SELECT of which runs still lack an
     outcome, one executemany UPDATE of those, and one bulk load of their points (COPY on
-    PostgreSQL, an executemany INSERT elsewhere). On PostgreSQL the SELECT locks the runs it picks
-    until the commit; on SQLite writers are serialized anyway. Should another writer still store
-    one of them in between, the points' primary key (run_id, step) fails this transaction as a
-    whole, and the caller's retry finds that run final and skips it.
+    PostgreSQL, an executemany INSERT elsewhere); a cell whose last run it stores gets its
+    steps-to-target estimate computed and kept (lifecycle/estimates.py). On PostgreSQL the SELECT
+    locks the runs it picks until the commit; on SQLite writers are serialized anyway. Should
+    another writer still store one of them in between, the points' primary key (run_id, step)
+    fails this transaction as a whole, and the caller's retry finds that run final and skips it.
     """
     by_key: dict[tuple[int, int], RunReport] = {}
     for report in reports:
@@ -77,6 +79,7 @@ def store_results(session: Session, sweep_id: int, reports: Sequence[RunReport])
         updates,
     )
     load_points(session, points)
+    keep_steps_estimates(session, sweep_id, {cell for cell, _ in run_ids})
     return len(updates)
 
 
@@ -99,6 +102,7 @@ def fail_runs(session: Session, sweep_id: int, cell_index: int, seeds: Sequence[
         update(Run).where(*_unfinished_in(sweep_id, (cell_index, seeds)))
         .values(outcome=RunOutcome.FAILED, error=error, finished_at=now())
     )
+    keep_steps_estimates(session, sweep_id, [cell_index])
     return result.rowcount or 0
 
 
@@ -138,4 +142,5 @@ def fail_exhausted_runs(session: Session, sweep_id: int, max_attempts: int, erro
     for start in range(0, len(ids), 500):
         session.execute(update(Run).where(Run.id.in_(ids[start:start + 500]))
                         .values(outcome=RunOutcome.FAILED, error=error, finished_at=now()))
+    keep_steps_estimates(session, sweep_id, {cell_index for _, cell_index, _ in rows})
     return len(ids)

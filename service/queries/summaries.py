@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.analysis.statistics import Estimate, Unavailable
 from service.analysis.summary import CellSummary, summarize
 from service.db.models import Cell, Run
 from service.db.rows import OutcomeRow, run_row, select_runs
@@ -74,9 +75,15 @@ def _keys(sweep_id: int, counts: dict[int, _Counts]) -> dict[int, tuple[int, ...
 def cell_summaries(session: Session, sweep_id: int, kept: KeptCells) -> tuple[list[CellSummary], int]:
     """Every cell's summary, in cell order, as `summarize` gives it from all of the sweep's runs;
     and how many runs with an outcome they were computed from."""
-    counts = {index: _Counts(lr, method == BASELINE, runs, done) for index, lr, method, runs, done in session.execute(
-        select(Cell.cell_index, Cell.lr, Cell.clip_method, Cell.run_count, Cell.done_count)
-        .where(Cell.sweep_id == sweep_id, Cell.run_count > 0))}
+    counts: dict[int, _Counts] = {}
+    estimates: dict[int, tuple[int, Estimate | Unavailable]] = {}  # kept by the writer (lifecycle/estimates.py)
+    for index, lr, method, runs, done, for_runs, *estimate in session.execute(
+            select(Cell.cell_index, Cell.lr, Cell.clip_method, Cell.run_count, Cell.done_count, Cell.steps_for_runs,
+                   Cell.steps_median, Cell.steps_low, Cell.steps_high, Cell.steps_unavailable)
+            .where(Cell.sweep_id == sweep_id, Cell.run_count > 0)):
+        counts[index] = _Counts(lr, method == BASELINE, runs, done)
+        if for_runs is not None and (kept_estimate := _estimate(*estimate)) is not None:
+            estimates[index] = (for_runs, kept_estimate)
     keys = _keys(sweep_id, counts)
     found = {index: cell for index in counts if (cell := kept.get(keys[index])) is not None}
     done = {index: counts[index].done for index in found}
@@ -90,10 +97,18 @@ def cell_summaries(session: Session, sweep_id: int, kept: KeptCells) -> tuple[li
                 for index, cell in runs.items()}
         read_keys = _keys(sweep_id, read)
         rows = [row for cell in runs.values() for row in cell.rows.values()]
-        for cell in summarize(rows, only=missing):  # the baselines read for them are kept already
+        for cell in summarize(rows, only=missing, estimates=estimates):  # the baselines read for them are kept already
             kept.put(read_keys[cell.cell_index], cell)
             found[cell.cell_index], done[cell.cell_index] = cell, read[cell.cell_index].done
     return [found[index] for index in sorted(found)], sum(done.values())
+
+
+def _estimate(median: float | None, low: float | None, high: float | None,
+              unavailable: str | None) -> Estimate | Unavailable | None:
+    """The steps-to-target estimate a cell's columns hold (lifecycle/estimates.stored's inverse)."""
+    if unavailable is not None:
+        return Unavailable(unavailable)
+    return None if median is None or low is None or high is None else Estimate(median, low, high)
 
 
 def _cell_runs(session: Session, sweep_id: int, need: set[int], counts: dict[int, _Counts],

@@ -11,6 +11,7 @@ import random
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.analysis.statistics import Estimate
 from service.analysis.summary import summarize
 from service.db.models import Cell, Run
 from service.db.session import session_scope
@@ -89,3 +90,50 @@ def test_kept_cell_summaries_equal_the_summary_of_every_run(session_factory: ses
                     cells, finished = cell_summaries(session, sweep_id, cache)
                     # repr: NaN equals NaN there, as it should here
                     assert repr(cells) == repr(everything) and finished == done
+
+
+def _steps_columns(session: Session, sweep_id: int, cell: int) -> tuple:
+    return tuple(session.execute(select(Cell.steps_for_runs, Cell.steps_median, Cell.steps_low, Cell.steps_high,
+                                        Cell.steps_unavailable)
+                                 .where(Cell.sweep_id == sweep_id, Cell.cell_index == cell)).one())
+
+
+def test_the_writer_of_a_cells_last_run_keeps_its_estimate_and_the_summary_reads_it(
+        session_factory: sessionmaker[Session]) -> None:
+    sweep_id = make_sweep(session_factory, {**SPEC, "seeds": 12})
+    # 7 of 12 converge: the median run did, and resamples where fewer than half did make the
+    # upper bound infinite, which both databases must keep.
+    reports = [report(0, seed, "converged", converged_at_step=10 * (seed + 1)) if seed < 7 else report(0, seed)
+               for seed in range(12)]
+    store(session_factory, sweep_id, reports[:11])
+    with session_scope(session_factory) as session:
+        assert _steps_columns(session, sweep_id, 0) == (None,) * 5  # a run still training: not yet
+    store(session_factory, sweep_id, reports[11:])
+    with session_scope(session_factory) as session:  # a cell ended by a failed chunk gets one too
+        fail_runs(session, sweep_id, 1, list(range(12)), "RuntimeError: boom")
+    with session_scope(session_factory) as session:
+        computed = {c.cell_index: c.steps_to_target for c in summarize(summary_rows(session, sweep_id))}
+        for_runs, median, low, high, unavailable = _steps_columns(session, sweep_id, 0)
+        assert (for_runs, unavailable) == (12, None) and math.isinf(high)
+        assert computed[0] == Estimate(median, low, high)
+        assert _steps_columns(session, sweep_id, 1) == (12, None, None, None, computed[1].reason)
+        # The summary takes the kept estimate instead of bootstrapping again: a changed one shows.
+        session.execute(update(Cell).where(Cell.sweep_id == sweep_id, Cell.cell_index == 0)
+                        .values(steps_median=-1.0))
+    with session_scope(session_factory) as session:
+        cells, _ = cell_summaries(session, sweep_id, KeptCells(max_runs=10_000))
+        assert cells[0].steps_to_target == Estimate(-1.0, low, high)
+    # A round of adaptive seeds: the kept estimate is for 12 runs, so the summary computes its own
+    # until the writer of the 13th keeps a new one.
+    with session_scope(session_factory) as session:
+        session.execute(insert(Run), [{"sweep_id": sweep_id, "cell_index": 0, "seed": 12}])
+    store(session_factory, sweep_id, [report(0, 12, "converged", converged_at_step=5)])
+    with session_scope(session_factory) as session:
+        assert _steps_columns(session, sweep_id, 0)[0] == 13
+        cells, _ = cell_summaries(session, sweep_id, KeptCells(max_runs=10_000))
+        assert repr(cells) == repr(summarize(summary_rows(session, sweep_id)))
+        session.execute(update(Cell).where(Cell.sweep_id == sweep_id, Cell.cell_index == 0)
+                        .values(steps_for_runs=12, steps_median=-1.0))  # as if stale
+    with session_scope(session_factory) as session:
+        cells, _ = cell_summaries(session, sweep_id, KeptCells(max_runs=10_000))
+        assert cells[0].steps_to_target == summarize(summary_rows(session, sweep_id))[0].steps_to_target
