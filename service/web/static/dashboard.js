@@ -498,12 +498,8 @@ const clipsweep = (() => {
       const chart = await api(`/api/v1/sweeps/${id}/cells/${ui.cell}/chart?width=${width}`);
       if (chart.cell_index !== ui.cell) return; // another cell was chosen meanwhile
       const threshold = clipThreshold(chart.clip_method, chart.clip_params);
-      let t0 = performance.now();
-      console.log("T chart arrived at", t0);
       drawSeeds("losses", chart, "loss", null);
-      console.log("T losses", performance.now() - t0, chart.curves.length); t0 = performance.now();
       drawSeeds("norms", chart, "grad_norm", threshold);
-      console.log("T norms", performance.now() - t0); t0 = performance.now();
       $("threshold-note").textContent = threshold === null ? "" : `; dashed: the clip threshold ${threshold}`;
       const diverged = chart.curves.filter((c) => c.outcome === "diverged").length;
       const sampled = chart.curves.length - diverged;
@@ -516,7 +512,6 @@ const clipsweep = (() => {
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
         <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
         <td><a href="/runs/${r.run_id}">run ${r.run_id}</a></td></tr>`).join("");
-      console.log("T rest of cell", performance.now() - t0);
     };
     const drawSummary = () => {
       const p = sweep.progress;
@@ -554,10 +549,7 @@ const clipsweep = (() => {
       [sweep, summary] = await Promise.all([api(`/api/v1/sweeps/${id}`),
         api(`/api/v1/sweeps/${id}/summary?tolerance=${ui.tolerance}`), plotlyLoaded()]);
       await drawCompared();
-      let t1 = performance.now();
-      console.log("T data+plotly at", t1);
       drawSummary();
-      console.log("T summary", performance.now() - t1);
       await drawCell();
       // Every chart has drawn once: bench/api.py and the browser test wait for this.
       document.documentElement.dataset.rendered = "1";
