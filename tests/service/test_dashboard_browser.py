@@ -371,9 +371,12 @@ def check_charts(page: Page, sweep: dict[str, Any]) -> None:
     assert marks(page, "losses", ".scatterlayer .trace") <= 3 + 3 * 2 + 1  # band, kinds × (lines, markers), x
     assert marks(page, "losses", ".scatterlayer .trace:last-child .points path") == cliff["diverged"]
     assert marks(page, "norms", ".shapelayer path") == 0  # no clip threshold without clipping
+    check_seed_table(page, 0.5, "none", seeds)
+    expect(page.locator("#cell-runs tbody tr")).to_have_count(0)  # made when unfolded, not on every draw
+    page.locator("#seed-runs summary").click()
     expect(page.locator("#cell-runs tbody tr")).to_have_count(seeds)
     expect(page.locator("#cell-runs tbody tr td.outcome-diverged")).to_have_count(cliff["diverged"])
-    check_seed_table(page, 0.5, "none", seeds)
+    page.locator("#seed-runs summary").click()  # folded again, as the page opened
     for chart in ("heatmap", "frontier", "convergence", "losses", "norms"):
         check_modebar(page, chart, shot=chart == "heatmap")
 
@@ -895,4 +898,26 @@ def test_a_cell_of_many_seeds_shows_its_band_every_divergence_and_a_sample(quiet
     assert median["customdata"][0][0] == 0 and median["customdata"][0][3] == 300, median["customdata"][0]
     assert "over %{customdata[3]} seeds" in median["hovertemplate"]
     expect(page.locator("#seed-runs summary")).to_contain_text("(300 runs)")
+    page.locator("#seed-runs summary").click()
     expect(page.locator("#cell-runs tbody tr")).to_have_count(300)
+
+
+def test_a_cell_of_hundreds_of_divergences_draws_every_curve_without_the_marks(quiet: Quiet, watched: Watched) -> None:
+    """Over 500 diverged seeds the × marks are left out (each is an SVG node, and they would cover
+    each other), and the note says so; every diverged curve is still drawn."""
+    sweep_id = make_sweep(quiet.factory, {**NIGHTLY, "name": "many-divergences", "seeds": 501,
+                                          "budget": {"max_steps": 200}})
+    store(quiet.factory, sweep_id, [
+        report(0, s, "diverged", trigger="loss_explosion", diverged_at_step=5 + s % 50, steps_done=5 + s % 50,
+               points=[[0, 0.3, 1.0, False], [5 + s % 50, 1e9, None, False]]) for s in range(501)])
+    page = watched.page
+    page.goto(f"{quiet.url}/sweeps/{sweep_id}")
+    page.wait_for_selector("html[data-rendered]")
+    expect(page.locator("#curves-note")).to_have_text(
+        "every diverged seed (501); over 500 diverged, no × marks: the red curves end where each diverged")
+    for chart in ("losses", "norms"):
+        traces = page.locator(f"#{chart}").evaluate(
+            "el => el.data.map((t) => ({ name: t.name, seeds: new Set((t.customdata || [])"
+            ".filter((c) => Array.isArray(c)).map((c) => c[0])).size }))")
+        assert "divergence step" not in [t["name"] for t in traces], traces
+        assert {"name": "diverged seeds", "seeds": 501} in traces, traces

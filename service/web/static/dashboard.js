@@ -279,6 +279,13 @@ const clipsweep = (() => {
       tickmode: "array", tickvals: ticks.map((s) => s + 1), ticktext: ticks.map(String) } };
   };
 
+  // Past this many diverged seeds a chart leaves out the × marks: hundreds of them cover each other
+  // and the curves' red ends, and each is an SVG node of its own, which cost a chart of 2,500
+  // diverged seeds more to draw than its curves. Each red curve still ends at its divergence step,
+  // and the per-seed table gives every seed's trigger and step.
+  const MAX_MARKS = 500;
+  const marked = (chart) => chart.curves.filter((r) => r.outcome === "diverged").length <= MAX_MARKS;
+
   // Loss or gradient-norm curves of a cell's seeds (chart.curves: every diverged seed and a sample
   // of the others, from …/chart; or one run's); diverged seeds in red, an x at the divergence step.
   // Under them, when the chart has one, the band of all its seeds: p10 to p90 shaded, p50 a line.
@@ -326,7 +333,7 @@ const clipsweep = (() => {
     // the chart), or never computed (a norm after the loss exploded: no mark on the norm chart).
     const last = (r) => r[key][r[key].length - 1];
     const diverged = chart.curves.filter((r) => r.outcome === "diverged" && last(r) !== null);
-    if (diverged.length) {
+    if (diverged.length && marked(chart)) {
       const top = traces.reduce((m, t) => t.y.reduce((a, y) => (y !== null && y > a ? y : a), m), 1e-12);
       traces.push({
         x: diverged.map((r) => at(r.diverged_at_step)),
@@ -504,15 +511,25 @@ const clipsweep = (() => {
       const diverged = chart.curves.filter((c) => c.outcome === "diverged").length;
       const sampled = chart.curves.length - diverged;
       $("curves-note").textContent = `every diverged seed (${diverged})` + (chart.others
-        ? `, ${sampled === chart.others ? "every" : `${sampled} of the ${chart.others}`} other${chart.others === 1 ? "" : "s"}` : "");
+        ? `, ${sampled === chart.others ? "every" : `${sampled} of the ${chart.others}`} other${chart.others === 1 ? "" : "s"}` : "")
+        + (marked(chart) ? "" : `; over ${MAX_MARKS} diverged, no × marks: the red curves end where each diverged`);
       const cell = summary.cells.find((c) => c.cell_index === chart.cell_index);
       drawNarrowing(cell, chart, summary.tolerance);
       $("seed-runs-what").textContent = `${cell ? ` of lr ${cell.lr} · ${cell.clipping}` : ""} (${plural(chart.runs.length, "run")})`;
-      document.querySelector("#cell-runs tbody").innerHTML = chart.runs.map((r) => `<tr data-run="${r.run_id}">
+      cellRuns = chart.runs;
+      fillCellRuns();
+    };
+    // The per-seed table is folded until asked for, and a cell can have thousands of seeds: its
+    // rows are made when it is open (now, or when it is unfolded), not on every draw; folded, it
+    // is emptied, so that it never shows the rows of a cell chosen before.
+    let cellRuns = [];
+    const fillCellRuns = () => {
+      document.querySelector("#cell-runs tbody").innerHTML = !$("seed-runs").open ? "" : cellRuns.map((r) => `<tr data-run="${r.run_id}">
         <td class="num">${r.seed}</td><td class="outcome-${text(r.outcome ?? "pending")}">${text(r.outcome ?? "training")}</td>
         <td>${text(r.trigger ?? "")}</td><td class="num">${r.diverged_at_step ?? ""}</td><td class="num">${r.converged_at_step ?? ""}</td>
         <td><a href="/runs/${r.run_id}">run ${r.run_id}</a></td></tr>`).join("");
     };
+    $("seed-runs").addEventListener("toggle", fillCellRuns);
     const drawSummary = () => {
       const p = sweep.progress;
       const counts = Object.entries(p.by_outcome).filter(([, n]) => n).map(([o, n]) => `${n} ${o}`).join(", ");
