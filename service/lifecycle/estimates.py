@@ -57,4 +57,3 @@ def stored(estimate: Estimate | Unavailable) -> dict[str, float | str | None]:
         return {"steps_median": None, "steps_low": None, "steps_high": None, "steps_unavailable": estimate.reason}
     return {"steps_median": estimate.value, "steps_low": estimate.low, "steps_high": estimate.high,
             "steps_unavailable": None}
-
