@@ -609,10 +609,12 @@ def test_the_alerts_page_lists_open_alerts_and_acknowledges_one(quiet: Quiet, wa
     # All of them: the acknowledged one (no button now) before the resolved one.
     page.select_option("#state-filter", "all")
     assert page.url.endswith("?state=all")
+    # (waits for the list of all to arrive before reading its order: it comes by fetch)
+    expect(cols.nth(0)).to_have_text("acknowledged")
+    expect(alert_cells(page, "alerts", found.resolved["id"])).not_to_have_count(0)
     rows = page.locator("#alerts tbody tr[data-alert]")
     order = [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.alert)")]
     assert order.index(alert["id"]) < order.index(found.resolved["id"])
-    expect(cols.nth(0)).to_have_text("acknowledged")
     expect(cols.get_by_role("button")).to_have_count(0)
     expect(alert_cells(page, "alerts", found.resolved["id"]).nth(2)).to_contain_text(
         f"sweep {found.sweeps[2]} is back within the thresholds")
