@@ -92,13 +92,11 @@ class Series:
     clipped: list[bool] = field(default_factory=list)
 
 
-def series(session: Session, run_ids: Sequence[int], *where: Any) -> dict[int, Series]:
-    """The stored points of each run in `run_ids`, in step order, with one query: of the runs
-    matching `where` when given (a cell's, say: thousands of ids in an IN list cost PostgreSQL
-    more to plan and match than the join on the runs' own columns), else of `run_ids`."""
+def series(session: Session, run_ids: Sequence[int]) -> dict[int, Series]:
+    """The stored points of each run in `run_ids`, in step order, with one query."""
     out = {run_id: Series(run_id) for run_id in run_ids}
     for run_id, step, loss, grad_norm, clipped in map(point_row, session.execute(
-            select_points(*where) if where else select_points(RunPoint.run_id.in_(run_ids)))):
+            select_points(RunPoint.run_id.in_(run_ids)))):
         s = out[run_id]
         s.steps.append(step)
         s.loss.append(loss)

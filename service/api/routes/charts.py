@@ -14,7 +14,6 @@ from service.api.auth import READ
 from service.api.chart_schemas import BandOut, CellChartOut, ChartRunOut, CurveOut
 from service.api.conditional import etag, not_modified, revalidate
 from service.api.deps import CellIndex, SessionDep, SweepId
-from service.db.models import Run
 from service.db.rows import RunRow
 from service.queries.runs import cell_runs, cell_state, series
 from service.queries.sweeps import get_sweep
@@ -41,7 +40,7 @@ def get_cell_chart(*, sweep_id: SweepId, cell_index: CellIndex, session: Session
         cell, runs = cell_runs(session, sweep_id, cell_index)
         state = (len(runs), sum(r.outcome is not None for r in runs))  # what was read
         tag = etag("chart", sweep_id, cell_index, *state, width, others)
-        points = series(session, [r.id for r in runs], Run.sweep_id == sweep_id, Run.cell_index == cell_index)
+        points = series(session, [r.id for r in runs])
         rest = [r for r in runs if r.outcome is not None and r.outcome is not RunOutcome.DIVERGED]
         shown = [r for r in runs if r.outcome is RunOutcome.DIVERGED] + [rest[i] for i in sample(len(rest), others)]
         described = {r.id: _run(r) for r in runs}
