@@ -15,13 +15,14 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, fields
 from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from service.errors import SpecError
 from service.spec_errors import format_validation_errors
 from service.spec_rates import LearningRates, RateSearch, candidate_rates
 from service.spec_seeds import (  # noqa: F401  (INT32_MAX: the API's bounds import it from here)
     INT32_MAX,
+    Adaptive,
     AdaptiveSeeds,
     Seeds,
     Strict,
@@ -150,9 +151,13 @@ class SweepSpec(_Strict):
         "The learning rates, or {search: {low, high, ratio}}: each arm's highest stable one found on that log "
         "grid by bisection, each probe decided by adaptive seeds."))
     clipping: list[ClippingSpec] = Field(default_factory=_default_arms, min_length=1, max_length=100)
-    seeds: Seeds = Field(description=(
+    # Optional only for a search, which decides every probe with adaptive seeds anyway: a user
+    # states the range (and, if not 5%, the tolerance) and nothing else. Filled in below, so the
+    # stored spec says exactly what ran.
+    seeds: Seeds | None = Field(None, validate_default=True, description=(
         "How many seeds (0..n-1), an explicit list, or {adaptive: {min, max, batch, tolerance, alpha}}: "
-        "seeds added round by round until each learning rate's questions are decided."))
+        "seeds added round by round until each learning rate's questions are decided. Required with a list "
+        "of learning rates; with a search, left out means {adaptive: {}} (16 at first, at most 512, 5%)."))
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     divergence: DivergenceSpec = Field(default_factory=DivergenceSpec)
     convergence: ConvergenceSpec = Field(default_factory=ConvergenceSpec)
@@ -183,7 +188,13 @@ class SweepSpec(_Strict):
 
     @field_validator("seeds")
     @classmethod
-    def _valid_seeds(cls, seeds: int | list[int] | AdaptiveSeeds) -> int | list[int] | AdaptiveSeeds:
+    def _valid_seeds(cls, seeds: int | list[int] | AdaptiveSeeds | None,
+                     info: ValidationInfo) -> int | list[int] | AdaptiveSeeds:
+        if seeds is None:
+            if isinstance(info.data.get("learning_rates"), RateSearch):
+                return AdaptiveSeeds(adaptive=Adaptive())
+            raise ValueError("seeds is required: how many (e.g. 80), an explicit list, or {adaptive: {min: 16, "
+                             "max: 512, batch: 16}}; only a search over learning_rates may leave it out")
         return check_seeds(seeds)
 
     @property

@@ -145,6 +145,25 @@ def test_bad_budget(budget: dict[str, int]) -> None:
     assert "greater than or equal to 1" in err["msg"]
 
 
+def test_a_search_may_leave_its_seeds_out_and_gets_the_adaptive_defaults() -> None:
+    """Stating the range is enough: each probe is decided with adaptive seeds anyway, and the stored
+    spec says which."""
+    spec = parse_spec(with_(learning_rates={"search": {"low": 0.01, "high": 1.0}}, seeds=None))
+    assert spec.seeds == parse_spec(with_(learning_rates={"search": {"low": 0.01, "high": 1.0}},
+                                          seeds={"adaptive": {}})).seeds
+    assert spec.model_dump(mode="json")["seeds"] == {
+        "adaptive": {"min": 16, "max": 512, "batch": 16, "tolerance": 0.05, "alpha": 0.05, "first": 0}}
+    left_out = {k: v for k, v in with_(learning_rates={"search": {"low": 0.01, "high": 1.0}}).items() if k != "seeds"}
+    assert parse_spec(left_out).seeds == spec.seeds
+
+
+def test_a_list_of_learning_rates_needs_its_seeds_and_says_how_to_give_them() -> None:
+    [err] = rejected({k: v for k, v in BASE.items() if k != "seeds"})
+    assert err["loc"] == ["seeds"]
+    assert "how many (e.g. 80), an explicit list, or {adaptive:" in err["msg"]
+    assert "only a search over learning_rates may leave it out" in err["msg"]
+
+
 def test_missing_required_fields_are_each_named() -> None:
     locs = {tuple(e["loc"]) for e in rejected({})}
     assert {("task",), ("learning_rates",), ("seeds",)} <= locs

@@ -185,7 +185,7 @@ def test_every_problem_of_a_spec_is_in_one_answer(api: TestClient) -> None:
         response = api.post(path, json=body)
         assert response.status_code == 422, response.text
         got = {tuple(e["loc"]): e["msg"] for e in response.json()["detail"]}
-        assert got[(*where, "seeds")] == "Field required"
+        assert got[(*where, "seeds")].startswith("seeds is required: how many (e.g. 80)")
         assert got[(*where, "task", "name")].startswith("unknown task 'addng'; known: ['adding'")
         assert got[(*where, "clipping", 0, "method")].startswith("unknown clipping method 'nrm'")
 
