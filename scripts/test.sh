@@ -19,4 +19,8 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# Two pytest workers: many real-process tests mostly wait (a server starting, a heartbeat lapsing,
+# a minute turning), so the other worker computes meanwhile; more would have each test's own
+# local Ray fight for two cores. worksteal: a worker that runs out takes the other's last tests.
+# `-n 0` (after these) runs the suite in this one process.
+exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@"
