@@ -10,7 +10,12 @@ tolerance, to within a factor of `ratio`.
 (search) `learning_rates: {search: {low, high, ratio}}` with adaptive seeds (16 at first, 16 more
          per round, at most 512), the answer being each arm's highest point shown stable.
 
-Both are submitted to one fresh `clipsweep serve` (embedded worker, SQLite, local Ray), one after
+Where the two answers differ, a third sweep referees them: the grid points between the answers and
+the one above, that arm only, with `max` (512) seeds each, the answer being that sweep's frontier.
+It is timed apart and counted in neither side. (The seeds are the same numbers everywhere, so the
+first 73 of a point are the grid's own.)
+
+All are submitted to one fresh `clipsweep serve` (embedded worker, SQLite, local Ray), one after
 the other, each timed from its POST to the answer that says it finished; a one-run warm-up sweep
 starts Ray first. It prints both answers, both run counts, both wall times and the ratios. On
 quadratic the boundary is known (plain gradient descent diverges exactly above 2/λmax = 0.02), so
@@ -79,7 +84,8 @@ def compare(url: str, name: str) -> dict[str, Any]:
                               "seeds": GRID_SEEDS})
     found, search_s = _run(url, {**common, "name": f"bench-search-{name}", "learning_rates": {"search": search},
                                  "seeds": {"adaptive": ADAPTIVE}})
-    answers, paths = {}, {}
+    answers, paths, referees = {}, {}, {}
+    points = Search(**search).points()
     for frontier, arm in zip(grid["frontier"], found["search"]["arms"]):
         answers[frontier["clipping"]] = (frontier["stable_lr"]["value"], arm["highest_stable_lr"], arm["breaks"])
         paths[arm["clipping"]] = [f"{p['lr']:.4g} {p['diverged']}/{p['trained']} {p['verdict']}"
@@ -89,8 +95,26 @@ def compare(url: str, name: str) -> dict[str, Any]:
         paths[arm["clipping"]] += [
             f"grid at {c['lr']:.4g}: {c['diverged']}/{c['finished']} (Wilson upper {c['divergence_ci95'][1]:.1%})"
             for c in grid["cells"] if c["clipping"] == frontier["clipping"] and low < c["lr"] <= high]
-    return {"task": name, "answers": answers, "paths": paths, "grid_runs": sum(c["runs"] for c in grid["cells"]),
+        if low != high:
+            arm_spec = next(a for a in ARMS if a["method"] == frontier["clip_method"])
+            referees[frontier["clipping"]] = referee(url, {**common, "clipping": [arm_spec]}, name, points, low, high)
+    return {"task": name, "answers": answers, "paths": paths, "referees": referees,
+            "grid_runs": sum(c["runs"] for c in grid["cells"]),
             "search_runs": found["search"]["runs"], "grid_s": grid_s, "search_s": search_s}
+
+
+def referee(url: str, common: dict[str, Any], name: str, points: list[float], low: float,
+            high: float) -> str:
+    """One arm at the grid points in (low, high] and the next above, with `max` seeds each: what a
+    grid with that many seeds answers where the two disagree."""
+    above = [p for p in points if p > high][:1]
+    rates = [p for p in points if low < p <= high] + above
+    summary, seconds = _run(url, {**common, "name": f"bench-referee-{name}", "learning_rates": rates,
+                                  "seeds": ADAPTIVE["max"]})
+    cells = "; ".join(f"{c['lr']:.4g} {c['diverged']}/{c['finished']} (Wilson upper {c['divergence_ci95'][1]:.1%})"
+                      for c in summary["cells"])
+    return (f"{ADAPTIVE['max']} seeds per point: {cells}; answer {summary['frontier'][0]['stable_lr']['value']} "
+            f"({seconds:.0f} s)")
 
 
 def main() -> None:
@@ -117,6 +141,11 @@ def main() -> None:
     for r in results:
         for arm, path in r["paths"].items():
             print(f"- {r['task']}, {arm}: " + "; ".join(path))
+    referees = [(r["task"], arm, text) for r in results for arm, text in r["referees"].items()]
+    if referees:
+        print("\nWhere the answers differ, the same arm at the points between them and the one above:")
+        for task, arm, text in referees:
+            print(f"- {task}, {arm}: {text}")
     if "quadratic" in args.tasks:
         boundary = max(p for p in Search(**TASKS["quadratic"]["search"]).points() if p < 0.02)
         unclipped = next(r for r in results if r["task"] == "quadratic")["answers"]["none"]
