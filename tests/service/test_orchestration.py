@@ -191,10 +191,25 @@ def test_serve_killed_mid_sweep_takes_its_worker_along_and_a_restart_finishes(tm
     assert_finished_once(factory, sweep_id, before)
 
 
-def ray_trial_pids() -> list[int]:
-    """Processes of Ray actors running a trial: Tune wraps a function trainable in ImplicitFunc."""
+def _parent(pid: int) -> int | None:
+    try:  # /proc/PID/stat: "pid (name) state ppid ...", the name possibly holding spaces
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):  # it ended meanwhile
+        return None
+
+
+def ray_trial_pids(root: int) -> list[int]:
+    """Processes of Ray actors running a trial (Tune wraps a function trainable in ImplicitFunc)
+    under `root`: a worker whose local Ray it started, not another test's Ray on this machine."""
     out = subprocess.run(["pgrep", "-f", "^ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in out]
+    pids = []
+    for pid in map(int, out):
+        ancestor: int | None = pid
+        while ancestor not in (None, 0, 1, root):
+            ancestor = _parent(ancestor)
+        if ancestor == root:
+            pids.append(pid)
+    return pids
 
 
 def test_a_killed_ray_actor_is_retried_and_its_finished_runs_are_kept(sqlite_dir) -> None:
@@ -202,10 +217,10 @@ def test_a_killed_ray_actor_is_retried_and_its_finished_runs_are_kept(sqlite_dir
     sweep_id = submit(factory)
     worker = WorkerProcess(data_dir, {})
     try:
-        wait_for(lambda: done_count(factory, sweep_id) >= 4 and ray_trial_pids(), 120,
+        wait_for(lambda: done_count(factory, sweep_id) >= 4 and ray_trial_pids(worker.process.pid), 120,
                  "4 runs done and a trial running", worker.log)
         before = {r.id: r.attempts for r in runs_of(factory, sweep_id) if r.outcome is not None}
-        for pid in ray_trial_pids():
+        for pid in ray_trial_pids(worker.process.pid):
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
     finally:
@@ -216,33 +231,68 @@ def test_a_killed_ray_actor_is_retried_and_its_finished_runs_are_kept(sqlite_dir
     assert sweep_of(factory, sweep_id).claims == 1  # the worker lived: no re-claim, a retry round
 
 
-def postgres_cluster(action: str) -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action], check=True)
+POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) \
+    if Path("/usr/lib/postgresql").is_dir() else None
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not Path("/etc/postgresql").is_dir(),
-                    reason="stopping PostgreSQL needs root and a Debian cluster")
-def test_postgres_stopped_for_seconds_mid_sweep_loses_nothing(pg_url: str, tmp_path: Path) -> None:
-    schema.upgrade(pg_url)
-    engine = make_engine(pg_url)
-    factory = make_session_factory(engine)
-    sweep_id = submit(factory)
-    worker = WorkerProcess(tmp_path, {"CLIPSWEEP_DATABASE_URL": pg_url, "CLIPSWEEP_HEARTBEAT_SECONDS": "0.5"})
+class PrivatePostgres:
+    """A PostgreSQL server of this test's own (initdb in a temp directory, a free port, trust
+    auth), run as the `postgres` user: stopping it stops no other test's database."""
+
+    def __init__(self) -> None:
+        assert POSTGRES_BIN is not None
+        self.dir = Path(tempfile.mkdtemp(prefix="cspg-", dir="/tmp"))
+        shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_postgres("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+
+    def _as_postgres(self, tool: str, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(POSTGRES_BIN / tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def start(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
+                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off")
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(POSTGRES_BIN / "pg_ctl"), "-D",
+                        str(self.dir / "data"), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or POSTGRES_BIN is None or shutil.which("runuser") is None,
+                    reason="a PostgreSQL server of the test's own needs root (to run it as postgres) and its binaries")
+def test_postgres_stopped_for_seconds_mid_sweep_loses_nothing(tmp_path: Path) -> None:
+    server = PrivatePostgres()
+    engine = None
     try:
-        wait_for(lambda: done_count(factory, sweep_id) >= 4, 120, "4 runs done", worker.log)
-        postgres_cluster("stop")
+        schema.upgrade(server.url)
+        engine = make_engine(server.url)
+        factory = make_session_factory(engine)
+        sweep_id = submit(factory)
+        worker = WorkerProcess(tmp_path, {"CLIPSWEEP_DATABASE_URL": server.url, "CLIPSWEEP_HEARTBEAT_SECONDS": "0.5"})
         try:
-            time.sleep(6)  # trials keep reporting into the worker's buffer meanwhile
+            wait_for(lambda: done_count(factory, sweep_id) >= 4, 120, "4 runs done", worker.log)
+            server.stop()
+            try:
+                time.sleep(6)  # trials keep reporting into the worker's buffer meanwhile
+            finally:
+                server.start()
+            wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
         finally:
-            postgres_cluster("start")
-        wait_for(lambda: sweep_of(factory, sweep_id).status == "succeeded", 240, "sweep succeeded", worker.log)
+            worker.stop()
+        runs = assert_finished_once(factory, sweep_id, {})
+        assert all(r.attempts == 1 for r in runs)  # nothing was retrained: the buffer held it all
+        assert "database is unavailable" in worker.log() or "failed; will retry" in worker.log()
     finally:
-        worker.stop()
-        engine.dispose()
-    runs = assert_finished_once(factory, sweep_id, {})
-    assert all(r.attempts == 1 for r in runs)  # nothing was retrained: the buffer held it all
-    assert "database is unavailable" in worker.log() or "failed; will retry" in worker.log()
+        if engine is not None:
+            engine.dispose()
+        server.remove()
 
 
 def test_two_workers_on_postgres_claim_each_sweep_once(pg_url: str, tmp_path: Path) -> None:
