@@ -82,3 +82,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("serve"), env={"CLIPSWEEP_WORKER_POLL_SECONDS": "0.2"})
     yield srv
     srv.stop()
+
+
+# The modules whose tests take longest, most of it waiting on other processes (a minute to turn, a
+# heartbeat to lapse, a killed service to come back).
+LONGEST_FIRST = ("test_scheduler_process.py", "test_orchestration.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Real-process tests first, the longest of them first of all; the order within a module is
+    kept. With two test processes (scripts/test.sh) the long waits then overlap the in-process
+    tests' computing, and the last tests left to share out are short ones, so both processes end
+    together instead of one waiting out a minute-long test alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name not in LONGEST_FIRST))
