@@ -177,6 +177,19 @@ def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(
     assert total_sweeps(api) == before
 
 
+def test_a_search_posted_with_only_its_range_is_stored_with_the_seeds_it_will_use(api: TestClient) -> None:
+    spec = {k: v for k, v in SPEC.items() if k != "seeds"} | {"learning_rates": {"search": {"low": 0.01, "high": 1.0}}}
+    response = api.post("/api/v1/sweeps", json=spec)
+    assert response.status_code == 201, response.text
+    stored = api.get(f"/api/v1/sweeps/{response.json()['id']}").json()["spec"]
+    assert stored["seeds"] == {"adaptive": {"min": 16, "max": 512, "batch": 16, "tolerance": 0.05, "alpha": 0.05,
+                                            "first": 0}}
+    without = api.post("/api/v1/sweeps", json={k: v for k, v in SPEC.items() if k != "seeds"})
+    assert without.status_code == 422
+    assert [e["loc"] for e in without.json()["detail"]] == [["body", "seeds"]]
+    assert total_sweeps(api) == 1
+
+
 def test_every_problem_of_a_spec_is_in_one_answer(api: TestClient) -> None:
     """A missing field and an unknown task and arm, together: not the task only once `seeds` is fixed."""
     spec = {"task": {"name": "addng"}, "learning_rates": [0.1], "clipping": [{"method": "nrm"}]}
