@@ -16,10 +16,11 @@ It is timed apart and counted in neither side. (The seeds are the same numbers e
 first 73 of a point are the grid's own.)
 
 All are submitted to one fresh `clipsweep serve` (embedded worker, SQLite, local Ray), one after
-the other, each timed from its POST to the answer that says it finished; a one-run warm-up sweep
-starts Ray first. It prints both answers, both run counts, both wall times and the ratios. On
-quadratic the boundary is known (plain gradient descent diverges exactly above 2/λmax = 0.02), so
-the unclipped arm's answer must be the largest grid point below it.
+the other, each timed from its creation to its end as the service records them (`created_at`,
+`finished_at`); a one-run warm-up sweep starts Ray first. It prints both answers, both run
+counts, both wall times and the ratios. On quadratic the boundary is known (plain gradient
+descent diverges exactly above 2/λmax = 0.02), so the unclipped arm's answer must be the largest
+grid point below it.
 """
 
 from __future__ import annotations
@@ -65,12 +66,13 @@ def _api(url: str, path: str, body: Any = None) -> Any:
 
 
 def _run(url: str, spec: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    """Submit, wait, and return the summary and the seconds from the POST to the end."""
-    start = time.monotonic()
+    """Submit, wait, and return the summary and the seconds from the sweep's creation to its end
+    by the service's own clock (so the half second this polls at adds nothing to either side)."""
     sweep_id = _api(url, "/api/v1/sweeps", spec)["id"]
     while not (sweep := _api(url, f"/api/v1/sweeps/{sweep_id}"))["finished"]:
         time.sleep(0.5)
-    seconds = time.monotonic() - start
+    seconds = (datetime.datetime.fromisoformat(sweep["finished_at"])
+               - datetime.datetime.fromisoformat(sweep["created_at"])).total_seconds()
     if sweep["status"] != "succeeded":
         sys.exit(f"{spec['name']} ended {sweep['status']}: {sweep['error']}")
     return _api(url, f"/api/v1/sweeps/{sweep_id}/summary?tolerance={TOLERANCE}"), seconds
