@@ -29,7 +29,7 @@ from service.settings import Settings
 from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.planning import TrialPlan, plan_trials
-from service.worker.runner import TrialRunner, trial_slots, waiting_for
+from service.worker.runner import TrialRunner, waiting_for
 
 log = logging.getLogger("clipsweep.worker")
 T = TypeVar("T")
@@ -67,7 +67,6 @@ class _Planner:
         self.lease, self.runner, self.buffer, self.settings = lease, runner, buffer, settings
         self.resources, self.stop = resources, stop
         self.waiting: str | None = None
-        self.slots = 0  # trials the cluster runs at once: asked whenever none is in flight
 
     def __call__(self, in_flight: Collection[Chunk]) -> list[TrialPlan]:
         sweep_id, stop = self.lease.sweep_id, self.stop
@@ -85,15 +84,12 @@ class _Planner:
                 configs = {cell.cell_index: cell.config for cell in sweep_cells(session, sweep_id)}
             if exhausted:
                 log.warning("sweep %s: %d run(s) failed after %d attempts", sweep_id, exhausted, max_attempts)
-            if pending:
-                if not in_flight:  # with trials in flight the cluster can evidently place one
-                    nodes = self.runner.node_resources()
-                    self.waiting = waiting_for(self.resources, nodes)
-                    if self.waiting:
-                        return []
-                    self.slots = trial_slots(self.resources, nodes)
-                trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial,
-                                     free_slots=self.slots - len(in_flight))
+            trials = plan_trials(configs, pending, self.resources.max_seeds_per_trial)
+            if trials:
+                # With trials in flight the cluster can evidently place one.
+                self.waiting = None if in_flight else waiting_for(self.resources, self.runner.node_resources())
+                if self.waiting:
+                    return []
                 log.info("sweep %s: %d runs to train in %d trials", sweep_id, len(pending), len(trials))
                 return trials
             # Every run is in flight or has its outcome: an adaptive sweep may add runs where a

@@ -6,7 +6,6 @@ Ray, so its control flow (cancel, a lost claim, lost infrastructure, retries) is
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Collection, Protocol, Sequence
 
 from service.lifecycle.report import RunReport
@@ -63,15 +62,3 @@ def waiting_for(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> str 
             return f"waiting for resources: needs {need:g} {kind} per trial, the cluster has {total:g}"
     return (f"waiting for resources: needs {needs['CPU']:g} CPU and {needs['GPU']:g} GPU per trial on one "
             f"node, and no node of the cluster has that much")
-
-
-def trial_slots(resources: ResourcesSpec, nodes: list[dict[str, float]]) -> int:
-    """How many of a sweep's trials the cluster runs at once: on each node as many as its CPUs
-    (and GPUs, for a trial that needs one) hold, in all at most `max_concurrent_trials`."""
-    def fits(have: float, need: float) -> int:
-        return math.floor(have / need + 1e-9)  # 1.0 / 0.1 is 9.999…
-
-    total = sum(min([fits(node["CPU"], resources.cpus_per_trial)]
-                    + ([fits(node["GPU"], resources.gpus_per_trial)] if resources.gpus_per_trial else []))
-                for node in nodes)
-    return min(total, resources.max_concurrent_trials or total)

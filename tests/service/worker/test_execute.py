@@ -216,15 +216,6 @@ def test_a_worker_asked_to_stop_gives_the_sweep_back_with_its_attempts(
     assert all(r.outcome is None and r.attempts == 0 for key, r in runs.items() if key[0] > 0)
 
 
-def test_fewer_chunks_than_the_cluster_runs_at_once_are_cut_to_fill_it(session_factory: sessionmaker[Session]) -> None:
-    sweep_id = claimed(session_factory, learning_rates=[0.1], clipping=[{"method": "none"}], seeds=32,
-                       resources={"max_seeds_per_trial": 64})
-    runner = ScriptedRunner(nodes=[{"CPU": 3.0, "GPU": 0.0}, {"CPU": 1.5, "GPU": 0.0}])  # four 1-CPU trials at once
-    execute(session_factory, sweep_id, runner)
-    assert runner.planned == [[(0, list(range(start, start + 8))) for start in range(0, 32, 8)]]
-    assert state(session_factory, sweep_id)[0].status == "succeeded"
-
-
 def test_a_sweep_the_cluster_cannot_place_waits_in_the_queue_saying_why(
         session_factory: sessionmaker[Session]) -> None:
     sweep_id = claimed(session_factory)

@@ -22,7 +22,7 @@ from service.settings import Settings
 from service.spec import ResourcesSpec
 from service.worker.buffer import ResultBuffer
 from service.worker.loop import Worker, lease_for
-from service.worker.runner import trial_slots, waiting_for
+from service.worker.runner import waiting_for
 from service.worker.tune_runner import Searcher, _PlanningSearcher, _translated_ray_errors, is_infrastructure_error
 from tests.factories import make_sweep, report
 from trainers.allocator import allocator_environment
@@ -43,17 +43,6 @@ def test_a_trial_must_fit_on_one_node_not_on_the_sum_of_them() -> None:
     assert waiting_for(needs(3, 0), [{"CPU": 2.0, "GPU": 0.0}]) == \
         "waiting for resources: needs 3 CPU per trial, the cluster has 2"
     assert waiting_for(needs(1, 0), []) == "waiting for resources: needs 1 CPU per trial, the cluster has 0"
-
-
-def test_the_trials_a_cluster_runs_at_once_are_counted_node_by_node() -> None:
-    two_small = [{"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0}]
-    assert trial_slots(needs(1, 0), two_small) == 8
-    assert trial_slots(needs(3, 0), two_small) == 2  # 1 CPU left over on each node holds no trial
-    assert trial_slots(needs(1, 0.25), two_small) == 8  # 4 per GPU, 4 per node's CPUs
-    assert trial_slots(needs(0.5, 1), two_small) == 2  # the GPUs bound it
-    assert trial_slots(needs(0.1, 0), [{"CPU": 1.0, "GPU": 0.0}]) == 10  # not 9 (1.0 / 0.1 in floats)
-    assert trial_slots(ResourcesSpec(max_concurrent_trials=3), two_small) == 3
-    assert trial_slots(needs(2, 2), two_small) == 0 and trial_slots(needs(1, 0), []) == 0
 
 
 def test_lost_infrastructure_is_told_apart_from_the_code_raising() -> None:
