@@ -137,8 +137,8 @@ def main() -> None:
     for r in results:
         for arm, (grid_lr, search_lr, breaks) in r["answers"].items():
             print(f"| {r['task']} | {arm} | {grid_lr} | {search_lr} | {breaks or '-'} | {r['grid_runs']:,} "
-                  f"| {r['search_runs']:,} | {r['grid_runs'] / r['search_runs']:.1f}× | {r['grid_s']:.0f} "
-                  f"| {r['search_s']:.0f} | {r['grid_s'] / r['search_s']:.1f}× |")
+                  f"| {r['search_runs']:,} | {r['grid_runs'] / r['search_runs']:.1f}× | {r['grid_s']:.1f} "
+                  f"| {r['search_s']:.1f} | {r['grid_s'] / r['search_s']:.2f}× |")
     print("\nEach arm's probes in the order they ran (learning rate, diverged/trained, verdict):")
     for r in results:
         for arm, path in r["paths"].items():
