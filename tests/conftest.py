@@ -92,6 +92,6 @@ LONGEST_FIRST = ("test_scheduler_process.py", "test_orchestration.py")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Real-process tests first, the longest of them first of all; the order within a module is
     kept. With two test processes (scripts/test.sh) the long waits then overlap the in-process
-    tests' computing, and the last tests left to share out are short ones, so both processes end
-    together instead of one waiting out a minute-long test alone."""
+    tests' computing. xdist's worksteal gives each process a contiguous half of this order, so a
+    slow test late in the first half can still end the run alone (docs/development.md)."""
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name not in LONGEST_FIRST))

@@ -248,20 +248,19 @@ class PrivatePostgres:
         self._as_postgres("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
         self.start()
 
-    def _as_postgres(self, tool: str, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(POSTGRES_BIN / tool), *args], check=True,
+    def _as_postgres(self, tool: str, *args: str, check: bool = True) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(POSTGRES_BIN / tool), *args], check=check,
                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def start(self) -> None:
         self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
                           f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off")
 
-    def stop(self) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast", check: bool = True) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", mode, "-w", "stop", check=check)
 
     def remove(self) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(POSTGRES_BIN / "pg_ctl"), "-D",
-                        str(self.dir / "data"), "-m", "immediate", "stop"], capture_output=True)
+        self.stop("immediate", check=False)  # it may be stopped already, or never have started
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
