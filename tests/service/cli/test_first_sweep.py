@@ -67,7 +67,12 @@ def test_the_first_sweep_prints_the_readmes_table_and_answers_all_three_question
     # 1 and 2 (how often, does clipping stop it) and the frontier: word for word.
     cut = shown.rsplit("; ", 1)[0]
     assert headline.startswith(cut + "; "), (headline, shown)
-    # 3: how much sooner the clipped arm reaches the target, within what a shifted median allows.
+    # 3: how much sooner the clipped arm reaches the target: the baseline's median steps at its
+    # highest stable lr over the arm's at its own, from this run's table (each median already held
+    # within an evaluation of the README's above, so the ratio may move further than its rounding).
     speedup = re.search(r"; (\d+\.\d)× fewer steps to target\.$", headline)
-    said = re.search(r"; (\d+\.\d)× fewer steps to target\.$", shown)
-    assert speedup and said and abs(float(speedup.group(1)) - float(said.group(1))) <= 0.3, (headline, shown)
+    frontier = re.search(r"highest stable lr (\S+) vs (\S+);", headline)
+    assert speedup and frontier and shown.endswith("fewer steps to target."), (headline, shown)
+    median = {(row[0], row[1]): float(row[7].replace(",", "")) for row in rows if row[7] != "-"}
+    ratio = median[(frontier.group(2), "none")] / median[(frontier.group(1), "norm(max_norm=1.0)")]
+    assert speedup.group(1) == f"{ratio:.1f}", (headline, ratio)
