@@ -86,12 +86,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 # The modules whose tests take longest, most of it waiting on other processes (a minute to turn, a
 # heartbeat to lapse, a killed service to come back).
-LONGEST_FIRST = ("test_scheduler_process.py", "test_orchestration.py")
+WAITING = ("test_orchestration.py", "test_scheduler_process.py")
 
 
+@pytest.hookimpl(trylast=True)  # after `-k` and `-m` have deselected
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Real-process tests first, the longest of them first of all; the order within a module is
-    kept. With two test processes (scripts/test.sh) the long waits then overlap the in-process
-    tests' computing. xdist's worksteal gives each process a contiguous half of this order, so a
-    slow test late in the first half can still end the run alone (docs/development.md)."""
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name not in LONGEST_FIRST))
+    """Two test processes (scripts/test.sh, xdist's worksteal) start on the two halves of this
+    order, and one that runs out takes the back half of the other's queue. So each half starts
+    with real-process tests, the first half with the long waits and the second with the rest,
+    and the in-process tests come after them in both: the waits overlap the other process's
+    computing, and the last tests to be shared out, where the two processes meet, are short. (In
+    one order with every slow test first, the processes met among the CLI's training tests, and
+    one of them ran alone for minutes.) Within a module the order is kept."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    waiting = [item for item in slow if item.path.name in WAITING]
+    other_slow = [item for item in slow if item.path.name not in WAITING]
+    fast = [item for item in items if not item.get_closest_marker("slow")]
+    cut = max(0, len(items) // 2 - len(waiting))
+    items[:] = waiting + fast[:cut] + other_slow + fast[cut:]
