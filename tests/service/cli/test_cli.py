@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from service.spec_rates import Search
 from tests.harness import ROOT, Server, free_port
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,25 @@ def test_the_adding_example_diverges_where_its_header_says(server: Server) -> No
     assert rows[("0.1", "none")] == rows[("0.1", "norm(max_norm=1.0)")] == 0
     # and the answer in a sentence under the table
     assert "norm(max_norm=1.0) cut divergence at lr 0.5 from " in result.stdout
+
+
+def test_the_search_example_finds_what_its_header_says(server: Server) -> None:
+    """examples/frontier-search.yaml: unclipped, the largest grid point below 2/λmax = 0.02;
+    clipped, the top of the range; in the runs its header gives, against a 73-seed grid's."""
+    path = ROOT / "examples" / "frontier-search.yaml"
+    result = clipsweep("submit", str(path), "--wait", server=server.url)
+    assert result.returncode == 0, result.stderr
+    headline = result.stdout.splitlines()[-1]
+    found = re.search(r"highest stable lr (\S+) vs (\S+);", headline)
+    runs = re.search(r"it took ([\d,]+) runs, a grid of the same points ([\d,]+)\.$", headline)
+    assert found and runs, headline
+    points = Search(low=1e-3, high=1.0, ratio=1.25).points()
+    assert found.groups() == (f"{max(points):g}", f"{max(p for p in points if p < 0.02):g}"), headline
+    header = " ".join(line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#"))
+    assert (f"Without clipping it finds {found.group(2)}," in header
+            and f"with norm clipping at 1.0, {found.group(1)}, the top of the range" in header), (headline, header)
+    assert f"It takes {runs.group(1)} runs," in header and "73 seeds each" in header, (headline, header)
+    assert f"takes {runs.group(2)}." in header, (headline, header)
 
 
 def test_a_rejected_spec_prints_each_field_and_exits_non_zero(server: Server, tmp_path: Path) -> None:
